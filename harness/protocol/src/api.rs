@@ -11,6 +11,15 @@ pub enum Task {
     Translate,
 }
 
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Transcribe => "transcribe",
+            Task::Translate => "translate",
+        }
+    }
+}
+
 /// `POST /bots`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateBotRequest {

@@ -1,0 +1,265 @@
+//! `/bots`: start a bot, stop it, reconfigure it, list running containers.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::{
+    AutomaticLeave, BotCommand, BotConfig, ConfigUpdateRequest, CreateBotRequest, MeetingStatus,
+    MessageResponse, RunningBot, RunningBotsResponse,
+};
+use serde_json::{Map, Value, json};
+
+use super::auth::AuthUser;
+use super::extract::{ApiJson, parse_platform};
+use crate::app::AppState;
+use crate::containers::{self, USER_LABEL};
+use crate::db;
+use crate::error::ApiError;
+use crate::stop;
+
+/// `POST /bots`, in production's order of effects: row, `requested` event, container,
+/// fire-and-forget session row, `current_uid`, container id; 201 still `requested`.
+pub async fn create_bot(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(req): ApiJson<CreateBotRequest>,
+) -> Result<Response, ApiError> {
+    req.platform
+        .validate_native_id(&req.native_meeting_id)
+        .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+    let native_id = req.native_meeting_id.as_str();
+
+    // Legacy quirk: only `requested` and `active` block a new bot.
+    if let Some(existing) =
+        db::latest_meeting(&state.pool, user.id, req.platform, native_id).await?
+    {
+        if matches!(
+            existing.known_status(),
+            Some(MeetingStatus::Requested | MeetingStatus::Active)
+        ) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "An active or requested meeting already exists for this platform and meeting ID (meeting {}, status {})",
+                    existing.id, existing.status
+                ),
+            ));
+        }
+    }
+    if db::running_count(&state.pool, user.id).await? >= i64::from(user.max_concurrent_bots) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "User has reached the maximum concurrent bot limit ({}).",
+                user.max_concurrent_bots
+            ),
+        ));
+    }
+
+    let mut data = Map::new();
+    if let Some(passcode) = &req.passcode {
+        data.insert("passcode".into(), json!(passcode));
+    }
+    let meeting = db::insert_meeting(
+        &state.pool,
+        user.id,
+        req.platform,
+        native_id,
+        &Value::Object(data),
+    )
+    .await?;
+    state
+        .publish_status(user.id, req.platform, native_id, MeetingStatus::Requested)
+        .await;
+
+    let connection_id = uuid::Uuid::new_v4().to_string();
+    let name = containers::container_name(meeting.id);
+    let timers = &state.config.timers;
+    let bot_config = BotConfig {
+        meeting_id: meeting.id.into(),
+        platform: req.platform,
+        meeting_url: Some(req.platform.meeting_url(native_id, req.passcode.as_deref())),
+        bot_name: req.bot_name.clone().unwrap_or_else(|| "VexaBot".to_owned()),
+        token: format!("user-{}", user.id),
+        native_meeting_id: native_id.to_owned(),
+        connection_id: connection_id.clone(),
+        language: req.language.clone(),
+        task: req.task.map(|t| t.as_str().to_owned()),
+        redis_url: state.config.bot_redis_url().to_owned(),
+        container_name: name.clone(),
+        automatic_leave: AutomaticLeave {
+            waiting_room_timeout: timers.waiting_room_timeout_ms,
+            no_one_joined_timeout: timers.no_one_joined_timeout_ms,
+            everyone_left_timeout: timers.everyone_left_timeout_ms,
+        },
+        bot_manager_callback_url: state.config.callback_url.clone(),
+    };
+    let env = vec![format!(
+        "BOT_CONFIG={}",
+        serde_json::to_string(&bot_config).expect("BOT_CONFIG serialises")
+    )];
+    let container_id = match state
+        .runtime
+        .start_bot(
+            &name,
+            &state.config.bot_image_name,
+            env,
+            user.id,
+            &state.config.docker_network,
+        )
+        .await
+    {
+        Ok(id) => id,
+        Err(err) => {
+            // Production leaves the row in `error`, outside the status machine: no later
+            // status update of it can succeed.
+            if let Err(db_err) = db::set_raw_status(&state.pool, meeting.id, "error").await {
+                tracing::error!(meeting_id = meeting.id, error = %db_err, "failed to mark the meeting as error");
+            }
+            return Err(ApiError::internal(err));
+        }
+    };
+
+    stop::record_session_later(&state, meeting.id, connection_id.clone());
+    if let Err(err) = state
+        .bus
+        .set_current_uid(
+            req.platform,
+            native_id,
+            &connection_id,
+            timers.current_uid_ttl_s,
+        )
+        .await
+    {
+        tracing::error!(meeting_id = meeting.id, error = %err, "failed to set current_uid");
+    }
+    let meeting = db::set_container_id(&state.pool, meeting.id, &container_id).await?;
+    tracing::info!(meeting_id = meeting.id, %connection_id, container = %name, "bot requested");
+    Ok((StatusCode::CREATED, Json(meeting.to_json())).into_response())
+}
+
+/// `DELETE /bots/{platform}/{native_meeting_id}`: 202 whatever happens next.
+pub async fn stop_bot(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((platform, native_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
+    let platform = parse_platform(&platform)?;
+    let Some(meeting) = db::latest_meeting(&state.pool, user.id, platform, &native_id).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "No meeting found to stop.",
+        ));
+    };
+    let message = stop::request_stop(&state, meeting).await?;
+    Ok((StatusCode::ACCEPTED, Json(MessageResponse { message })))
+}
+
+/// `PUT /bots/{platform}/{native_meeting_id}/config`: routed to `current_uid`, else
+/// the latest session (unlike stop, which takes the earliest).
+pub async fn update_config(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((platform, native_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ConfigUpdateRequest>,
+) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
+    let platform = parse_platform(&platform)?;
+    let Some(meeting) = db::latest_meeting(&state.pool, user.id, platform, &native_id).await?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "No meeting found to reconfigure.",
+        ));
+    };
+    if meeting.known_status() != Some(MeetingStatus::Active) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "Meeting {} is {}, not active; cannot reconfigure.",
+                meeting.id, meeting.status
+            ),
+        ));
+    }
+    let uid = match state.bus.current_uid(platform, &native_id).await {
+        Ok(Some(uid)) => Some(uid),
+        Ok(None) => db::latest_session_uid(&state.pool, meeting.id).await?,
+        Err(err) => {
+            tracing::warn!(meeting_id = meeting.id, error = %err, "current_uid unavailable; using the latest session");
+            db::latest_session_uid(&state.pool, meeting.id).await?
+        }
+    };
+    let Some(uid) = uid else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("No session found for meeting {}.", meeting.id),
+        ));
+    };
+    let command = BotCommand::Reconfigure {
+        uid: uid.clone(),
+        language: req.language,
+        task: req.task.map(|t| t.as_str().to_owned()),
+        meeting_id: None,
+    };
+    state
+        .bus
+        .publish_command(&protocol::bot_commands_channel(&uid), &command)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageResponse {
+            message: "Reconfiguration request accepted and sent to the bot.".into(),
+        }),
+    ))
+}
+
+/// `GET /bots/status`: the runtime's view, not the database's.
+pub async fn running_bots(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<RunningBotsResponse>, ApiError> {
+    let containers = state.runtime.running_for_user(user.id).await?;
+    let ids: Vec<i32> = containers
+        .iter()
+        .filter_map(|c| first_name(c).and_then(|n| containers::meeting_id_from_name(&n)))
+        .filter_map(|id| id.parse().ok())
+        .collect();
+    let meetings = db::meetings_by_ids(&state.pool, &ids).await?;
+    let running_bots = containers
+        .into_iter()
+        .map(|c| {
+            let name = first_name(&c);
+            let meeting_id = name.as_deref().and_then(containers::meeting_id_from_name);
+            let meeting = meeting_id
+                .as_deref()
+                .and_then(|id| id.parse::<i32>().ok())
+                .and_then(|id| meetings.iter().find(|m| m.id == id));
+            let labels = c.labels.clone().unwrap_or_default();
+            RunningBot {
+                container_id: c.id.clone().unwrap_or_default(),
+                container_name: name,
+                platform: meeting.map(|m| m.platform.clone()),
+                native_meeting_id: meeting.map(|m| m.native_id().to_owned()),
+                status: c.status.clone(),
+                created_at: c
+                    .created
+                    .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                    .map(db::rfc3339),
+                labels: labels
+                    .into_iter()
+                    .filter(|(k, _)| k == USER_LABEL || k.starts_with("vexa."))
+                    .collect(),
+                meeting_id_from_name: meeting_id,
+            }
+        })
+        .collect();
+    Ok(Json(RunningBotsResponse { running_bots }))
+}
+
+fn first_name(c: &bollard::models::ContainerSummary) -> Option<String> {
+    c.names
+        .as_ref()
+        .and_then(|names| names.first())
+        .map(|n| n.trim_start_matches('/').to_owned())
+}

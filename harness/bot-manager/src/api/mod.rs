@@ -1,0 +1,45 @@
+//! HTTP routes: the public API (protocol.md section 4) and the internal callbacks
+//! (section 5).
+
+mod auth;
+mod bots;
+mod callbacks;
+mod extract;
+mod meetings;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+
+use crate::app::AppState;
+
+/// Request bodies are small JSON documents; anything larger is refused with 413.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(meetings::health))
+        .route("/bots", post(bots::create_bot))
+        .route("/bots/status", get(bots::running_bots))
+        .route(
+            "/bots/{platform}/{native_meeting_id}",
+            delete(bots::stop_bot),
+        )
+        .route(
+            "/bots/{platform}/{native_meeting_id}/config",
+            put(bots::update_config),
+        )
+        .route("/meetings", get(meetings::list_meetings))
+        .route(
+            "/bots/internal/callback/status_change",
+            post(callbacks::status_change),
+        )
+        .route("/bots/internal/callback/exited", post(callbacks::exited))
+        .route(
+            "/bots/internal/session_start",
+            post(callbacks::session_start),
+        )
+        .fallback(meetings::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

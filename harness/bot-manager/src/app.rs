@@ -1,0 +1,112 @@
+//! The running service: shared state, startup checks, and serving until SIGTERM.
+
+use std::sync::Arc;
+
+use protocol::{MeetingStatus, Platform};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::bus::{Bus, BusError};
+use crate::config::Config;
+use crate::containers::{Runtime, RuntimeError};
+use crate::db::{self, DbError, Meeting};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: PgPool,
+    pub bus: Bus,
+    pub runtime: Runtime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serve HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+impl AppState {
+    /// Publishes a status on the meeting's status channel; failures are only logged, as
+    /// in production.
+    pub async fn publish_status(
+        &self,
+        user_id: i32,
+        platform: Platform,
+        native_id: &str,
+        status: MeetingStatus,
+    ) {
+        if let Err(err) = self
+            .bus
+            .publish_status(user_id, platform, native_id, status)
+            .await
+        {
+            tracing::error!(user_id, %platform, native_id, %status, error = %err, "failed to publish status");
+        }
+    }
+
+    /// Publishes the status a row now holds.
+    pub async fn publish_applied(&self, meeting: &Meeting) {
+        if let (Some(platform), Some(status)) = (meeting.platform(), meeting.known_status()) {
+            self.publish_status(meeting.user_id, platform, meeting.native_id(), status)
+                .await;
+        }
+    }
+}
+
+/// Connects to every dependency, applies the migrations, and serves until SIGTERM or
+/// Ctrl-C. Prints `bot-manager listening on <addr>` once ready.
+pub async fn run(config: Config) -> Result<(), StartupError> {
+    let timeout = config.timers.dependency_timeout();
+    let pool = db::connect(&config.database_url, timeout).await?;
+    db::MIGRATOR.run(&pool).await.map_err(DbError::from)?;
+    let bus = Bus::connect(&config.redis_url, timeout).await?;
+    let runtime = Runtime::connect(config.docker_host.as_deref(), timeout)?;
+    match runtime.api_version().await {
+        Ok(version) => tracing::info!(api_version = %version, "container runtime reachable"),
+        Err(err) => tracing::warn!(error = %err, "container runtime not reachable yet"),
+    }
+
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    let state = AppState {
+        config: Arc::new(config),
+        pool,
+        bus,
+        runtime,
+    };
+    tracing::info!(%addr, profile = %state.config.profile, "bot-manager ready");
+    println!("bot-manager listening on {addr}");
+    axum::serve(listener, crate::api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)?;
+    tracing::info!("bot-manager stopped; scheduled container stops are dropped with it");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+    }
+}

@@ -1,0 +1,133 @@
+//! Settings: production environment names where one exists, plus one flag per timer
+//! of protocol.md section 8 (production values by default, so tests can shrink them).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::profile::Profile;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "bot-manager",
+    version,
+    about = "The reference stop-flow service"
+)]
+pub struct Config {
+    /// Which behaviour to run: `legacy` is the incident's code, bugs included.
+    #[arg(long, env = "BOT_MANAGER_PROFILE", default_value = "legacy")]
+    pub profile: Profile,
+
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "BOT_MANAGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: String,
+
+    /// Docker Engine API endpoint (`unix:///path` or `tcp://host:port`); bollard's default
+    /// socket when unset.
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+
+    #[arg(long, env = "BOT_IMAGE_NAME", default_value = "vexa-bot:latest")]
+    pub bot_image_name: String,
+
+    /// Network the bot containers join (Docker's `HostConfig.NetworkMode`).
+    #[arg(long, env = "DOCKER_NETWORK", default_value = "vexa_default")]
+    pub docker_network: String,
+
+    /// The exit-callback URL written into `BOT_CONFIG.botManagerCallbackUrl`.
+    #[arg(
+        long,
+        env = "BOT_MANAGER_CALLBACK_URL",
+        default_value = "http://bot-manager:8080/bots/internal/callback/exited"
+    )]
+    pub callback_url: String,
+
+    /// The Redis URL handed to bots; the service's own `REDIS_URL` when unset.
+    #[arg(long, env = "BOT_REDIS_URL")]
+    pub bot_redis_url: Option<String>,
+
+    #[command(flatten)]
+    pub timers: Timers,
+}
+
+/// Every timer of the stop flow, in milliseconds unless named otherwise.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Timers {
+    /// A stop this soon after creation of a pre-active meeting takes the fast path.
+    #[arg(long, env = "PRE_ACTIVE_WINDOW_MS", default_value_t = 5_000)]
+    pub pre_active_window_ms: u64,
+
+    /// Delay before the container stop that DELETE schedules.
+    #[arg(long, env = "DELAYED_STOP_MS", default_value_t = 30_000)]
+    pub delayed_stop_ms: u64,
+
+    /// `docker stop` grace (`t`), in whole seconds: SIGTERM, then SIGKILL.
+    #[arg(long, env = "STOP_GRACE_S", default_value_t = 10)]
+    pub stop_grace_s: u32,
+
+    /// Delay before stopping the container after an exit callback with a non-zero code.
+    #[arg(long, env = "EXITED_FAILURE_STOP_MS", default_value_t = 10_000)]
+    pub exited_failure_stop_ms: u64,
+
+    /// TTL of `bm:meeting:{platform}:{native}:current_uid`, in seconds.
+    #[arg(long, env = "CURRENT_UID_TTL_S", default_value_t = 86_400)]
+    pub current_uid_ttl_s: u64,
+
+    /// Lag of the fire-and-forget write of the connectionId session row (a fault knob;
+    /// production has no deliberate lag).
+    #[arg(long, env = "SESSION_RECORD_DELAY_MS", default_value_t = 0)]
+    pub session_record_delay_ms: u64,
+
+    #[arg(long, env = "WAITING_ROOM_TIMEOUT_MS", default_value_t = 300_000)]
+    pub waiting_room_timeout_ms: u64,
+
+    #[arg(long, env = "NO_ONE_JOINED_TIMEOUT_MS", default_value_t = 120_000)]
+    pub no_one_joined_timeout_ms: u64,
+
+    #[arg(long, env = "EVERYONE_LEFT_TIMEOUT_MS", default_value_t = 60_000)]
+    pub everyone_left_timeout_ms: u64,
+
+    /// Grace after a forced stop before finalizing (fixed profile).
+    #[arg(long, env = "FINALIZER_GRACE_MS", default_value_t = 1_000)]
+    pub finalizer_grace_ms: u64,
+
+    /// Reconcile sweep interval (fixed profile).
+    #[arg(long, env = "RECONCILE_INTERVAL_MS", default_value_t = 300_000)]
+    pub reconcile_interval_ms: u64,
+
+    /// Bound on each call to Postgres, Redis and the runtime, so a hung dependency
+    /// turns into an error instead of a hung request.
+    #[arg(long, env = "DEPENDENCY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub dependency_timeout_ms: u64,
+}
+
+impl Timers {
+    pub fn pre_active_window(&self) -> Duration {
+        Duration::from_millis(self.pre_active_window_ms)
+    }
+    pub fn delayed_stop(&self) -> Duration {
+        Duration::from_millis(self.delayed_stop_ms)
+    }
+    pub fn exited_failure_stop(&self) -> Duration {
+        Duration::from_millis(self.exited_failure_stop_ms)
+    }
+    pub fn session_record_delay(&self) -> Duration {
+        Duration::from_millis(self.session_record_delay_ms)
+    }
+    pub fn dependency_timeout(&self) -> Duration {
+        Duration::from_millis(self.dependency_timeout_ms)
+    }
+}
+
+impl Config {
+    pub fn bot_redis_url(&self) -> &str {
+        self.bot_redis_url.as_deref().unwrap_or(&self.redis_url)
+    }
+}

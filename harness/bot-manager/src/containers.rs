@@ -1,0 +1,204 @@
+//! The container runtime, through the Docker Engine API (bollard), used exactly as the
+//! production service uses it (protocol.md section 7).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("connect to the container runtime at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: DockerError,
+    },
+    #[error("{action} container {target}: {source}")]
+    Call {
+        action: &'static str,
+        target: String,
+        #[source]
+        source: DockerError,
+    },
+}
+
+/// How a stop call ended. 304 (already stopped) and 404 (gone) count as success, as in
+/// production, which is also why a 404 from a confused runtime is taken as "gone".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    Stopped,
+    AlreadyStopped,
+    NotFound,
+}
+
+#[derive(Clone)]
+pub struct Runtime {
+    docker: Docker,
+}
+
+pub const USER_LABEL: &str = "vexa.user_id";
+
+impl Runtime {
+    pub fn connect(docker_host: Option<&str>, timeout: Duration) -> Result<Self, RuntimeError> {
+        let endpoint = docker_host
+            .unwrap_or("unix:///var/run/docker.sock")
+            .to_owned();
+        let connect_err = |source| RuntimeError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let timeout_s = timeout.as_secs().max(1);
+        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout_s, bollard::API_DEFAULT_VERSION)
+        } else if let Some(addr) = endpoint.strip_prefix("tcp://") {
+            Docker::connect_with_http(
+                &format!("http://{addr}"),
+                timeout_s,
+                bollard::API_DEFAULT_VERSION,
+            )
+        } else if endpoint.starts_with("http://") {
+            Docker::connect_with_http(&endpoint, timeout_s, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_unix(&endpoint, timeout_s, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(connect_err)?;
+        Ok(Runtime { docker })
+    }
+
+    /// `GET /version`, read for `ApiVersion` only.
+    pub async fn api_version(&self) -> Result<String, RuntimeError> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|source| RuntimeError::Call {
+                action: "query the version of",
+                target: "runtime".into(),
+                source,
+            })?;
+        Ok(version.api_version.unwrap_or_default())
+    }
+
+    /// Creates and starts a bot container; answers its id.
+    pub async fn start_bot(
+        &self,
+        name: &str,
+        image: &str,
+        env: Vec<String>,
+        user_id: i32,
+        network: &str,
+    ) -> Result<String, RuntimeError> {
+        let labels = HashMap::from([(USER_LABEL.to_owned(), user_id.to_string())]);
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            env: Some(env),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                auto_remove: Some(true),
+                network_mode: Some(network.to_owned()),
+                binds: Some(vec!["/var/run/docker.sock:/var/run/docker.sock".to_owned()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|source| RuntimeError::Call {
+                action: "create",
+                target: name.to_owned(),
+                source,
+            })?;
+        self.docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(|source| RuntimeError::Call {
+                action: "start",
+                target: name.to_owned(),
+                source,
+            })?;
+        Ok(created.id)
+    }
+
+    /// `docker stop -t grace`: SIGTERM, then SIGKILL after the grace.
+    pub async fn stop(&self, container: &str, grace_s: u32) -> Result<StopOutcome, RuntimeError> {
+        let options = StopContainerOptionsBuilder::new().t(grace_s as i32).build();
+        match self.docker.stop_container(container, Some(options)).await {
+            Ok(()) => Ok(StopOutcome::Stopped),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(StopOutcome::AlreadyStopped),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(StopOutcome::NotFound),
+            Err(source) => Err(RuntimeError::Call {
+                action: "stop",
+                target: container.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The user's running containers, filtered by the runtime.
+    pub async fn running_for_user(
+        &self,
+        user_id: i32,
+    ) -> Result<Vec<ContainerSummary>, RuntimeError> {
+        let filters = HashMap::from([
+            ("label", vec![format!("{USER_LABEL}={user_id}")]),
+            ("status", vec!["running".to_owned()]),
+        ]);
+        let options = ListContainersOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| RuntimeError::Call {
+                action: "list",
+                target: format!("of user {user_id}"),
+                source,
+            })
+    }
+}
+
+/// `vexa-bot-{meeting_id}-{hex8}`.
+pub fn container_name(meeting_id: i32) -> String {
+    let suffix: u32 = rand::random();
+    format!("vexa-bot-{meeting_id}-{suffix:08x}")
+}
+
+/// The meeting id encoded in a container name, if it is one of ours.
+pub fn meeting_id_from_name(name: &str) -> Option<String> {
+    let rest = name.trim_start_matches('/').strip_prefix("vexa-bot-")?;
+    let (id, _suffix) = rest.rsplit_once('-')?;
+    id.parse::<i64>().ok().map(|_| id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_name_round_trips_meeting_id() {
+        let name = container_name(42);
+        assert!(name.starts_with("vexa-bot-42-"));
+        assert_eq!(meeting_id_from_name(&name).as_deref(), Some("42"));
+        assert_eq!(
+            meeting_id_from_name(&format!("/{name}")).as_deref(),
+            Some("42")
+        );
+        assert_eq!(meeting_id_from_name("postgres"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! Rows and queries. Plain runtime queries: the schema lives in `fixtures/migrations`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use protocol::{MeetingJson, MeetingStatus, Platform};
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, FromRow, PgConnection};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../fixtures/migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("connect to Postgres: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("query Postgres: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+pub async fn connect(url: &str, timeout: std::time::Duration) -> Result<PgPool, DbError> {
+    PgPoolOptions::new()
+        .max_connections(32)
+        .acquire_timeout(timeout)
+        .connect(url)
+        .await
+        .map_err(DbError::Connect)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct User {
+    pub id: i32,
+    pub max_concurrent_bots: i32,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Meeting {
+    pub id: i32,
+    pub user_id: i32,
+    pub platform: String,
+    pub platform_specific_id: Option<String>,
+    pub status: String,
+    pub bot_container_id: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const MEETING_COLUMNS: &str = "id, user_id, platform, platform_specific_id, status, \
+    bot_container_id, start_time, end_time, data, created_at, updated_at";
+
+impl Meeting {
+    /// `None` for a value outside the status machine (production rows can hold `error`).
+    pub fn known_status(&self) -> Option<MeetingStatus> {
+        self.status.parse().ok()
+    }
+
+    pub fn platform(&self) -> Option<Platform> {
+        self.platform.parse().ok()
+    }
+
+    pub fn native_id(&self) -> &str {
+        self.platform_specific_id.as_deref().unwrap_or("")
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.data.get("stop_requested").and_then(Value::as_bool) == Some(true)
+    }
+
+    pub fn to_json(&self) -> MeetingJson {
+        let platform = self.platform().unwrap_or(Platform::GoogleMeet);
+        let passcode = self.data.get("passcode").and_then(Value::as_str);
+        MeetingJson {
+            id: self.id.into(),
+            user_id: self.user_id.into(),
+            platform,
+            native_meeting_id: self.native_id().to_owned(),
+            constructed_meeting_url: Some(platform.meeting_url(self.native_id(), passcode)),
+            status: self.status.clone(),
+            bot_container_id: self.bot_container_id.clone(),
+            start_time: self.start_time.map(rfc3339),
+            end_time: self.end_time.map(rfc3339),
+            data: self.data.clone(),
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        }
+    }
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub async fn user_by_token(pool: &PgPool, token: &str) -> Result<Option<User>, DbError> {
+    Ok(sqlx::query_as::<_, User>(
+        "SELECT u.id, u.max_concurrent_bots FROM users u \
+         JOIN api_tokens t ON t.user_id = u.id WHERE t.token = $1",
+    )
+    .bind(token)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The latest row for a meeting key, whatever its status.
+pub async fn latest_meeting(
+    pool: &PgPool,
+    user_id: i32,
+    platform: Platform,
+    native_id: &str,
+) -> Result<Option<Meeting>, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings \
+         WHERE user_id = $1 AND platform = $2 AND platform_specific_id = $3 \
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    )))
+    .bind(user_id)
+    .bind(platform.as_str())
+    .bind(native_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn meeting_by_id(
+    conn: &mut PgConnection,
+    id: i32,
+    for_update: bool,
+) -> Result<Option<Meeting>, DbError> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings WHERE id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn meetings_of_user(pool: &PgPool, user_id: i32) -> Result<Vec<Meeting>, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+    )))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn meetings_by_ids(pool: &PgPool, ids: &[i32]) -> Result<Vec<Meeting>, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings WHERE id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The meeting a session uid belongs to: how callbacks find their meeting.
+pub async fn meeting_by_session_uid(
+    pool: &PgPool,
+    session_uid: &str,
+) -> Result<Option<Meeting>, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings WHERE id = \
+         (SELECT meeting_id FROM meeting_sessions WHERE session_uid = $1 \
+          ORDER BY session_start_time DESC LIMIT 1)"
+    )))
+    .bind(session_uid)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn running_count(pool: &PgPool, user_id: i32) -> Result<i64, DbError> {
+    let running: Vec<&str> = protocol::MeetingStatus::ALL
+        .into_iter()
+        .filter(|s| s.counts_as_running())
+        .map(|s| s.as_str())
+        .collect();
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM meetings WHERE user_id = $1 AND status = ANY($2)")
+            .bind(user_id)
+            .bind(&running)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub async fn insert_meeting(
+    pool: &PgPool,
+    user_id: i32,
+    platform: Platform,
+    native_id: &str,
+    data: &Value,
+) -> Result<Meeting, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "INSERT INTO meetings (user_id, platform, platform_specific_id, status, data) \
+         VALUES ($1, $2, $3, 'requested', $4) RETURNING {MEETING_COLUMNS}"
+    )))
+    .bind(user_id)
+    .bind(platform.as_str())
+    .bind(native_id)
+    .bind(data)
+    .fetch_one(pool)
+    .await?)
+}
+
+pub async fn set_container_id(
+    pool: &PgPool,
+    id: i32,
+    container_id: &str,
+) -> Result<Meeting, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "UPDATE meetings SET bot_container_id = $2, updated_at = now() WHERE id = $1 \
+         RETURNING {MEETING_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(container_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Writes a raw status outside the status machine, as production does with `error`
+/// after a failed container start.
+pub async fn set_raw_status(pool: &PgPool, id: i32, status: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE meetings SET status = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_data_flag(pool: &PgPool, id: i32, key: &str, value: Value) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE meetings SET data = jsonb_set(data, ARRAY[$2], $3, true), updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(key)
+    .bind(value)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a session row; a repeated (meeting, uid) is ignored.
+pub async fn insert_session(
+    pool: &PgPool,
+    meeting_id: i32,
+    session_uid: &str,
+    start: Option<DateTime<Utc>>,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO meeting_sessions (meeting_id, session_uid, session_start_time) \
+         VALUES ($1, $2, COALESCE($3, now())) ON CONFLICT (meeting_id, session_uid) DO NOTHING",
+    )
+    .bind(meeting_id)
+    .bind(session_uid)
+    .bind(start)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Legacy's leave target: the session with the earliest `session_start_time`.
+pub async fn earliest_session_uid(
+    pool: &PgPool,
+    meeting_id: i32,
+) -> Result<Option<String>, DbError> {
+    session_uid_ordered(pool, meeting_id, "ASC").await
+}
+
+/// `update_bot_config`'s fallback target: the latest session.
+pub async fn latest_session_uid(pool: &PgPool, meeting_id: i32) -> Result<Option<String>, DbError> {
+    session_uid_ordered(pool, meeting_id, "DESC").await
+}
+
+async fn session_uid_ordered(
+    pool: &PgPool,
+    meeting_id: i32,
+    order: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT session_uid FROM meeting_sessions WHERE meeting_id = $1 \
+         ORDER BY session_start_time {order}, id {order} LIMIT 1"
+    )))
+    .bind(meeting_id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn meeting_exists(pool: &PgPool, id: i32) -> Result<bool, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM meetings WHERE id = $1)")
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+    )
+}

@@ -1,0 +1,221 @@
+//! Applying a status change: validate it against the status machine, append it to the
+//! `status_transition` audit list, set the fields that go with it, and commit.
+
+use chrono::Utc;
+use protocol::{CompletionReason, FailureStage, MeetingStatus};
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+
+use crate::db::{self, DbError, Meeting};
+
+/// What a transition records beside the new status.
+#[derive(Debug, Clone, Default)]
+pub struct TransitionDetails {
+    /// Who caused it, recorded in the audit list (`bot_callback`, `exit_callback`,
+    /// `stop_request`, ...).
+    pub source: &'static str,
+    pub reason: Option<String>,
+    pub completion_reason: Option<CompletionReason>,
+    pub failure_stage: Option<FailureStage>,
+    pub error_details: Option<Value>,
+    pub exit_code: Option<i32>,
+    /// `active` overwrites `bot_container_id` with what the bot reports (its name).
+    pub container_id: Option<String>,
+}
+
+/// The outcome of an attempted status change.
+#[derive(Debug)]
+pub enum Applied {
+    Changed(Meeting),
+    /// Not allowed by the status machine (or the row holds a status outside it); the
+    /// row is untouched. Carries the row as read.
+    Rejected(Meeting),
+    Missing,
+}
+
+/// Legacy semantics: read the row, validate, write, with no row lock, so two callbacks
+/// can interleave and the later write wins (its audit list lacks the other's entry).
+pub async fn update_meeting_status(
+    pool: &PgPool,
+    meeting_id: i32,
+    to: MeetingStatus,
+    details: TransitionDetails,
+) -> Result<Applied, DbError> {
+    let mut conn = pool.acquire().await?;
+    let Some(meeting) = db::meeting_by_id(&mut conn, meeting_id, false).await? else {
+        return Ok(Applied::Missing);
+    };
+    let Some(from) = meeting.known_status() else {
+        tracing::warn!(meeting_id, status = %meeting.status, %to, "status outside the status machine; transition rejected");
+        return Ok(Applied::Rejected(meeting));
+    };
+    if !from.can_transition_to(to) {
+        tracing::warn!(meeting_id, %from, %to, "illegal transition rejected");
+        return Ok(Applied::Rejected(meeting));
+    }
+
+    let now = Utc::now();
+    let data = next_data(&meeting.data, from, to, &details, &db::rfc3339(now));
+    let start_time = if to == MeetingStatus::Active {
+        Some(now)
+    } else {
+        meeting.start_time
+    };
+    let end_time = if to.is_terminal() {
+        Some(now)
+    } else {
+        meeting.end_time
+    };
+    let container_id = details
+        .container_id
+        .clone()
+        .or(meeting.bot_container_id.clone());
+
+    let updated = sqlx::query_as::<_, Meeting>(
+        "UPDATE meetings SET status = $2, data = $3, start_time = $4, end_time = $5, \
+         bot_container_id = $6, updated_at = now() WHERE id = $1 \
+         RETURNING id, user_id, platform, platform_specific_id, status, bot_container_id, \
+         start_time, end_time, data, created_at, updated_at",
+    )
+    .bind(meeting_id)
+    .bind(to.as_str())
+    .bind(&data)
+    .bind(start_time)
+    .bind(end_time)
+    .bind(container_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    tracing::info!(meeting_id, %from, %to, source = details.source, "status changed");
+    Ok(Applied::Changed(updated))
+}
+
+fn next_data(
+    data: &Value,
+    from: MeetingStatus,
+    to: MeetingStatus,
+    details: &TransitionDetails,
+    timestamp: &str,
+) -> Value {
+    let mut data = match data {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    let mut entry = Map::new();
+    entry.insert("from".into(), json!(from));
+    entry.insert("to".into(), json!(to));
+    entry.insert("timestamp".into(), json!(timestamp));
+    entry.insert("source".into(), json!(details.source));
+    if let Some(reason) = &details.reason {
+        entry.insert("reason".into(), json!(reason));
+    }
+    if let Some(exit_code) = details.exit_code {
+        entry.insert("exit_code".into(), json!(exit_code));
+    }
+    match to {
+        MeetingStatus::Completed => {
+            if let Some(reason) = details.completion_reason {
+                entry.insert("completion_reason".into(), json!(reason));
+                data.insert("completion_reason".into(), json!(reason));
+            }
+        }
+        MeetingStatus::Failed => {
+            if let Some(stage) = details.failure_stage {
+                entry.insert("failure_stage".into(), json!(stage));
+                data.insert("failure_stage".into(), json!(stage));
+            }
+            if let Some(err) = &details.error_details {
+                data.insert("error_details".into(), err.clone());
+            }
+            data.insert(
+                "last_error".into(),
+                json!({
+                    "exit_code": details.exit_code,
+                    "reason": details.reason,
+                    "timestamp": timestamp,
+                    "error_details": details.error_details,
+                }),
+            );
+        }
+        _ => {}
+    }
+    let transitions = data
+        .entry("status_transition")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !transitions.is_array() {
+        *transitions = Value::Array(Vec::new());
+    }
+    if let Value::Array(list) = transitions {
+        list.push(Value::Object(entry));
+    }
+    Value::Object(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_list_is_appended_not_replaced() {
+        let details = TransitionDetails {
+            source: "bot_callback",
+            ..Default::default()
+        };
+        let first = next_data(
+            &json!({}),
+            MeetingStatus::Requested,
+            MeetingStatus::Joining,
+            &details,
+            "t1",
+        );
+        let second = next_data(
+            &first,
+            MeetingStatus::Joining,
+            MeetingStatus::AwaitingAdmission,
+            &details,
+            "t2",
+        );
+        let list = second["status_transition"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["to"], "joining");
+        assert_eq!(list[1]["from"], "joining");
+    }
+
+    #[test]
+    fn completed_records_its_reason_in_data_and_audit() {
+        let details = TransitionDetails {
+            source: "bot_callback",
+            completion_reason: Some(CompletionReason::Stopped),
+            ..Default::default()
+        };
+        let data = next_data(
+            &json!({"passcode": "x"}),
+            MeetingStatus::Active,
+            MeetingStatus::Completed,
+            &details,
+            "t",
+        );
+        assert_eq!(data["completion_reason"], "stopped");
+        assert_eq!(data["status_transition"][0]["completion_reason"], "stopped");
+        assert_eq!(data["passcode"], "x");
+    }
+
+    #[test]
+    fn failed_records_last_error() {
+        let details = TransitionDetails {
+            source: "exit_callback",
+            failure_stage: Some(FailureStage::Active),
+            exit_code: Some(2),
+            reason: Some("crash".into()),
+            ..Default::default()
+        };
+        let data = next_data(
+            &json!({}),
+            MeetingStatus::Active,
+            MeetingStatus::Failed,
+            &details,
+            "t",
+        );
+        assert_eq!(data["last_error"]["exit_code"], 2);
+        assert_eq!(data["failure_stage"], "active");
+    }
+}
