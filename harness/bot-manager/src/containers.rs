@@ -85,8 +85,8 @@ impl Runtime {
         Ok(version.api_version.unwrap_or_default())
     }
 
-    /// Creates and starts a bot container; answers its id.
-    pub async fn start_bot(
+    /// Creates a bot container (not started yet); answers its id.
+    pub async fn create_bot(
         &self,
         name: &str,
         image: &str,
@@ -117,18 +117,21 @@ impl Runtime {
                 target: name.to_owned(),
                 source,
             })?;
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), RuntimeError> {
         self.docker
             .start_container(
-                &created.id,
+                container,
                 None::<bollard::query_parameters::StartContainerOptions>,
             )
             .await
             .map_err(|source| RuntimeError::Call {
                 action: "start",
-                target: name.to_owned(),
+                target: container.to_owned(),
                 source,
-            })?;
-        Ok(created.id)
+            })
     }
 
     /// `docker stop -t grace`: SIGTERM, then SIGKILL after the grace.

@@ -120,14 +120,20 @@ pub fn schedule_container_stop(
     });
 }
 
-/// The fire-and-forget write of the connectionId session row: it may lag or fail.
-pub fn record_session_later(state: &AppState, meeting_id: i32, connection_id: String) {
+/// The fire-and-forget write of the connectionId session row: errors are only logged,
+/// and with `session_record_delay` it lags in the background, as it may in production.
+pub async fn record_session(state: &AppState, meeting_id: i32, connection_id: String) {
     let pool = state.pool.clone();
     let delay = state.config.timers.session_record_delay();
-    tokio::spawn(async move {
+    let write = async move {
         tokio::time::sleep(delay).await;
         if let Err(err) = db::insert_session(&pool, meeting_id, &connection_id, None).await {
             tracing::error!(meeting_id, %connection_id, error = %err, "failed to record the bot's session");
         }
-    });
+    };
+    if delay.is_zero() {
+        write.await;
+    } else {
+        tokio::spawn(write);
+    }
 }

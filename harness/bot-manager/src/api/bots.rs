@@ -99,17 +99,24 @@ pub async fn create_bot(
         "BOT_CONFIG={}",
         serde_json::to_string(&bot_config).expect("BOT_CONFIG serialises")
     )];
-    let container_id = match state
-        .runtime
-        .start_bot(
-            &name,
-            &state.config.bot_image_name,
-            env,
-            user.id,
-            &state.config.docker_network,
-        )
-        .await
-    {
+    let runtime = &state.runtime;
+    let started = async {
+        let id = runtime
+            .create_bot(
+                &name,
+                &state.config.bot_image_name,
+                env,
+                user.id,
+                &state.config.docker_network,
+            )
+            .await?;
+        // Recorded between create and start so that, without an injected lag, the row
+        // exists before the bot's first callback looks it up.
+        stop::record_session(&state, meeting.id, connection_id.clone()).await;
+        runtime.start(&id).await?;
+        Ok::<_, crate::containers::RuntimeError>(id)
+    };
+    let container_id = match started.await {
         Ok(id) => id,
         Err(err) => {
             // Production leaves the row in `error`, outside the status machine: no later
@@ -121,7 +128,6 @@ pub async fn create_bot(
         }
     };
 
-    stop::record_session_later(&state, meeting.id, connection_id.clone());
     if let Err(err) = state
         .bus
         .set_current_uid(

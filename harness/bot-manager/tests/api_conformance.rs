@@ -1,0 +1,353 @@
+//! The service answers as protocol.md sections 4 and 5 say, codes and bodies included.
+
+mod support;
+
+use protocol::{CreateBotRequest, Platform};
+use rstest::rstest;
+use serde_json::{Value, json};
+use support::stack::{DEV_TOKEN, LIMITED_TOKEN, unique_meet_id};
+use support::{Stack, StackOptions};
+
+/// A meeting whose bot dies before its first callback, so the test drives the
+/// callbacks itself with the bot's real connectionId.
+async fn silent_meeting(stack: &Stack) -> (i64, String, String) {
+    let native = unique_meet_id();
+    stack
+        .bot_behaviour(&native, &[("MOCK_BOT_CRASH", "joining:3")])
+        .await;
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    let uid = stack.connection_id(meeting.id).await;
+    assert_eq!(stack.wait_container_exit(meeting.id).await, 3);
+    stack.wait_session(meeting.id, &uid).await;
+    (meeting.id, uid, native)
+}
+
+async fn status_change(stack: &Stack, uid: &str, status: &str) -> (u16, Value) {
+    stack
+        .post_json(
+            "/bots/internal/callback/status_change",
+            &json!({"connection_id": uid, "status": status, "container_id": "c"}),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_unknown_api_key_is_forbidden() {
+    let stack = Stack::start().await;
+    let resp = stack.http.get(stack.url("/meetings")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let (status, _) = stack
+        .post_bot_as(
+            "not-a-token",
+            &CreateBotRequest::new(Platform::GoogleMeet, "abc-defg-hij"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let resp = stack
+        .http
+        .delete(stack.url("/bots/google_meet/abc-defg-hij"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+}
+
+#[rstest]
+#[case(json!({"platform": "google_meet", "native_meeting_id": "abc-defg-hi"}))]
+#[case(json!({"platform": "teams", "native_meeting_id": "123456789"}))]
+#[case(json!({"platform": "zoom", "native_meeting_id": "123456789012"}))]
+#[case(json!({"platform": "webex", "native_meeting_id": "123456789"}))]
+#[case(json!({"platform": "zoom"}))]
+#[case(json!({"platform": "zoom", "native_meeting_id": "123456789", "task": "summarise"}))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_create_request_is_unprocessable_and_writes_nothing(#[case] body: Value) {
+    let stack = Stack::start().await;
+    let resp = stack
+        .http
+        .post(stack.url("/bots"))
+        .header("X-API-Key", DEV_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let detail: Value = resp.json().await.unwrap();
+    assert!(
+        detail["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{detail}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    assert!(stack.runtime_containers().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syntactically_broken_and_oversized_bodies_are_refused() {
+    let stack = Stack::start().await;
+    let resp = stack
+        .http
+        .post(stack.url("/bots"))
+        .header("X-API-Key", DEV_TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"platform\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let resp = stack
+        .http
+        .post(stack.url("/bots/internal/callback/status_change"))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"connection_id\": \"{}\"}}",
+            "x".repeat(200_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_post_while_active_conflicts() {
+    let stack = Stack::start().await;
+    let native = unique_meet_id();
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    stack.wait_status(meeting.id, "active").await;
+    let (status, body) = stack.post_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bot_limit_is_forbidden() {
+    let stack = Stack::start().await;
+    let first = CreateBotRequest::new(Platform::GoogleMeet, unique_meet_id());
+    let (status, body) = stack.post_bot_as(LIMITED_TOKEN, &first).await;
+    assert_eq!(status, 201, "{body}");
+    let second = CreateBotRequest::new(Platform::GoogleMeet, unique_meet_id());
+    let (status, body) = stack.post_bot_as(LIMITED_TOKEN, &second).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("maximum concurrent bot limit")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_of_unknown_meeting_is_not_found() {
+    let stack = Stack::start().await;
+    let (status, body) = stack
+        .delete_bot(Platform::GoogleMeet, &unique_meet_id())
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["detail"], "No meeting found to stop.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_inside_pre_active_window_finalizes_immediately() {
+    let stack = Stack::start_with(StackOptions {
+        pre_active_window_ms: 600_000,
+        ..StackOptions::default()
+    })
+    .await;
+    let native = unique_meet_id();
+    // The bot idles after `joining`, so the stop lands while the row is pre-active.
+    stack
+        .bot_behaviour(&native, &[("MOCK_BOT_JOIN_DELAY_MS", "600000")])
+        .await;
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["message"],
+        "Stop request accepted; meeting finalized immediately (pre-active)."
+    );
+    let row = stack.meeting_row(meeting.id).await;
+    assert_eq!(row.status, "completed");
+    assert_eq!(row.data["stop_requested"], true);
+    assert_eq!(row.data["completion_reason"], "stopped");
+    assert_eq!(stack.wait_container_exit(meeting.id).await, 137);
+    let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (202, Some("Meeting already completed."))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn illegal_transitions_answer_as_production_and_leave_row_untouched() {
+    let stack = Stack::start().await;
+    let (id, uid, _) = silent_meeting(&stack).await;
+
+    // `active` from `joining`: answered with the unchanged status.
+    let (code, body) = status_change(&stack, &uid, "active").await;
+    assert_eq!(
+        (code, body),
+        (200, json!({"status": "joining", "meeting_id": id}))
+    );
+    assert_eq!(stack.meeting_row(id).await.transitions().len(), 1);
+
+    let failed = json!({"status": "error", "detail": "Failed to update meeting status"});
+    let (code, body) = status_change(&stack, &uid, "joining").await;
+    assert_eq!((code, &body), (200, &failed));
+    let (_, body) = status_change(&stack, &uid, "awaiting_admission").await;
+    assert_eq!(body["status"], "awaiting_admission");
+    // A repeated awaiting_admission is an illegal self-transition.
+    let (code, body) = status_change(&stack, &uid, "awaiting_admission").await;
+    assert_eq!((code, &body), (200, &failed));
+    assert_eq!(stack.meeting_row(id).await.transitions().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_terminal_callback_is_rejected_without_a_second_transition() {
+    let stack = Stack::start().await;
+    let (id, uid, _) = silent_meeting(&stack).await;
+    for status in ["awaiting_admission", "active"] {
+        status_change(&stack, &uid, status).await;
+    }
+    let completed = json!({"connection_id": uid, "status": "completed", "completion_reason": "stopped", "exit_code": 0});
+    let (_, body) = stack
+        .post_json("/bots/internal/callback/status_change", &completed)
+        .await;
+    assert_eq!(body, json!({"status": "completed", "meeting_id": id}));
+    let (_, body) = stack
+        .post_json("/bots/internal/callback/status_change", &completed)
+        .await;
+    assert_eq!(body, json!({"status": "completed", "meeting_id": id}));
+    let (_, body) = stack
+        .post_json(
+            "/bots/internal/callback/exited",
+            &json!({"connection_id": uid, "exit_code": 0, "reason": "self_initiated_leave"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"status": "error", "detail": "Failed to update meeting status"})
+    );
+    let row = stack.meeting_row(id).await;
+    let terminals = row
+        .transitions()
+        .iter()
+        .filter(|(_, to)| to == "completed")
+        .count();
+    assert_eq!(terminals, 1, "{:?}", row.transitions());
+}
+
+#[rstest]
+#[case(json!({"status": "stopping"}))]
+#[case(json!({"status": "completed", "completion_reason": "removed_by_admin"}))]
+#[case(json!({"status": "failed", "failure_stage": "leaving"}))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_enum_value_in_callback_is_unprocessable(#[case] mut body: Value) {
+    let stack = Stack::start().await;
+    let (id, uid, _) = silent_meeting(&stack).await;
+    body["connection_id"] = json!(uid);
+    let (code, _) = stack
+        .post_json("/bots/internal/callback/status_change", &body)
+        .await;
+    assert_eq!(code, 422);
+    let row = stack.meeting_row(id).await;
+    assert_eq!(row.status, "joining");
+    assert_eq!(row.transitions().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_for_unknown_connection_id_answers_error() {
+    let stack = Stack::start().await;
+    let (code, body) = status_change(&stack, "no-such-uid", "active").await;
+    assert_eq!(code, 200);
+    assert_eq!(body["status"], "error");
+    let (code, body) = stack
+        .post_json(
+            "/bots/internal/callback/exited",
+            &json!({"connection_id": "no-such-uid", "exit_code": 0, "reason": "x"}),
+        )
+        .await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("error")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_callback_with_nonzero_code_fails_meeting_and_stops_container() {
+    let stack = Stack::start().await;
+    let native = unique_meet_id();
+    stack
+        .bot_behaviour(&native, &[("MOCK_BOT_LEAVE", "hang")])
+        .await;
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    stack.wait_status(meeting.id, "active").await;
+    let uid = stack.connection_id(meeting.id).await;
+    let (_, body) = stack
+        .post_json(
+            "/bots/internal/callback/exited",
+            &json!({"connection_id": uid, "exit_code": 2, "reason": "crash"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"status": "callback processed", "meeting_id": meeting.id, "final_status": "failed"})
+    );
+    let row = stack.meeting_row(meeting.id).await;
+    assert_eq!(row.data["failure_stage"], "active");
+    assert_eq!(row.data["last_error"]["exit_code"], 2);
+    // The follow-up stop finds a bot that swallows SIGTERM.
+    assert_eq!(stack.wait_container_exit(meeting.id).await, 137);
+}
+
+// A failed container start leaves the row in `error`, outside the status machine, and
+// no later DELETE can finalize it (a production bug legacy keeps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_container_start_leaves_row_in_error_that_delete_cannot_stop() {
+    let stack = Stack::start().await;
+    let (code, body) = stack
+        .runtime_put_faults(&json!({"start_fails": true}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let native = unique_meet_id();
+    let (status, body) = stack.post_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(status, 500, "{body}");
+    let id: i32 = sqlx::query_scalar("SELECT id FROM meetings")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(stack.meeting_row(id.into()).await.status, "error");
+    for _ in 0..2 {
+        let (status, _) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+        assert_eq!(status, 500);
+    }
+    assert_eq!(stack.meeting_row(id.into()).await.status, "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfigure_goes_to_current_uid_and_requires_active() {
+    let stack = Stack::start().await;
+    let native = unique_meet_id();
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    let put = |stack: &Stack| {
+        stack
+            .http
+            .put(stack.url(&format!("/bots/google_meet/{native}/config")))
+            .header("X-API-Key", DEV_TOKEN)
+            .json(&json!({"language": "de", "task": "translate"}))
+            .send()
+    };
+    stack.wait_status(meeting.id, "active").await;
+    let resp = put(&stack).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let log = stack.wait_bot_event(meeting.id, "command_received").await;
+    let command = log
+        .events
+        .iter()
+        .find(|e| e["event"] == "command_received")
+        .unwrap();
+    assert!(command.to_string().contains("reconfigure"), "{command}");
+
+    let (status, _) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(status, 202);
+    stack.wait_status(meeting.id, "completed").await;
+    assert_eq!(put(&stack).await.unwrap().status().as_u16(), 409);
+}

@@ -1,0 +1,92 @@
+//! The happy path through real processes: POST, the bot reaches `active`, DELETE, the
+//! bot leaves and calls back, the row completes and the container is gone.
+
+mod support;
+
+use protocol::Platform;
+use support::{Stack, stack::unique_meet_id};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_of_active_bot_completes_meeting_and_removes_container() {
+    let stack = Stack::start().await;
+    let native = unique_meet_id();
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(meeting.status, "requested");
+    assert!(meeting.bot_container_id.is_some());
+
+    stack.wait_status(meeting.id, "active").await;
+    let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["message"],
+        "Stop request accepted and is being processed."
+    );
+
+    let row = stack.wait_status(meeting.id, "completed").await;
+    assert_eq!(row.data["completion_reason"], "stopped");
+    assert_eq!(
+        row.transitions(),
+        [
+            ("requested", "joining"),
+            ("joining", "awaiting_admission"),
+            ("awaiting_admission", "active"),
+            ("active", "completed"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    // The bot exits 0 by itself after its callback; AutoRemove takes the container.
+    assert_eq!(stack.wait_container_exit(meeting.id).await, 0);
+    let log = stack.bot_log(meeting.id);
+    assert!(log.has("command_received"), "bot events: {:?}", log.names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_bots_come_from_the_runtime_not_the_database() {
+    let stack = Stack::start().await;
+    let native = unique_meet_id();
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    stack.wait_status(meeting.id, "active").await;
+
+    let body: serde_json::Value = stack
+        .http
+        .get(stack.url("/bots/status"))
+        .header("X-API-Key", support::stack::DEV_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bots = body["running_bots"].as_array().expect("running_bots");
+    assert_eq!(bots.len(), 1, "{body}");
+    assert_eq!(bots[0]["meeting_id_from_name"], meeting.id.to_string());
+    assert_eq!(bots[0]["native_meeting_id"], native.as_str());
+
+    // Killed behind the service's back: the database still says active, the runtime
+    // no longer lists it.
+    let name = bots[0]["container_name"].as_str().unwrap().to_owned();
+    let (code, _) = stack
+        .runtime_post(
+            &format!("/_runtime/containers/{name}/signal"),
+            &serde_json::json!({"signal": "SIGKILL"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(stack.wait_container_exit(meeting.id).await, 137);
+    let body: serde_json::Value = stack
+        .http
+        .get(stack.url("/bots/status"))
+        .header("X-API-Key", support::stack::DEV_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["running_bots"].as_array().map(Vec::len),
+        Some(0),
+        "{body}"
+    );
+    assert_eq!(stack.meeting_row(meeting.id).await.status, "active");
+}

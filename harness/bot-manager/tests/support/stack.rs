@@ -1,0 +1,499 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use infra::postgres::TestDatabase;
+use infra::process::ChildGuard;
+use infra::redis::RedisServer;
+use protocol::{CreateBotRequest, MeetingJson, Platform};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+pub const DEV_TOKEN: &str = "stopflow-dev-token";
+pub const LIMITED_TOKEN: &str = "stopflow-limited-token";
+/// Generous bound for anything the stack does; tests wait on events, never this long
+/// unless something is broken.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Timers and knobs of one stack; shrunk defaults so a lifecycle takes well under a
+/// second of scripted waiting.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub delayed_stop_ms: u64,
+    pub stop_grace_s: u32,
+    pub pre_active_window_ms: u64,
+    pub exited_failure_stop_ms: u64,
+    pub session_record_delay_ms: u64,
+    /// Environment for every bot container (behaviours).
+    pub bot_env: Vec<(String, String)>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            delayed_stop_ms: 1_000,
+            stop_grace_s: 1,
+            pre_active_window_ms: 0,
+            exited_failure_stop_ms: 500,
+            session_record_delay_ms: 0,
+            bot_env: vec![
+                ("MOCK_BOT_JOIN_DELAY_MS".into(), "20".into()),
+                ("MOCK_BOT_ADMISSION_DELAY_MS".into(), "20".into()),
+            ],
+        }
+    }
+}
+
+pub struct Stack {
+    pub db: TestDatabase,
+    pub pool: PgPool,
+    pub redis: RedisServer,
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub runtime_url: String,
+    pub docker_host: String,
+    pub log_dir: PathBuf,
+    // Dropped in declaration order: the service first, then the runtime (which kills
+    // its containers), then the temp dir.
+    manager: ChildGuard,
+    runtime: ChildGuard,
+    _dir: tempfile::TempDir,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Stack {
+        let db = infra::postgres::test_database()
+            .await
+            .expect("create a test database");
+        let redis = infra::redis::test_redis().expect("start a test redis");
+        let dir = tempfile::Builder::new()
+            .prefix("stopflow-stack-")
+            .tempdir()
+            .expect("temp dir");
+        let log_dir = dir.path().join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let socket = dir.path().join("docker.sock");
+
+        let mut runtime_cmd = tokio::process::Command::new(
+            infra::bins::workspace_bin("runtime").expect("runtime binary"),
+        );
+        runtime_cmd
+            .arg("--socket")
+            .arg(&socket)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--add-host",
+                "bot-manager=127.0.0.1",
+            ])
+            .arg("--images")
+            .arg(workspace_root().join("fixtures/images.toml"))
+            .arg("--log-dir")
+            .arg(&log_dir);
+        for (key, value) in &options.bot_env {
+            runtime_cmd.arg("--env").arg(format!("{key}={value}"));
+        }
+        let (runtime, line) = infra::process::spawn_until_line(
+            runtime_cmd,
+            |l| l.starts_with("runtime listening on ") && !l.contains('/'),
+            DEADLINE,
+        )
+        .await
+        .expect("start the runtime");
+        let runtime_addr = line
+            .trim_start_matches("runtime listening on ")
+            .trim()
+            .to_owned();
+
+        let port = infra::process::free_port().expect("free port");
+        let docker_host = format!("unix://{}", socket.display());
+        let mut manager_cmd = tokio::process::Command::new(
+            infra::bins::workspace_bin("bot-manager").expect("bot-manager binary"),
+        );
+        manager_cmd
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,sqlx=warn")
+            .args([
+                "--profile",
+                "legacy",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--database-url", db.url()])
+            .args(["--redis-url", redis.url()])
+            .args(["--docker-host", &docker_host])
+            .args([
+                "--callback-url",
+                &format!("http://bot-manager:{port}/bots/internal/callback/exited"),
+            ])
+            .args(["--delayed-stop-ms", &options.delayed_stop_ms.to_string()])
+            .args(["--stop-grace-s", &options.stop_grace_s.to_string()])
+            .args([
+                "--pre-active-window-ms",
+                &options.pre_active_window_ms.to_string(),
+            ])
+            .args([
+                "--exited-failure-stop-ms",
+                &options.exited_failure_stop_ms.to_string(),
+            ])
+            .args([
+                "--session-record-delay-ms",
+                &options.session_record_delay_ms.to_string(),
+            ]);
+        let (manager, _) = infra::process::spawn_until_line(
+            manager_cmd,
+            |l| l.starts_with("bot-manager listening on "),
+            DEADLINE,
+        )
+        .await
+        .expect("start the bot-manager");
+
+        let pool = PgPool::connect(db.url())
+            .await
+            .expect("connect to the test database");
+        Stack {
+            db,
+            pool,
+            redis,
+            http: reqwest::Client::builder()
+                .timeout(DEADLINE)
+                .build()
+                .expect("http client"),
+            base_url: format!("http://127.0.0.1:{port}"),
+            runtime_url: format!("http://{runtime_addr}"),
+            docker_host,
+            log_dir,
+            manager,
+            runtime,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// `POST /bots` as the dev user; answers status and body.
+    pub async fn post_bot(&self, platform: Platform, native_id: &str) -> (u16, Value) {
+        self.post_bot_as(DEV_TOKEN, &CreateBotRequest::new(platform, native_id))
+            .await
+    }
+
+    pub async fn post_bot_as(&self, token: &str, req: &CreateBotRequest) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/bots"))
+            .header("X-API-Key", token)
+            .json(req)
+            .send()
+            .await
+            .expect("POST /bots");
+        status_and_json(resp).await
+    }
+
+    /// Starts a bot and answers its meeting; panics unless 201.
+    pub async fn start_bot(&self, platform: Platform, native_id: &str) -> MeetingJson {
+        let (status, body) = self.post_bot(platform, native_id).await;
+        assert_eq!(status, 201, "POST /bots answered {status}: {body}");
+        serde_json::from_value(body).expect("meeting JSON")
+    }
+
+    pub async fn delete_bot(&self, platform: Platform, native_id: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .delete(self.url(&format!("/bots/{platform}/{native_id}")))
+            .header("X-API-Key", DEV_TOKEN)
+            .send()
+            .await
+            .expect("DELETE /bots");
+        status_and_json(resp).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        status_and_json(resp).await
+    }
+
+    /// The meeting row as stored.
+    pub async fn meeting_row(&self, id: i64) -> StoredMeeting {
+        let row: (String, Option<String>, Value) =
+            sqlx::query_as("SELECT status, bot_container_id, data FROM meetings WHERE id = $1")
+                .bind(id as i32)
+                .fetch_one(&self.pool)
+                .await
+                .expect("meeting row");
+        StoredMeeting {
+            status: row.0,
+            bot_container_id: row.1,
+            data: row.2,
+        }
+    }
+
+    /// Waits until the stored status is `status`; panics with the row at the deadline.
+    pub async fn wait_status(&self, id: i64, status: &str) -> StoredMeeting {
+        let started = Instant::now();
+        loop {
+            let row = self.meeting_row(id).await;
+            if row.status == status {
+                return row;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "meeting {id} never became {status}; it is {} with data {}",
+                row.status,
+                row.data
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sets a behaviour rule on the runtime for bots of one native meeting id.
+    pub async fn bot_behaviour(&self, native_id: &str, env: &[(&str, &str)]) {
+        let env: HashMap<&str, &str> = env.iter().copied().collect();
+        let resp = self
+            .http
+            .post(format!("{}/_runtime/rules", self.runtime_url))
+            .json(&json!({"match": {"native_meeting_id": native_id}, "env": env}))
+            .send()
+            .await
+            .expect("POST /_runtime/rules");
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "rule refused: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Every container the runtime knows or knew.
+    pub async fn runtime_containers(&self) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/_runtime/containers", self.runtime_url))
+            .send()
+            .await
+            .expect("GET /_runtime/containers")
+            .json()
+            .await
+            .expect("containers JSON");
+        body.as_array()
+            .cloned()
+            .or_else(|| body["containers"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    pub async fn runtime_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.runtime_url))
+            .json(body)
+            .send()
+            .await
+            .expect("runtime control call");
+        status_and_json(resp).await
+    }
+
+    pub async fn runtime_put_faults(&self, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .put(format!("{}/_runtime/faults", self.runtime_url))
+            .json(body)
+            .send()
+            .await
+            .expect("runtime faults call");
+        status_and_json(resp).await
+    }
+
+    /// Waits until the container of meeting `id` has exited; answers its exit code.
+    pub async fn wait_container_exit(&self, id: i64) -> i64 {
+        let prefix = format!("vexa-bot-{id}-");
+        let started = Instant::now();
+        loop {
+            for c in self.runtime_containers().await {
+                let name = c["name"].as_str().unwrap_or("").trim_start_matches('/');
+                if name.starts_with(&prefix) {
+                    if let Some(code) = c["exit_code"].as_i64() {
+                        if c["state"].as_str() != Some("running") {
+                            return code;
+                        }
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the container of meeting {id} never exited"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The bot's own event log (JSON lines on its stdout, kept by the runtime).
+    pub fn bot_log(&self, meeting_id: i64) -> BotLog {
+        let prefix = format!("vexa-bot-{meeting_id}-");
+        let mut events = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&self.log_dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    events.extend(
+                        text.lines()
+                            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                            .filter(|v| v.get("event").is_some()),
+                    );
+                }
+            }
+        }
+        BotLog { events }
+    }
+
+    /// Waits until the bot's log holds an event named `event`.
+    pub async fn wait_bot_event(&self, meeting_id: i64, event: &str) -> BotLog {
+        let started = Instant::now();
+        loop {
+            let log = self.bot_log(meeting_id);
+            if log.has(event) {
+                return log;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "bot of meeting {meeting_id} never logged {event}; it logged {:?}",
+                log.names()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the bot's log holds `n` events named `event`.
+    pub async fn wait_bot_event_count(&self, meeting_id: i64, event: &str, n: usize) -> BotLog {
+        let started = Instant::now();
+        loop {
+            let log = self.bot_log(meeting_id);
+            if log.count(event) >= n {
+                return log;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "bot of meeting {meeting_id} logged {event} {} times, never {n}; it logged {:?}",
+                log.count(event),
+                log.names()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The connectionId the service gave the meeting's bot (from the bot's first event).
+    pub async fn connection_id(&self, meeting_id: i64) -> String {
+        let log = self.wait_bot_event(meeting_id, "started").await;
+        log.events
+            .iter()
+            .find(|e| e["event"] == "started")
+            .and_then(|e| e["uid"].as_str())
+            .expect("started event with uid")
+            .to_owned()
+    }
+
+    /// Waits until a session row with `uid` exists for the meeting.
+    pub async fn wait_session(&self, meeting_id: i64, uid: &str) {
+        let started = Instant::now();
+        loop {
+            let sessions = self.sessions(meeting_id).await;
+            if sessions.iter().any(|s| s == uid) {
+                return;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "no session row {uid} for meeting {meeting_id}: {sessions:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Rows of `meeting_sessions` for a meeting, earliest first.
+    pub async fn sessions(&self, id: i64) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT session_uid FROM meeting_sessions WHERE meeting_id = $1 ORDER BY session_start_time, id",
+        )
+        .bind(id as i32)
+        .fetch_all(&self.pool)
+        .await
+        .expect("sessions")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMeeting {
+    pub status: String,
+    pub bot_container_id: Option<String>,
+    pub data: Value,
+}
+
+impl StoredMeeting {
+    /// `(from, to)` of every entry of the audit list.
+    pub fn transitions(&self) -> Vec<(String, String)> {
+        self.data["status_transition"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|t| {
+                        (
+                            t["from"].as_str().unwrap_or("").to_owned(),
+                            t["to"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BotLog {
+    pub events: Vec<Value>,
+}
+
+impl BotLog {
+    pub fn names(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| e["event"].as_str())
+            .collect()
+    }
+
+    pub fn has(&self, event: &str) -> bool {
+        self.names().contains(&event)
+    }
+
+    pub fn count(&self, event: &str) -> usize {
+        self.names().iter().filter(|n| **n == event).count()
+    }
+}
+
+async fn status_and_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// A native meeting id unique to this call, so tests sharing a Redis never share a channel.
+pub fn unique_meet_id() -> String {
+    let letters: String = (0..10)
+        .map(|_| (b'a' + rand::random::<u8>() % 26) as char)
+        .collect();
+    format!("{}-{}-{}", &letters[0..3], &letters[3..7], &letters[7..10])
+}

@@ -1,0 +1,565 @@
+//! The scripted behaviour of one bot, parsed strictly from `MOCK_BOT_*` variables.
+//!
+//! Defaults mirror the production bot at the time of the incident, so a bot started with
+//! no `MOCK_BOT_*` variable behaves like the legacy one. Timings are milliseconds so tests
+//! can shrink them. An unknown `MOCK_BOT_*` variable, an unknown value or a non-number is
+//! an error naming the variable and the value (the bot then exits 1).
+//!
+//! | variable | values (default) | effect |
+//! |---|---|---|
+//! | `MOCK_BOT_JOIN_DELAY_MS` | ms (100) | time in `joining` before the waiting room |
+//! | `MOCK_BOT_ADMISSION_DELAY_MS` | ms (100) | time after each `awaiting_admission` report |
+//! | `MOCK_BOT_AWAITING_ADMISSION_REPEATS` | count (1) | `awaiting_admission` reports sent (0 skips the waiting room) |
+//! | `MOCK_BOT_LEAVE` | `normal`\|`hang` (normal) | `hang`: the leave UI step never returns (`leave_hung`), so no terminal callback |
+//! | `MOCK_BOT_LEAVE_DELAY_MS` | ms (0) | duration of a `normal` leave step |
+//! | `MOCK_BOT_SIGTERM` | `ignore`\|`graceful` (ignore) | `ignore`: SIGTERM does nothing (PID-1 shell), the runtime ends in SIGKILL/137; `graceful`: leave, terminal callback, exit 143 |
+//! | `MOCK_BOT_SIGTERM_GRACE_MS` | ms (5000) | `graceful`: the bot exits 143 at the latest this long after the first SIGTERM, callback sent or not |
+//! | `MOCK_BOT_SUBSCRIBE` | `ok`\|`fail`\|`late` (ok) | `fail`: never subscribe (go on without commands); `late`: subscribe only after `MOCK_BOT_SUBSCRIBE_DELAY_MS`, without holding up joining |
+//! | `MOCK_BOT_SUBSCRIBE_DELAY_MS` | ms (1000) | delay of a `late` subscription |
+//! | `MOCK_BOT_RESUBSCRIBE` | `0`\|`1` (1) | resubscribe with bounded backoff when the subscription stream ends (messages in the gap are lost) |
+//! | `MOCK_BOT_CALLBACK` | `once`\|`retry`\|`drop` (once) | terminal callback: `once` one attempt, no timeout; `retry` 3 attempts with timeout and backoff; `drop` never sent |
+//! | `MOCK_BOT_CALLBACK_TIMEOUT_MS` | ms (5000) | per-attempt timeout of `retry` |
+//! | `MOCK_BOT_CALLBACK_BACKOFF_MS` | ms list (`1000,2000`) | waits between `retry` attempts (the last one repeats) |
+//! | `MOCK_BOT_CALLBACK_PATH` | `status_change`\|`exited` (status_change) | where the terminal callback goes; `exited` posts the legacy `/exited` payload |
+//! | `MOCK_BOT_COMPLETION_REASON` | any text (`stopped`; `left_alone` after `MOCK_BOT_ACTIVE_FOR_MS`) | sent verbatim, even values the server rejects (`removed_by_admin`) |
+//! | `MOCK_BOT_DUPLICATE_TERMINAL` | count (0) | extra copies of the terminal callback |
+//! | `MOCK_BOT_LATE_JOINING_AFTER_LEAVE` | `0`\|`1` (0) | send a `joining` status after the leave step, before the terminal one |
+//! | `MOCK_BOT_RESTART_NEW_UID_AFTER_MS` | ms (never) | this long after `active`, switch to a fresh connection uid: move the subscription, open a session, use it in later callbacks |
+//! | `MOCK_BOT_RECONNECTS` | count (0) | transcription sessions after the first, each with a fresh uid |
+//! | `MOCK_BOT_RECONNECT_INTERVAL_MS` | ms (50) | time between transcription sessions |
+//! | `MOCK_BOT_RECONNECT_SKEW_MS` | signed ms (0) | added to the client timestamp of reconnect sessions (negative: earlier than the first) |
+//! | `MOCK_BOT_CRASH` | `<phase>:<code>` (none) | phase `joining`\|`awaiting_admission`\|`active`\|`leaving`: exit with `code` (0-255) `MOCK_BOT_CRASH_AFTER_MS` after entering the phase, with no terminal callback |
+//! | `MOCK_BOT_CRASH_AFTER_MS` | ms (0) | delay of the crash after entering its phase |
+//! | `MOCK_BOT_EXIT_DELAY_MS` | ms (0) | slow exit: wait this long after the terminal callback |
+//! | `MOCK_BOT_ACTIVE_FOR_MS` | ms (forever) | leave by itself after this long active (completion reason `left_alone`) |
+//!
+//! The `MOCK_BOT_CALLBACK*` variables govern the terminal callback only; `joining`,
+//! `awaiting_admission` and `active` are always one attempt with no timeout, their answer
+//! ignored, as the legacy bot sends them.
+//!
+//! Entering a phase means reporting it: `joining`, the first `awaiting_admission` and
+//! `active` are entered once their `status_change` has been sent; `leaving` once the leave
+//! step starts.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The prefix of every behaviour variable.
+pub const PREFIX: &str = "MOCK_BOT_";
+
+/// Every variable [`Behaviour`] reads; anything else under [`PREFIX`] is an error.
+pub const KNOWN_VARS: &[&str] = &[
+    "MOCK_BOT_JOIN_DELAY_MS",
+    "MOCK_BOT_ADMISSION_DELAY_MS",
+    "MOCK_BOT_AWAITING_ADMISSION_REPEATS",
+    "MOCK_BOT_LEAVE",
+    "MOCK_BOT_LEAVE_DELAY_MS",
+    "MOCK_BOT_SIGTERM",
+    "MOCK_BOT_SIGTERM_GRACE_MS",
+    "MOCK_BOT_SUBSCRIBE",
+    "MOCK_BOT_SUBSCRIBE_DELAY_MS",
+    "MOCK_BOT_RESUBSCRIBE",
+    "MOCK_BOT_CALLBACK",
+    "MOCK_BOT_CALLBACK_TIMEOUT_MS",
+    "MOCK_BOT_CALLBACK_BACKOFF_MS",
+    "MOCK_BOT_CALLBACK_PATH",
+    "MOCK_BOT_COMPLETION_REASON",
+    "MOCK_BOT_DUPLICATE_TERMINAL",
+    "MOCK_BOT_LATE_JOINING_AFTER_LEAVE",
+    "MOCK_BOT_RESTART_NEW_UID_AFTER_MS",
+    "MOCK_BOT_RECONNECTS",
+    "MOCK_BOT_RECONNECT_INTERVAL_MS",
+    "MOCK_BOT_RECONNECT_SKEW_MS",
+    "MOCK_BOT_CRASH",
+    "MOCK_BOT_CRASH_AFTER_MS",
+    "MOCK_BOT_EXIT_DELAY_MS",
+    "MOCK_BOT_ACTIVE_FOR_MS",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BehaviourError {
+    #[error("read {var}: not a known MOCK_BOT_ variable (known: {})", KNOWN_VARS.join(", "))]
+    Unknown { var: String },
+    #[error("read {var}: the value is not valid UTF-8")]
+    NotUnicode { var: String },
+    #[error("parse {var}={value:?}: {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveMode {
+    Normal,
+    Hang,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigtermMode {
+    Ignore,
+    Graceful,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeMode {
+    Ok,
+    Fail,
+    Late,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackMode {
+    Once,
+    Retry,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackPath {
+    StatusChange,
+    Exited,
+}
+
+impl CallbackPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackPath::StatusChange => "status_change",
+            CallbackPath::Exited => "exited",
+        }
+    }
+}
+
+/// A phase of the bot's life a scripted crash can hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Joining,
+    AwaitingAdmission,
+    Active,
+    Leaving,
+}
+
+impl Phase {
+    const ALL: [Phase; 4] = [
+        Phase::Joining,
+        Phase::AwaitingAdmission,
+        Phase::Active,
+        Phase::Leaving,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Joining => "joining",
+            Phase::AwaitingAdmission => "awaiting_admission",
+            Phase::Active => "active",
+            Phase::Leaving => "leaving",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `MOCK_BOT_CRASH=<phase>:<exit_code>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crash {
+    pub phase: Phase,
+    pub exit_code: u8,
+}
+
+/// What the terminal callback attempts look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackPolicy {
+    pub mode: CallbackMode,
+    pub path: CallbackPath,
+    /// Per-attempt timeout, `retry` only (the legacy bot has none).
+    pub timeout: Duration,
+    /// Waits between `retry` attempts; the last one repeats.
+    pub backoff: Vec<Duration>,
+}
+
+impl CallbackPolicy {
+    /// Attempts of the `retry` mode (the later production bot's count).
+    pub const RETRY_ATTEMPTS: u32 = 3;
+
+    pub fn attempts(&self) -> u32 {
+        match self.mode {
+            CallbackMode::Once => 1,
+            CallbackMode::Retry => Self::RETRY_ATTEMPTS,
+            CallbackMode::Drop => 0,
+        }
+    }
+
+    pub fn attempt_timeout(&self) -> Option<Duration> {
+        (self.mode == CallbackMode::Retry).then_some(self.timeout)
+    }
+
+    /// The wait before attempt `attempt + 1`, after attempt `attempt` (1-based) failed.
+    pub fn backoff_after(&self, attempt: u32) -> Duration {
+        let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeBehaviour {
+    pub mode: SubscribeMode,
+    pub delay: Duration,
+    pub resubscribe: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behaviour {
+    pub join_delay: Duration,
+    pub admission_delay: Duration,
+    pub awaiting_admission_repeats: u32,
+    pub leave: LeaveMode,
+    pub leave_delay: Duration,
+    pub sigterm: SigtermMode,
+    pub sigterm_grace: Duration,
+    pub subscribe: SubscribeBehaviour,
+    pub callback: CallbackPolicy,
+    /// `None`: `stopped`, or `left_alone` after `active_for`.
+    pub completion_reason: Option<String>,
+    pub duplicate_terminal: u32,
+    pub late_joining_after_leave: bool,
+    pub restart_new_uid_after: Option<Duration>,
+    pub reconnects: u32,
+    pub reconnect_interval: Duration,
+    pub reconnect_skew_ms: i64,
+    pub crash: Option<Crash>,
+    pub crash_after: Duration,
+    pub exit_delay: Duration,
+    pub active_for: Option<Duration>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour::from_vars(std::iter::empty::<(OsString, OsString)>())
+            .expect("an empty environment is the default behaviour")
+    }
+}
+
+impl Behaviour {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, BehaviourError> {
+        Self::from_vars(std::env::vars_os())
+    }
+
+    /// Reads `MOCK_BOT_*` pairs out of `vars`, ignoring every other variable.
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, BehaviourError>
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let mut found = BTreeMap::new();
+        for (key, value) in vars {
+            let key = key.into();
+            let Some(key) = key.to_str() else { continue };
+            if !key.starts_with(PREFIX) {
+                continue;
+            }
+            if !KNOWN_VARS.contains(&key) {
+                return Err(BehaviourError::Unknown {
+                    var: key.to_owned(),
+                });
+            }
+            let value = value
+                .into()
+                .into_string()
+                .map_err(|_| BehaviourError::NotUnicode {
+                    var: key.to_owned(),
+                })?;
+            found.insert(key.to_owned(), value);
+        }
+        let vars = Vars(found);
+        Ok(Behaviour {
+            join_delay: vars.millis("MOCK_BOT_JOIN_DELAY_MS", 100)?,
+            admission_delay: vars.millis("MOCK_BOT_ADMISSION_DELAY_MS", 100)?,
+            awaiting_admission_repeats: vars.number("MOCK_BOT_AWAITING_ADMISSION_REPEATS", 1)?,
+            leave: vars.choice(
+                "MOCK_BOT_LEAVE",
+                LeaveMode::Normal,
+                &[("normal", LeaveMode::Normal), ("hang", LeaveMode::Hang)],
+            )?,
+            leave_delay: vars.millis("MOCK_BOT_LEAVE_DELAY_MS", 0)?,
+            sigterm: vars.choice(
+                "MOCK_BOT_SIGTERM",
+                SigtermMode::Ignore,
+                &[
+                    ("ignore", SigtermMode::Ignore),
+                    ("graceful", SigtermMode::Graceful),
+                ],
+            )?,
+            sigterm_grace: vars.millis("MOCK_BOT_SIGTERM_GRACE_MS", 5000)?,
+            subscribe: SubscribeBehaviour {
+                mode: vars.choice(
+                    "MOCK_BOT_SUBSCRIBE",
+                    SubscribeMode::Ok,
+                    &[
+                        ("ok", SubscribeMode::Ok),
+                        ("fail", SubscribeMode::Fail),
+                        ("late", SubscribeMode::Late),
+                    ],
+                )?,
+                delay: vars.millis("MOCK_BOT_SUBSCRIBE_DELAY_MS", 1000)?,
+                resubscribe: vars.flag("MOCK_BOT_RESUBSCRIBE", true)?,
+            },
+            callback: CallbackPolicy {
+                mode: vars.choice(
+                    "MOCK_BOT_CALLBACK",
+                    CallbackMode::Once,
+                    &[
+                        ("once", CallbackMode::Once),
+                        ("retry", CallbackMode::Retry),
+                        ("drop", CallbackMode::Drop),
+                    ],
+                )?,
+                path: vars.choice(
+                    "MOCK_BOT_CALLBACK_PATH",
+                    CallbackPath::StatusChange,
+                    &[
+                        ("status_change", CallbackPath::StatusChange),
+                        ("exited", CallbackPath::Exited),
+                    ],
+                )?,
+                timeout: vars.millis("MOCK_BOT_CALLBACK_TIMEOUT_MS", 5000)?,
+                backoff: vars.millis_list("MOCK_BOT_CALLBACK_BACKOFF_MS", &[1000, 2000])?,
+            },
+            completion_reason: vars.text("MOCK_BOT_COMPLETION_REASON")?,
+            duplicate_terminal: vars.number("MOCK_BOT_DUPLICATE_TERMINAL", 0)?,
+            late_joining_after_leave: vars.flag("MOCK_BOT_LATE_JOINING_AFTER_LEAVE", false)?,
+            restart_new_uid_after: vars.optional_millis("MOCK_BOT_RESTART_NEW_UID_AFTER_MS")?,
+            reconnects: vars.number("MOCK_BOT_RECONNECTS", 0)?,
+            reconnect_interval: vars.millis("MOCK_BOT_RECONNECT_INTERVAL_MS", 50)?,
+            reconnect_skew_ms: vars.number("MOCK_BOT_RECONNECT_SKEW_MS", 0)?,
+            crash: vars.crash("MOCK_BOT_CRASH")?,
+            crash_after: vars.millis("MOCK_BOT_CRASH_AFTER_MS", 0)?,
+            exit_delay: vars.millis("MOCK_BOT_EXIT_DELAY_MS", 0)?,
+            active_for: vars.optional_millis("MOCK_BOT_ACTIVE_FOR_MS")?,
+        })
+    }
+}
+
+/// The `MOCK_BOT_*` variables that are set, already checked to be known.
+struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    fn get(&self, var: &'static str) -> Option<&str> {
+        debug_assert!(KNOWN_VARS.contains(&var), "{var} missing from KNOWN_VARS");
+        self.0.get(var).map(String::as_str)
+    }
+
+    fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> BehaviourError {
+        BehaviourError::Invalid {
+            var,
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
+    }
+
+    fn number<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, BehaviourError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .map_err(|_| Self::invalid(var, value, "expected a whole number")),
+        }
+    }
+
+    fn millis(&self, var: &'static str, default_ms: u64) -> Result<Duration, BehaviourError> {
+        self.number(var, default_ms).map(Duration::from_millis)
+    }
+
+    fn optional_millis(&self, var: &'static str) -> Result<Option<Duration>, BehaviourError> {
+        match self.get(var) {
+            None => Ok(None),
+            Some(_) => self.millis(var, 0).map(Some),
+        }
+    }
+
+    fn millis_list(
+        &self,
+        var: &'static str,
+        default_ms: &[u64],
+    ) -> Result<Vec<Duration>, BehaviourError> {
+        let Some(value) = self.get(var) else {
+            return Ok(default_ms
+                .iter()
+                .copied()
+                .map(Duration::from_millis)
+                .collect());
+        };
+        value
+            .split(',')
+            .map(|item| {
+                item.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| {
+                        Self::invalid(
+                            var,
+                            value,
+                            "expected comma-separated milliseconds (1000,2000)",
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    fn flag(&self, var: &'static str, default: bool) -> Result<bool, BehaviourError> {
+        self.choice(var, default, &[("0", false), ("1", true)])
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        var: &'static str,
+        default: T,
+        options: &[(&str, T)],
+    ) -> Result<T, BehaviourError> {
+        let Some(value) = self.get(var) else {
+            return Ok(default);
+        };
+        options
+            .iter()
+            .find(|(name, _)| *name == value)
+            .map(|(_, choice)| *choice)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                Self::invalid(var, value, format!("expected one of {}", names.join(", ")))
+            })
+    }
+
+    fn text(&self, var: &'static str) -> Result<Option<String>, BehaviourError> {
+        match self.get(var) {
+            Some("") => Err(Self::invalid(var, "", "expected a non-empty value")),
+            other => Ok(other.map(str::to_owned)),
+        }
+    }
+
+    fn crash(&self, var: &'static str) -> Result<Option<Crash>, BehaviourError> {
+        let Some(value) = self.get(var) else {
+            return Ok(None);
+        };
+        let expected = || {
+            let phases: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+            Self::invalid(
+                var,
+                value,
+                format!(
+                    "expected <phase>:<exit code 0-255>, phase one of {}",
+                    phases.join(", ")
+                ),
+            )
+        };
+        let (phase, code) = value.split_once(':').ok_or_else(expected)?;
+        let phase = Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == phase)
+            .ok_or_else(expected)?;
+        let exit_code = code.parse::<u8>().map_err(|_| expected())?;
+        Ok(Some(Crash { phase, exit_code }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Behaviour, BehaviourError> {
+        Behaviour::from_vars(vars.iter().map(|(k, v)| (*k, *v)))
+    }
+
+    #[test]
+    fn defaults_mirror_the_legacy_bot() {
+        let b = Behaviour::default();
+        assert_eq!(b.leave, LeaveMode::Normal);
+        assert_eq!(b.sigterm, SigtermMode::Ignore);
+        assert_eq!(b.subscribe.mode, SubscribeMode::Ok);
+        assert!(b.subscribe.resubscribe);
+        assert_eq!(b.callback.mode, CallbackMode::Once);
+        assert_eq!(b.callback.attempts(), 1);
+        assert_eq!(b.callback.attempt_timeout(), None);
+        assert_eq!(b.callback.path, CallbackPath::StatusChange);
+        assert_eq!(b.awaiting_admission_repeats, 1);
+        assert_eq!(b.completion_reason, None);
+        assert_eq!(b.crash, None);
+        assert_eq!(b.active_for, None);
+        assert_eq!(b.restart_new_uid_after, None);
+    }
+
+    #[test]
+    fn other_variables_are_ignored() {
+        assert_eq!(
+            parse(&[("PATH", "/bin"), ("MOCK_BOTX", "1")]).unwrap(),
+            Behaviour::default()
+        );
+    }
+
+    #[test]
+    fn behaviours_combine() {
+        let b = parse(&[
+            ("MOCK_BOT_LEAVE", "hang"),
+            ("MOCK_BOT_SIGTERM", "graceful"),
+            ("MOCK_BOT_CALLBACK", "retry"),
+            ("MOCK_BOT_CALLBACK_BACKOFF_MS", "10, 20"),
+            ("MOCK_BOT_RECONNECT_SKEW_MS", "-60000"),
+            ("MOCK_BOT_CRASH", "awaiting_admission:137"),
+            ("MOCK_BOT_COMPLETION_REASON", "removed_by_admin"),
+            ("MOCK_BOT_ACTIVE_FOR_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(b.leave, LeaveMode::Hang);
+        assert_eq!(b.sigterm, SigtermMode::Graceful);
+        assert_eq!(b.callback.attempts(), 3);
+        assert_eq!(b.callback.backoff_after(1), Duration::from_millis(10));
+        assert_eq!(b.callback.backoff_after(2), Duration::from_millis(20));
+        assert_eq!(b.callback.backoff_after(7), Duration::from_millis(20));
+        assert_eq!(b.reconnect_skew_ms, -60000);
+        assert_eq!(
+            b.crash,
+            Some(Crash {
+                phase: Phase::AwaitingAdmission,
+                exit_code: 137
+            })
+        );
+        assert_eq!(b.completion_reason.as_deref(), Some("removed_by_admin"));
+        assert_eq!(b.active_for, Some(Duration::from_millis(250)));
+    }
+
+    #[rstest]
+    #[case("MOCK_BOT_LEAVE", "sometimes")]
+    #[case("MOCK_BOT_JOIN_DELAY_MS", "fast")]
+    #[case("MOCK_BOT_JOIN_DELAY_MS", "-1")]
+    #[case("MOCK_BOT_RESUBSCRIBE", "yes")]
+    #[case("MOCK_BOT_CALLBACK_BACKOFF_MS", "1000,")]
+    #[case("MOCK_BOT_CRASH", "active")]
+    #[case("MOCK_BOT_CRASH", "requested:1")]
+    #[case("MOCK_BOT_CRASH", "active:256")]
+    #[case("MOCK_BOT_COMPLETION_REASON", "")]
+    fn bad_values_name_the_variable_and_value(#[case] var: &str, #[case] value: &str) {
+        let err = parse(&[(var, value)]).unwrap_err().to_string();
+        assert!(err.contains(var), "{err}");
+        assert!(err.contains(&format!("{value:?}")), "{err}");
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error_naming_it() {
+        let err = parse(&[("MOCK_BOT_LEAVE_MODE", "hang")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MOCK_BOT_LEAVE_MODE"), "{err}");
+    }
+}
