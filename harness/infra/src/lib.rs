@@ -1,1 +1,20 @@
+//! Zero-configuration infrastructure for tests and the chaos engine: Postgres and Redis
+//! (external through `DATABASE_URL` / `REDIS_URL`, or throwaway local servers), a database
+//! per test, and helpers for child processes that never outlive their owner.
+//!
+//! Everything started here dies with the process that started it (parent-death signal),
+//! and leftovers of crashed runs are swept by the next run ([`sweep`]).
 
+mod error;
+mod keeper;
+mod owner;
+mod procfs;
+mod tempdir;
+
+pub mod bins;
+pub mod postgres;
+pub mod process;
+pub mod redis;
+pub mod sweep;
+
+pub use error::InfraError;

@@ -1,0 +1,261 @@
+use std::fmt;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use nix::unistd::{User, chown, geteuid};
+use tempfile::TempDir;
+
+use super::binaries::{self, PgBinaries};
+use crate::InfraError;
+use crate::keeper::{self, KeptServer, ServerSpec};
+use crate::process::{die_with_parent, free_port};
+use crate::tempdir;
+
+/// Startup includes crash recovery after an unclean stop; generous, it is only a hang guard.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+/// A fast shutdown (SIGINT) with fsync off takes well under a second.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+/// Tries at a free port, in case another process takes the one picked first.
+const PORT_ATTEMPTS: u32 = 3;
+
+/// A Postgres server: external (`$DATABASE_URL`) or a throwaway one this process started.
+///
+/// A throwaway server runs as the `postgres` user when we are root, from a temp dir
+/// `stopflow-pg-<pid>-<rand>` holding its data and unix socket. It dies with this process
+/// (parent-death signal) and is stopped, and its dir removed, on drop.
+pub struct PostgresServer {
+    admin_url: String,
+    dir: Option<PathBuf>,
+    pid: Option<u32>,
+    /// Taken on shutdown; a `Mutex` so the process-wide server can be stopped at exit.
+    throwaway: Mutex<Option<Throwaway>>,
+    /// Whether leftover databases of crashed runs were already swept from this server.
+    pub(crate) swept: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Throwaway {
+    // Declaration order is drop order: stop the server before removing its dir.
+    _server: KeptServer,
+    _dir: TempDir,
+}
+
+impl PostgresServer {
+    /// A server someone else runs; `url` is used as the admin URL (its database must exist).
+    pub fn external(url: &str) -> Result<Self, InfraError> {
+        let parsed = url::Url::parse(url).map_err(|err| InfraError::InvalidUrl {
+            url: super::redact(url),
+            reason: err.to_string(),
+        })?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(InfraError::InvalidUrl {
+                url: super::redact(url),
+                reason: "the scheme is not postgres:// or postgresql://".to_owned(),
+            });
+        }
+        Ok(Self {
+            admin_url: url.to_owned(),
+            dir: None,
+            pid: None,
+            throwaway: Mutex::new(None),
+            swept: AtomicBool::new(false),
+        })
+    }
+
+    /// `initdb --no-sync -A trust`, then `postgres` (fsync off, 127.0.0.1 on a free port,
+    /// unix socket in its own dir) on a keeper thread; returns once it accepts connections.
+    /// Blocks for about a second.
+    pub fn start_throwaway() -> Result<Self, InfraError> {
+        crate::sweep::sweep_leftovers_once();
+        let bins = binaries::find()?;
+        let user = RunAs::detect()?;
+        let dir = tempdir::create("pg")?;
+        let data = dir.path().join("data");
+        let socket = dir.path().join("socket");
+        fs::create_dir(&socket).map_err(|source| InfraError::Io {
+            action: "create the socket dir",
+            path: socket.clone(),
+            source,
+        })?;
+        user.give(dir.path())?;
+        user.give(&socket)?;
+        initdb(&bins, &user, dir.path(), &data)?;
+
+        let mut attempt = 1;
+        let (server, port) = loop {
+            let port = free_port()?;
+            let mut command = Command::new(&bins.postgres);
+            command
+                .arg("-D")
+                .arg(&data)
+                .arg("-k")
+                .arg(&socket)
+                .args(["-p", &port.to_string()])
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                // A throwaway server need not survive a crash: skip the disk flushes.
+                .args(["-c", "fsync=off"])
+                .args(["-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"])
+                // Parallel tests each hold a pool of connections.
+                .args(["-c", "max_connections=300"])
+                .current_dir(dir.path());
+            user.apply(&mut command);
+            let spec = ServerSpec {
+                name: "postgres",
+                command,
+                dir: dir.path().to_owned(),
+                log: dir.path().join("postgres.log"),
+                ready_deadline: READY_DEADLINE,
+                stop_signal: Signal::SIGINT,
+                stop_grace: STOP_GRACE,
+            };
+            let lock_file = data.join("postmaster.pid");
+            match KeptServer::start(spec, move || accepts_connections(&lock_file)) {
+                Ok(server) => break (server, port),
+                Err(err) if attempt < PORT_ATTEMPTS && keeper::lost_port_race(&err) => attempt += 1,
+                Err(err) => return Err(err),
+            }
+        };
+        Ok(Self {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            dir: Some(dir.path().to_owned()),
+            pid: Some(server.pid()),
+            throwaway: Mutex::new(Some(Throwaway {
+                _server: server,
+                _dir: dir,
+            })),
+            swept: AtomicBool::new(false),
+        })
+    }
+
+    /// `$DATABASE_URL` if set (and not empty), else [`Self::start_throwaway`].
+    pub fn from_env() -> Result<Self, InfraError> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => Self::external(url.trim()),
+            _ => Self::start_throwaway(),
+        }
+    }
+
+    /// A URL to a database that always exists on the server (`postgres` on a throwaway
+    /// server, the given URL on an external one), for creating and dropping databases.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    pub fn is_throwaway(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// The temp dir of a throwaway server (its data and socket live below it).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The postmaster's pid on a throwaway server (for pausing it, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Stops a throwaway server and removes its dir; later calls do nothing.
+    pub(crate) fn shutdown(&self) {
+        let throwaway = self
+            .throwaway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(throwaway);
+    }
+}
+
+impl fmt::Debug for PostgresServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresServer")
+            .field("admin_url", &super::redact(&self.admin_url))
+            .field("dir", &self.dir)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// `postmaster.pid` ends with the server's status; "ready" means it accepts connections.
+fn accepts_connections(lock_file: &Path) -> bool {
+    fs::read_to_string(lock_file)
+        .is_ok_and(|text| text.lines().nth(7).map(str::trim) == Some("ready"))
+}
+
+fn initdb(bins: &PgBinaries, user: &RunAs, dir: &Path, data: &Path) -> Result<(), InfraError> {
+    let mut command = Command::new(&bins.initdb);
+    command
+        .arg("--pgdata")
+        .arg(data)
+        .args(["--no-sync", "--auth=trust", "--username=postgres"])
+        .args(["--encoding=UTF8", "--locale=C", "--no-instructions"])
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    user.apply(&mut command);
+    let output = die_with_parent(&mut command)
+        .output()
+        .map_err(|source| InfraError::Spawn {
+            program: bins.initdb.display().to_string(),
+            source,
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Err(InfraError::Initdb {
+        status: output.status.to_string(),
+        output: text.trim().to_owned(),
+    })
+}
+
+/// The user the server runs as: `postgres` when we are root (Postgres refuses root),
+/// else ourselves.
+struct RunAs(Option<User>);
+
+impl RunAs {
+    fn detect() -> Result<Self, InfraError> {
+        if !geteuid().is_root() {
+            return Ok(Self(None));
+        }
+        match User::from_name("postgres") {
+            Ok(Some(user)) => Ok(Self(Some(user))),
+            Ok(None) => Err(InfraError::PostgresUser {
+                reason: "no such user (install postgresql, or run as another user)".to_owned(),
+            }),
+            Err(errno) => Err(InfraError::PostgresUser {
+                reason: errno.to_string(),
+            }),
+        }
+    }
+
+    fn apply(&self, command: &mut Command) {
+        if let Some(user) = &self.0 {
+            command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+    }
+
+    fn give(&self, path: &Path) -> Result<(), InfraError> {
+        let Some(user) = &self.0 else {
+            return Ok(());
+        };
+        chown(path, Some(user.uid), Some(user.gid)).map_err(|errno| InfraError::Io {
+            action: "hand to the postgres user",
+            path: path.to_owned(),
+            source: errno.into(),
+        })
+    }
+}
