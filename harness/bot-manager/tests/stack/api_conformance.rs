@@ -1,12 +1,10 @@
 //! The service answers as protocol.md sections 4 and 5 say, codes and bodies included.
 
-mod support;
-
+use crate::support::{DEV_TOKEN, LIMITED_TOKEN, unique_meet_id};
+use crate::support::{Stack, StackOptions};
 use protocol::{CreateBotRequest, Platform};
 use rstest::rstest;
 use serde_json::{Value, json};
-use support::stack::{DEV_TOKEN, LIMITED_TOKEN, unique_meet_id};
-use support::{Stack, StackOptions};
 
 /// A meeting whose bot dies before its first callback, so the test drives the
 /// callbacks itself with the bot's real connectionId.

@@ -1,10 +1,8 @@
 //! The happy path through real processes: POST, the bot reaches `active`, DELETE, the
 //! bot leaves and calls back, the row completes and the container is gone.
 
-mod support;
-
+use crate::support::{Stack, unique_meet_id};
 use protocol::Platform;
-use support::{Stack, stack::unique_meet_id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_of_active_bot_completes_meeting_and_removes_container() {
@@ -50,7 +48,7 @@ async fn running_bots_come_from_the_runtime_not_the_database() {
     let body: serde_json::Value = stack
         .http
         .get(stack.url("/bots/status"))
-        .header("X-API-Key", support::stack::DEV_TOKEN)
+        .header("X-API-Key", crate::support::DEV_TOKEN)
         .send()
         .await
         .unwrap()
@@ -71,12 +69,12 @@ async fn running_bots_come_from_the_runtime_not_the_database() {
             &serde_json::json!({"signal": "SIGKILL"}),
         )
         .await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 204);
     assert_eq!(stack.wait_container_exit(meeting.id).await, 137);
     let body: serde_json::Value = stack
         .http
         .get(stack.url("/bots/status"))
-        .header("X-API-Key", support::stack::DEV_TOKEN)
+        .header("X-API-Key", crate::support::DEV_TOKEN)
         .send()
         .await
         .unwrap()

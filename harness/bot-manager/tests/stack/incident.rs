@@ -2,12 +2,10 @@
 //! legacy profile: DELETE answers 202, the container is gone (SIGKILL, exit 137), no
 //! callback ever arrived, and the meeting is still `active` in the database.
 
-mod support;
-
+use crate::support::{DEADLINE, unique_meet_id};
+use crate::support::{Stack, StackOptions};
 use futures::StreamExt;
 use protocol::Platform;
-use support::stack::{DEADLINE, unique_meet_id};
-use support::{Stack, StackOptions};
 
 /// Stops the bot and checks the stuck state once its container is gone.
 async fn stop_and_expect_stuck(stack: &Stack, native: &str, meeting_id: i64) {

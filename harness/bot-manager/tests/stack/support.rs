@@ -45,18 +45,17 @@ impl Default for StackOptions {
 }
 
 pub struct Stack {
-    pub db: TestDatabase,
+    _db: TestDatabase,
     pub pool: PgPool,
     pub redis: RedisServer,
     pub http: reqwest::Client,
     pub base_url: String,
     pub runtime_url: String,
-    pub docker_host: String,
     pub log_dir: PathBuf,
     // Dropped in declaration order: the service first, then the runtime (which kills
     // its containers), then the temp dir.
-    manager: ChildGuard,
-    runtime: ChildGuard,
+    _manager: ChildGuard,
+    _runtime: ChildGuard,
     _dir: tempfile::TempDir,
 }
 
@@ -161,7 +160,7 @@ impl Stack {
             .await
             .expect("connect to the test database");
         Stack {
-            db,
+            _db: db,
             pool,
             redis,
             http: reqwest::Client::builder()
@@ -170,10 +169,9 @@ impl Stack {
                 .expect("http client"),
             base_url: format!("http://127.0.0.1:{port}"),
             runtime_url: format!("http://{runtime_addr}"),
-            docker_host,
             log_dir,
-            manager,
-            runtime,
+            _manager: manager,
+            _runtime: runtime,
             _dir: dir,
         }
     }
