@@ -98,8 +98,8 @@ impl Supervisor {
     }
 
     fn emit(&self, container: &Container, action: &str, extra: &[(&str, String)]) {
-        if !container.is_visible() && action != "destroy" {
-            // A forgotten container is unknown to the Docker API, as after a restart.
+        if container.forgotten {
+            // Unknown to the Docker API, as after a runtime restart.
             return;
         }
         let mut attributes: BTreeMap<String, String> = container.labels.clone();
@@ -617,11 +617,8 @@ impl Supervisor {
             self.emit(c, "stop", &[]);
         }
         if c.auto_remove && !c.restarting && !c.removed {
-            let visible = c.is_visible();
             c.mark_removed();
-            if visible {
-                self.emit(c, "destroy", &[]);
-            }
+            self.emit(c, "destroy", &[]);
         }
     }
 

@@ -31,21 +31,20 @@ pub async fn create_bot(
     let native_id = req.native_meeting_id.as_str();
 
     // Legacy quirk: only `requested` and `active` block a new bot.
-    if let Some(existing) =
-        db::latest_meeting(&state.pool, user.id, req.platform, native_id).await?
-    {
-        if matches!(
-            existing.known_status(),
+    let latest = db::latest_meeting(&state.pool, user.id, req.platform, native_id).await?;
+    if let Some(existing) = latest.filter(|m| {
+        matches!(
+            m.known_status(),
             Some(MeetingStatus::Requested | MeetingStatus::Active)
-        ) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "An active or requested meeting already exists for this platform and meeting ID (meeting {}, status {})",
-                    existing.id, existing.status
-                ),
-            ));
-        }
+        )
+    }) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "An active or requested meeting already exists for this platform and meeting ID (meeting {}, status {})",
+                existing.id, existing.status
+            ),
+        ));
     }
     if db::running_count(&state.pool, user.id).await? >= i64::from(user.max_concurrent_bots) {
         return Err(ApiError::new(

@@ -121,15 +121,17 @@ pub async fn exited(
     match update_meeting_status(&state.pool, meeting.id, to, details).await? {
         Applied::Changed(updated) => {
             state.publish_applied(&updated).await;
-            if payload.exit_code != 0 {
-                if let Some(container) = updated.bot_container_id.clone() {
-                    schedule_container_stop(
-                        &state,
-                        container,
-                        state.config.timers.exited_failure_stop(),
-                        "stop after failed exit",
-                    );
-                }
+            if let Some(container) = updated
+                .bot_container_id
+                .clone()
+                .filter(|_| payload.exit_code != 0)
+            {
+                schedule_container_stop(
+                    &state,
+                    container,
+                    state.config.timers.exited_failure_stop(),
+                    "stop after failed exit",
+                );
             }
             Ok(Json(json!(ExitedResponse {
                 status: "callback processed".into(),

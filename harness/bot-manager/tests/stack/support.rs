@@ -324,12 +324,12 @@ impl Stack {
         loop {
             for c in self.runtime_containers().await {
                 let name = c["name"].as_str().unwrap_or("").trim_start_matches('/');
-                if name.starts_with(&prefix) {
-                    if let Some(code) = c["exit_code"].as_i64() {
-                        if c["state"].as_str() != Some("running") {
-                            return code;
-                        }
-                    }
+                // `exit_code` is set only once the process has exited.
+                if let Some(code) = c["exit_code"]
+                    .as_i64()
+                    .filter(|_| name.starts_with(&prefix))
+                {
+                    return code;
                 }
             }
             assert!(
