@@ -5,4 +5,5 @@
 mod api_conformance;
 mod incident;
 mod lifecycle;
+mod service;
 mod support;

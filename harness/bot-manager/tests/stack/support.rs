@@ -54,8 +54,9 @@ pub struct Stack {
     pub log_dir: PathBuf,
     // Dropped in declaration order: the service first, then the runtime (which kills
     // its containers), then the temp dir.
-    _manager: ChildGuard,
-    _runtime: ChildGuard,
+    manager: Option<ChildGuard>,
+    manager_args: ManagerArgs,
+    runtime: ChildGuard,
     _dir: tempfile::TempDir,
 }
 
@@ -63,7 +64,93 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// How the stack starts its bot-manager, kept so a test can restart it.
+struct ManagerArgs {
+    port: u16,
+    database_url: String,
+    redis_url: String,
+    docker_host: String,
+    options: StackOptions,
+}
+
+impl ManagerArgs {
+    async fn spawn(&self) -> ChildGuard {
+        let port = self.port;
+        let options = &self.options;
+        let mut cmd = tokio::process::Command::new(
+            infra::bins::workspace_bin("bot-manager").expect("bot-manager binary"),
+        );
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,sqlx=warn")
+            .args([
+                "--profile",
+                "legacy",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--database-url", &self.database_url])
+            .args(["--redis-url", &self.redis_url])
+            .args(["--docker-host", &self.docker_host])
+            .args([
+                "--callback-url",
+                &format!("http://bot-manager:{port}/bots/internal/callback/exited"),
+            ])
+            .args(["--delayed-stop-ms", &options.delayed_stop_ms.to_string()])
+            .args(["--stop-grace-s", &options.stop_grace_s.to_string()])
+            .args([
+                "--pre-active-window-ms",
+                &options.pre_active_window_ms.to_string(),
+            ])
+            .args([
+                "--exited-failure-stop-ms",
+                &options.exited_failure_stop_ms.to_string(),
+            ])
+            .args([
+                "--session-record-delay-ms",
+                &options.session_record_delay_ms.to_string(),
+            ]);
+        let (manager, _) = infra::process::spawn_until_line(
+            cmd,
+            |l| l.starts_with("bot-manager listening on "),
+            DEADLINE,
+        )
+        .await
+        .expect("start the bot-manager");
+        manager
+    }
+}
+
 impl Stack {
+    /// Stops the bot-manager with SIGTERM and answers how it exited.
+    pub async fn stop_manager(&mut self) -> std::process::ExitStatus {
+        let mut manager = self.manager.take().expect("the bot-manager is running");
+        manager.signal(nix::sys::signal::Signal::SIGTERM);
+        manager
+            .wait_exit(DEADLINE)
+            .await
+            .expect("the bot-manager exits after SIGTERM")
+    }
+
+    /// Starts the bot-manager again on the same port, database and Redis.
+    pub async fn start_manager(&mut self) {
+        assert!(self.manager.is_none(), "the bot-manager is already running");
+        self.manager = Some(self.manager_args.spawn().await);
+    }
+
+    /// The pids of the runtime and every container process it ever ran.
+    pub async fn process_ids(&self) -> Vec<u32> {
+        let mut pids = vec![self.runtime.pid().as_raw() as u32];
+        pids.extend(
+            self.runtime_containers()
+                .await
+                .iter()
+                .filter_map(|c| c["pid"].as_u64())
+                .map(|p| p as u32),
+        );
+        pids
+    }
+
     pub async fn start() -> Stack {
         Self::start_with(StackOptions::default()).await
     }
@@ -113,48 +200,14 @@ impl Stack {
             .to_owned();
 
         let port = infra::process::free_port().expect("free port");
-        let docker_host = format!("unix://{}", socket.display());
-        let mut manager_cmd = tokio::process::Command::new(
-            infra::bins::workspace_bin("bot-manager").expect("bot-manager binary"),
-        );
-        manager_cmd
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info,sqlx=warn")
-            .args([
-                "--profile",
-                "legacy",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--database-url", db.url()])
-            .args(["--redis-url", redis.url()])
-            .args(["--docker-host", &docker_host])
-            .args([
-                "--callback-url",
-                &format!("http://bot-manager:{port}/bots/internal/callback/exited"),
-            ])
-            .args(["--delayed-stop-ms", &options.delayed_stop_ms.to_string()])
-            .args(["--stop-grace-s", &options.stop_grace_s.to_string()])
-            .args([
-                "--pre-active-window-ms",
-                &options.pre_active_window_ms.to_string(),
-            ])
-            .args([
-                "--exited-failure-stop-ms",
-                &options.exited_failure_stop_ms.to_string(),
-            ])
-            .args([
-                "--session-record-delay-ms",
-                &options.session_record_delay_ms.to_string(),
-            ]);
-        let (manager, _) = infra::process::spawn_until_line(
-            manager_cmd,
-            |l| l.starts_with("bot-manager listening on "),
-            DEADLINE,
-        )
-        .await
-        .expect("start the bot-manager");
+        let manager_args = ManagerArgs {
+            port,
+            database_url: db.url().to_owned(),
+            redis_url: redis.url().to_owned(),
+            docker_host: format!("unix://{}", socket.display()),
+            options,
+        };
+        let manager = manager_args.spawn().await;
 
         let pool = PgPool::connect(db.url())
             .await
@@ -170,8 +223,9 @@ impl Stack {
             base_url: format!("http://127.0.0.1:{port}"),
             runtime_url: format!("http://{runtime_addr}"),
             log_dir,
-            _manager: manager,
-            _runtime: runtime,
+            manager: Some(manager),
+            manager_args,
+            runtime,
             _dir: dir,
         }
     }
