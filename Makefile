@@ -30,7 +30,9 @@ repro: setup
 chaos: setup
 	bash scripts/chaos.sh
 
+## Figures (not asserted anywhere): lifecycle wall times and throughput, in release.
 bench: setup
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p bot-manager --example lifecycle_bench
 
 lint:
