@@ -18,7 +18,7 @@ cp target/nextest/chaos/junit.xml "$out/junit.xml" 2>/dev/null || true
   echo
   echo "| scenario | expected | result |"
   echo "|---|---|---|"
-  grep -oE '(PASS|FAIL) \[[^]]*\] [^ ]+ ::? ?[a-z_:]+' "$out/run.log" | awk '{print $NF, $1}' | sort -u |
+  grep -E '^ +(PASS|FAIL|TIMEOUT|SIGKILL|SIGSEGV|SIGABRT) ' "$out/run.log" | awk '{print $NF, $1}' | sort -u |
     while read -r name result; do
       verdict=$([ "$result" = PASS ] && echo "reproduced: meeting stuck active" || echo "NOT reproduced")
       echo "| \`${name##*::}\` | meeting stays active after its container is gone | $verdict |"

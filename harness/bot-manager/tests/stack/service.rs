@@ -71,3 +71,78 @@ async fn dropping_the_stack_leaves_no_process_behind() {
         assert!(gone, "process {pid} outlived the stack");
     }
 }
+
+/// Runs `bot-manager` with `args` and answers its exit code and stderr.
+async fn run_manager(args: &[&str]) -> (Option<i32>, String) {
+    let bin = infra::bins::workspace_bin("bot-manager").expect("bot-manager binary");
+    let output = tokio::time::timeout(
+        DEADLINE,
+        tokio::process::Command::new(bin)
+            .env_clear()
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("bot-manager exits by itself")
+    .expect("run bot-manager");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn unknown_profile_is_refused_naming_the_profiles() {
+    let (code, stderr) = run_manager(&[
+        "--profile",
+        "fixd",
+        "--database-url",
+        "x",
+        "--redis-url",
+        "y",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fixd") && stderr.contains("legacy"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_startup_with_a_clear_error() {
+    let port = infra::process::free_port().unwrap().to_string();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/nowhere");
+    let (code, stderr) = run_manager(&[
+        "--database-url",
+        &url,
+        "--redis-url",
+        "redis://127.0.0.1:1",
+        "--listen",
+        "127.0.0.1:0",
+        "--dependency-timeout-ms",
+        "500",
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("failed to connect to Postgres"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_redis_fails_startup_with_a_clear_error() {
+    let db = infra::postgres::test_database().await.unwrap();
+    let port = infra::process::free_port().unwrap().to_string();
+    let redis = format!("redis://127.0.0.1:{port}");
+    let (code, stderr) = run_manager(&[
+        "--database-url",
+        db.url(),
+        "--redis-url",
+        &redis,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("failed to connect to Redis at"), "{stderr}");
+}
