@@ -171,11 +171,17 @@ async fn stopping_published_while_database_keeps_active() {
     let mut messages = pubsub.on_message();
 
     stop_and_expect_stuck(&stack, &native, meeting.id).await;
-    let message = tokio::time::timeout(DEADLINE, messages.next())
-        .await
-        .expect("a status event")
-        .expect("the status stream");
-    let event: protocol::StatusEvent = serde_json::from_slice(message.get_payload_bytes()).unwrap();
-    assert_eq!(event.payload.status, protocol::MeetingStatus::Stopping);
+    // The `active` publish may trail the row it reports, so skip to the `stopping` one.
+    let mut published = Vec::new();
+    while !published.contains(&protocol::MeetingStatus::Stopping) {
+        let message = tokio::time::timeout(DEADLINE, messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("no `stopping` published; saw {published:?}"))
+            .expect("the status stream");
+        let event: protocol::StatusEvent =
+            serde_json::from_slice(message.get_payload_bytes()).unwrap();
+        published.push(event.payload.status);
+    }
+    assert_eq!(published.last(), Some(&protocol::MeetingStatus::Stopping));
     assert_eq!(stack.meeting_row(meeting.id).await.status, "active");
 }
