@@ -24,7 +24,7 @@ endif
 
 ## Reproduce the incident (legacy profile) and print what proves it.
 repro: setup
-	$(CARGO) nextest run -p bot-manager --test incident --no-fail-fast --success-output immediate
+	$(CARGO) nextest run -p bot-manager --test stack -E 'test(/^incident::/)' --no-fail-fast --success-output final
 
 ## The main job: run the scenario catalogue and write reports under reports/.
 chaos: setup

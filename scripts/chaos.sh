@@ -10,7 +10,7 @@ out="reports/$run_id"
 mkdir -p "$out"
 
 status=0
-cargo nextest run --profile chaos -p bot-manager --test incident --no-fail-fast 2>&1 | tee "$out/run.log" || status=$?
+cargo nextest run --profile chaos -p bot-manager --test stack -E 'test(/^incident::/)' --no-fail-fast 2>&1 | tee "$out/run.log" || status=$?
 cp target/nextest/chaos/junit.xml "$out/junit.xml" 2>/dev/null || true
 
 {

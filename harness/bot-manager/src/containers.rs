@@ -28,18 +28,19 @@ pub enum RuntimeError {
     },
 }
 
-/// How a stop call ended. 304 (already stopped) and 404 (gone) count as success, as in
-/// production, which is also why a 404 from a confused runtime is taken as "gone".
+/// How a stop call ended. 304 (already stopped; bollard answers it as success) and 404
+/// (gone) count as success, as in production, which is also why a 404 from a confused
+/// runtime is taken as "gone".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopOutcome {
     Stopped,
-    AlreadyStopped,
     NotFound,
 }
 
 #[derive(Clone)]
 pub struct Runtime {
     docker: Docker,
+    timeout: Duration,
 }
 
 pub const USER_LABEL: &str = "vexa.user_id";
@@ -68,7 +69,7 @@ impl Runtime {
             Docker::connect_with_unix(&endpoint, timeout_s, bollard::API_DEFAULT_VERSION)
         }
         .map_err(connect_err)?;
-        Ok(Runtime { docker })
+        Ok(Runtime { docker, timeout })
     }
 
     /// `GET /version`, read for `ApiVersion` only.
@@ -137,11 +138,14 @@ impl Runtime {
     /// `docker stop -t grace`: SIGTERM, then SIGKILL after the grace.
     pub async fn stop(&self, container: &str, grace_s: u32) -> Result<StopOutcome, RuntimeError> {
         let options = StopContainerOptionsBuilder::new().t(grace_s as i32).build();
-        match self.docker.stop_container(container, Some(options)).await {
+        // bollard bounds every request by the client timeout; a stop legitimately takes
+        // the whole grace first.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(grace_s.into()) + self.timeout);
+        match docker.stop_container(container, Some(options)).await {
             Ok(()) => Ok(StopOutcome::Stopped),
-            Err(DockerError::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(StopOutcome::AlreadyStopped),
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(StopOutcome::NotFound),

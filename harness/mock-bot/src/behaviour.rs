@@ -16,12 +16,13 @@
 //! | `MOCK_BOT_SIGTERM_GRACE_MS` | ms (5000) | `graceful`: the bot exits 143 at the latest this long after the first SIGTERM, callback sent or not |
 //! | `MOCK_BOT_SUBSCRIBE` | `ok`\|`fail`\|`late` (ok) | `fail`: never subscribe (go on without commands); `late`: subscribe only after `MOCK_BOT_SUBSCRIBE_DELAY_MS`, without holding up joining |
 //! | `MOCK_BOT_SUBSCRIBE_DELAY_MS` | ms (1000) | delay of a `late` subscription |
+//! | `MOCK_BOT_SUBSCRIBE_TIMEOUT_MS` | ms (5000) | a connect and subscribe (first or resubscribe) taking longer counts as failed |
 //! | `MOCK_BOT_RESUBSCRIBE` | `0`\|`1` (1) | resubscribe with bounded backoff when the subscription stream ends (messages in the gap are lost) |
 //! | `MOCK_BOT_CALLBACK` | `once`\|`retry`\|`drop` (once) | terminal callback: `once` one attempt, no timeout; `retry` 3 attempts with timeout and backoff; `drop` never sent |
 //! | `MOCK_BOT_CALLBACK_TIMEOUT_MS` | ms (5000) | per-attempt timeout of `retry` |
 //! | `MOCK_BOT_CALLBACK_BACKOFF_MS` | ms list (`1000,2000`) | waits between `retry` attempts (the last one repeats) |
 //! | `MOCK_BOT_CALLBACK_PATH` | `status_change`\|`exited` (status_change) | where the terminal callback goes; `exited` posts the legacy `/exited` payload |
-//! | `MOCK_BOT_COMPLETION_REASON` | any text (`stopped`; `left_alone` after `MOCK_BOT_ACTIVE_FOR_MS`) | sent verbatim, even values the server rejects (`removed_by_admin`) |
+//! | `MOCK_BOT_COMPLETION_REASON` | any text (`stopped`; `left_alone` after `MOCK_BOT_ACTIVE_FOR_MS`; `awaiting_admission_timeout` after the waiting-room timeout) | sent verbatim, even values the server rejects (`removed_by_admin`) |
 //! | `MOCK_BOT_DUPLICATE_TERMINAL` | count (0) | extra copies of the terminal callback |
 //! | `MOCK_BOT_LATE_JOINING_AFTER_LEAVE` | `0`\|`1` (0) | send a `joining` status after the leave step, before the terminal one |
 //! | `MOCK_BOT_RESTART_NEW_UID_AFTER_MS` | ms (never) | this long after `active`, switch to a fresh connection uid: move the subscription, open a session, use it in later callbacks |
@@ -31,11 +32,19 @@
 //! | `MOCK_BOT_CRASH` | `<phase>:<code>` (none) | phase `joining`\|`awaiting_admission`\|`active`\|`leaving`: exit with `code` (0-255) `MOCK_BOT_CRASH_AFTER_MS` after entering the phase, with no terminal callback |
 //! | `MOCK_BOT_CRASH_AFTER_MS` | ms (0) | delay of the crash after entering its phase |
 //! | `MOCK_BOT_EXIT_DELAY_MS` | ms (0) | slow exit: wait this long after the terminal callback |
-//! | `MOCK_BOT_ACTIVE_FOR_MS` | ms (forever) | leave by itself after this long active (completion reason `left_alone`) |
+//! | `MOCK_BOT_ACTIVE_FOR_MS` | ms (forever) | leave by itself after this long active (completion reason `left_alone`): how a scenario scripts "everyone left" |
 //!
 //! The `MOCK_BOT_CALLBACK*` variables govern the terminal callback only; `joining`,
 //! `awaiting_admission` and `active` are always one attempt with no timeout, their answer
 //! ignored, as the legacy bot sends them.
+//!
+//! `BOT_CONFIG.automaticLeave.waitingRoomTimeout` is honoured as the production bot does:
+//! still awaiting admission that long after the first `awaiting_admission` report, the bot
+//! leaves (completion reason `awaiting_admission_timeout`). The mock is admitted
+//! `MOCK_BOT_AWAITING_ADMISSION_REPEATS` x `MOCK_BOT_ADMISSION_DELAY_MS` after that report,
+//! so a scenario makes the timeout fire with a larger admission delay (or more repeats)
+//! than the timeout. `noOneJoinedTimeout` and `everyoneLeftTimeout` are not modelled: the
+//! mock is never alone unless `MOCK_BOT_ACTIVE_FOR_MS` says so.
 //!
 //! Entering a phase means reporting it: `joining`, the first `awaiting_admission` and
 //! `active` are entered once their `status_change` has been sent; `leaving` once the leave
@@ -61,6 +70,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "MOCK_BOT_SIGTERM_GRACE_MS",
     "MOCK_BOT_SUBSCRIBE",
     "MOCK_BOT_SUBSCRIBE_DELAY_MS",
+    "MOCK_BOT_SUBSCRIBE_TIMEOUT_MS",
     "MOCK_BOT_RESUBSCRIBE",
     "MOCK_BOT_CALLBACK",
     "MOCK_BOT_CALLBACK_TIMEOUT_MS",
@@ -216,6 +226,8 @@ impl CallbackPolicy {
 pub struct SubscribeBehaviour {
     pub mode: SubscribeMode,
     pub delay: Duration,
+    /// A connect and subscribe taking longer counts as failed.
+    pub timeout: Duration,
     pub resubscribe: bool,
 }
 
@@ -314,6 +326,7 @@ impl Behaviour {
                     ],
                 )?,
                 delay: vars.millis("MOCK_BOT_SUBSCRIBE_DELAY_MS", 1000)?,
+                timeout: vars.millis("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", 5000)?,
                 resubscribe: vars.flag("MOCK_BOT_RESUBSCRIBE", true)?,
             },
             callback: CallbackPolicy {
@@ -489,6 +502,7 @@ mod tests {
         assert_eq!(b.sigterm, SigtermMode::Ignore);
         assert_eq!(b.subscribe.mode, SubscribeMode::Ok);
         assert!(b.subscribe.resubscribe);
+        assert_eq!(b.subscribe.timeout, Duration::from_secs(5));
         assert_eq!(b.callback.mode, CallbackMode::Once);
         assert_eq!(b.callback.attempts(), 1);
         assert_eq!(b.callback.attempt_timeout(), None);
@@ -519,6 +533,7 @@ mod tests {
             ("MOCK_BOT_CRASH", "awaiting_admission:137"),
             ("MOCK_BOT_COMPLETION_REASON", "removed_by_admin"),
             ("MOCK_BOT_ACTIVE_FOR_MS", "250"),
+            ("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "40"),
         ])
         .unwrap();
         assert_eq!(b.leave, LeaveMode::Hang);
@@ -537,6 +552,7 @@ mod tests {
         );
         assert_eq!(b.completion_reason.as_deref(), Some("removed_by_admin"));
         assert_eq!(b.active_for, Some(Duration::from_millis(250)));
+        assert_eq!(b.subscribe.timeout, Duration::from_millis(40));
     }
 
     #[rstest]
@@ -544,6 +560,8 @@ mod tests {
     #[case("MOCK_BOT_JOIN_DELAY_MS", "fast")]
     #[case("MOCK_BOT_JOIN_DELAY_MS", "-1")]
     #[case("MOCK_BOT_RESUBSCRIBE", "yes")]
+    #[case("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "5s")]
+    #[case("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "")]
     #[case("MOCK_BOT_CALLBACK_BACKOFF_MS", "1000,")]
     #[case("MOCK_BOT_CRASH", "active")]
     #[case("MOCK_BOT_CRASH", "requested:1")]

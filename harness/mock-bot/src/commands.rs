@@ -15,9 +15,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::behaviour::{SubscribeBehaviour, SubscribeMode};
 use crate::events::EventLog;
 
-/// A connect or subscribe that takes longer than this counts as failed (the legacy bot's
-/// client would keep trying in the background, with commands lost all the same).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Resubscription backoff: doubling from the first delay up to the cap, for at most
 /// `RESUBSCRIBE_ATTEMPTS` attempts.
 const RESUBSCRIBE_FIRST_DELAY: Duration = Duration::from_millis(50);
@@ -82,7 +79,7 @@ enum SubscribeError {
         #[source]
         source: redis::RedisError,
     },
-    #[error("connect and subscribe within {0:?}")]
+    #[error("connect and subscribe within {} ms (MOCK_BOT_SUBSCRIBE_TIMEOUT_MS)", .0.as_millis())]
     Timeout(Duration),
 }
 
@@ -122,7 +119,10 @@ impl Subscriber {
     async fn subscribe_or_log(&mut self, attempt: Option<u32>) -> Option<Connection> {
         // Marks the uid seen: a change from here on moves the subscription.
         let channel = protocol::bot_commands_channel(&self.uid.borrow_and_update());
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.redis_url, &channel)).await {
+        // Past `MOCK_BOT_SUBSCRIBE_TIMEOUT_MS` the attempt counts as failed (the legacy
+        // bot's client would keep trying in the background, with commands lost all the same).
+        let timeout = self.behaviour.timeout;
+        match tokio::time::timeout(timeout, connect(&self.redis_url, &channel)).await {
             Ok(Ok((sink, stream))) => {
                 let mut fields = json!({ "channel": channel });
                 if let Some(attempt) = attempt {
@@ -140,7 +140,7 @@ impl Subscriber {
                 None
             }
             Err(_) => {
-                self.report_failure(&channel, &SubscribeError::Timeout(CONNECT_TIMEOUT), attempt);
+                self.report_failure(&channel, &SubscribeError::Timeout(timeout), attempt);
                 None
             }
         }

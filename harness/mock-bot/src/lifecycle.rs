@@ -1,7 +1,9 @@
 //! The bot's life, as protocol.md section 7 tells it, with the scripted faults.
 //!
 //! `joining` -> `awaiting_admission` (repeated) -> `active` + transcription sessions, until
-//! a `leave` command, a graceful SIGTERM or `MOCK_BOT_ACTIVE_FOR_MS`; then the leave step
+//! a `leave` command, a graceful SIGTERM, `MOCK_BOT_ACTIVE_FOR_MS` or, still in the waiting
+//! room, `automaticLeave.waitingRoomTimeout` after the first `awaiting_admission` report;
+//! then the leave step
 //! (a UI step that may hang), the terminal callback, and the exit. A scripted crash and the
 //! expiry of a graceful SIGTERM's grace cut any of that short.
 
@@ -32,6 +34,7 @@ pub enum LeaveTrigger {
     Command,
     Sigterm,
     ActiveFor,
+    WaitingRoomTimeout,
 }
 
 impl LeaveTrigger {
@@ -40,6 +43,7 @@ impl LeaveTrigger {
             LeaveTrigger::Command => "command",
             LeaveTrigger::Sigterm => "sigterm",
             LeaveTrigger::ActiveFor => "active_for",
+            LeaveTrigger::WaitingRoomTimeout => "waiting_room_timeout",
         }
     }
 
@@ -49,6 +53,7 @@ impl LeaveTrigger {
             LeaveTrigger::Command => "self_initiated_leave",
             LeaveTrigger::Sigterm => "sigterm",
             LeaveTrigger::ActiveFor => "left_alone",
+            LeaveTrigger::WaitingRoomTimeout => "awaiting_admission_timeout",
         }
     }
 
@@ -56,6 +61,7 @@ impl LeaveTrigger {
         match self {
             LeaveTrigger::Command | LeaveTrigger::Sigterm => "stopped",
             LeaveTrigger::ActiveFor => "left_alone",
+            LeaveTrigger::WaitingRoomTimeout => "awaiting_admission_timeout",
         }
     }
 }
@@ -140,12 +146,8 @@ impl Bot {
         self.report(CallbackStatus::Joining).await;
         self.enter(Phase::Joining).await;
         sleep(self.behaviour.join_delay).await;
-        for repeat in 0..self.behaviour.awaiting_admission_repeats {
-            self.report(CallbackStatus::AwaitingAdmission).await;
-            if repeat == 0 {
-                self.enter(Phase::AwaitingAdmission).await;
-            }
-            sleep(self.behaviour.admission_delay).await;
+        if let Err(trigger) = self.wait_for_admission().await {
+            return trigger;
         }
         self.report(CallbackStatus::Active).await;
         self.enter(Phase::Active).await;
@@ -156,6 +158,36 @@ impl Bot {
             trigger = self.stay_active() => trigger,
             never = then_idle(meanwhile) => match never {},
         }
+    }
+
+    /// The waiting room: each `awaiting_admission` report is followed by the admission
+    /// delay. Still waiting `waitingRoomTimeout` after the first report, the bot gives up,
+    /// as the production bot does.
+    async fn wait_for_admission(&self) -> Result<(), LeaveTrigger> {
+        let timeout = Duration::from_millis(self.config.automatic_leave.waiting_room_timeout);
+        // `None`: so far off that it never comes.
+        let mut give_up_at = None;
+        for repeat in 0..self.behaviour.awaiting_admission_repeats {
+            self.report(CallbackStatus::AwaitingAdmission).await;
+            if repeat == 0 {
+                give_up_at = Instant::now().checked_add(timeout);
+                self.enter(Phase::AwaitingAdmission).await;
+            }
+            let admitted_at = Instant::now().checked_add(self.behaviour.admission_delay);
+            match (give_up_at, admitted_at) {
+                (Some(give_up_at), Some(admitted_at)) if admitted_at < give_up_at => {
+                    sleep_until(admitted_at).await;
+                }
+                // Not admitted by then: the bot stops waiting.
+                (Some(give_up_at), _) => {
+                    sleep_until(give_up_at).await;
+                    tracing::info!(?timeout, "not admitted within the waiting-room timeout");
+                    return Err(LeaveTrigger::WaitingRoomTimeout);
+                }
+                (None, _) => sleep(self.behaviour.admission_delay).await,
+            }
+        }
+        Ok(())
     }
 
     async fn stay_active(&self) -> LeaveTrigger {

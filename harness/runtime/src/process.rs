@@ -1,35 +1,49 @@
-//! Spawning container processes and signalling their process groups.
+//! Spawning container processes, signalling them, and observing their exits.
 //!
-//! Every process leads its own process group, so a signal reaches whatever it forked too,
+//! Every process leads its own process group, so a SIGKILL reaches whatever it forked too,
 //! and carries `PR_SET_PDEATHSIG(SIGKILL)`, so it never outlives the runtime. The kernel
 //! fires that signal when the *thread* that forked the child exits, so every spawn happens
 //! on one dedicated thread that lives exactly as long as the runtime.
+//!
+//! An exit is observed without reaping (pidfd, or `waitid(WNOWAIT)`): until the process is
+//! reaped its pid, and so its process group id, cannot be recycled, so the supervisor can
+//! still signal the group and record the exit before the pid is released.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
+
+/// Docker's `PATH` for an image that sets none; used when the runtime itself has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What to run for one incarnation of a container.
 #[derive(Debug, Clone)]
 pub(crate) struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// Applied in order over the runtime's own environment: a later entry wins.
+    /// The process's whole environment, in order: a later entry wins.
     pub env: Vec<(OsString, OsString)>,
     /// stdout and stderr go here (appended) when set, else to the runtime's stderr.
     pub log_file: Option<PathBuf>,
+}
+
+/// The `PATH` a container gets before its image and request add their own variables: the
+/// runtime's, as nothing else of the runtime's environment is passed on.
+pub(crate) fn base_path() -> OsString {
+    std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into())
 }
 
 struct SpawnJob {
@@ -43,13 +57,11 @@ pub(crate) struct Spawner {
 }
 
 impl Spawner {
-    /// Starts the spawner thread; children are registered with `runtime` for reaping.
-    pub(crate) fn start(runtime: tokio::runtime::Handle) -> io::Result<Self> {
+    pub(crate) fn start() -> io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<SpawnJob>();
         thread::Builder::new()
             .name("runtime-spawner".into())
             .spawn(move || {
-                let _entered = runtime.enter();
                 // Ends when the last sender goes, i.e. with the runtime; its children then
                 // receive their death signal.
                 while let Ok(mut job) = queue.recv() {
@@ -59,24 +71,143 @@ impl Spawner {
         Ok(Spawner { jobs })
     }
 
-    pub(crate) async fn spawn(&self, spec: &ProcessSpec) -> io::Result<Child> {
+    pub(crate) async fn spawn(&self, spec: &ProcessSpec) -> io::Result<ContainerProcess> {
         let command = build_command(spec)?;
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(SpawnJob { command, reply })
             .map_err(|_| io::Error::other("the spawner thread has stopped"))?;
-        answer
+        let child = answer
             .await
-            .map_err(|_| io::Error::other("the spawner thread has stopped"))?
+            .map_err(|_| io::Error::other("the spawner thread has stopped"))??;
+        Ok(ContainerProcess {
+            pid: child.id(),
+            child: Some(child),
+        })
+    }
+}
+
+/// A spawned container process. Only [`ContainerProcess::reap`] (or dropping it) reaps
+/// it, so until then its pid stays reserved even after it has exited.
+pub(crate) struct ContainerProcess {
+    pid: u32,
+    child: Option<Child>,
+}
+
+impl ContainerProcess {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Resolves with the exit status once the process has exited, leaving it unreaped.
+    pub(crate) async fn exited(&self) -> io::Result<ExitStatus> {
+        match self.exited_by_pidfd().await {
+            Ok(status) => Ok(status),
+            // Kernels or sandboxes without pidfd_open: a thread blocks in waitid instead.
+            Err(_) => self.exited_by_thread().await,
+        }
+    }
+
+    async fn exited_by_pidfd(&self) -> io::Result<ExitStatus> {
+        // SAFETY: the AsyncFd owns the descriptor, so it stays open as long as the AsyncFd.
+        let fd = unsafe { AsyncFd::register_with_interest(pidfd_open(self.pid)?, Interest::READABLE) }?;
+        loop {
+            let mut ready = fd.readable().await?;
+            // Readiness is only a hint: the exit is confirmed before it is reported.
+            if let Some(status) = unreaped_exit(self.pid, false)? {
+                return Ok(status);
+            }
+            ready.clear_ready();
+        }
+    }
+
+    async fn exited_by_thread(&self) -> io::Result<ExitStatus> {
+        let pid = self.pid;
+        let (tx, rx) = oneshot::channel();
+        thread::Builder::new()
+            .name("runtime-exit-watch".into())
+            .spawn(move || {
+                let _ = tx.send(unreaped_exit(pid, true));
+            })?;
+        rx.await
+            .map_err(|_| io::Error::other("the exit watcher thread stopped"))??
+            .ok_or_else(|| io::Error::other("waitid answered before the process exited"))
+    }
+
+    /// Reaps the process, releasing its pid; blocks until it has exited.
+    pub(crate) fn reap(mut self) -> io::Result<ExitStatus> {
+        match self.child.take() {
+            Some(mut child) => child.wait(),
+            None => Err(io::Error::other("the process was already reaped")),
+        }
+    }
+}
+
+impl Drop for ContainerProcess {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Dropped unreaped (the runtime's tasks are going away): reap it later rather than
+        // leave a zombie. It dies with the spawner thread, so the wait ends.
+        if let Ok(None) = child.try_wait() {
+            let _ = thread::Builder::new()
+                .name("runtime-reaper".into())
+                .spawn(move || child.wait());
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let raw = pid_t(pid)?;
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The exit status of the child `pid` without reaping it (`WNOWAIT`); `None` while it runs
+/// (only when `block` is false).
+fn unreaped_exit(pid: u32, block: bool) -> io::Result<Option<ExitStatus>> {
+    let mut flags = libc::WEXITED | libc::WNOWAIT;
+    if !block {
+        flags |= libc::WNOHANG;
+    }
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; waitid only writes into it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid id type, id and siginfo pointer.
+        if unsafe { libc::waitid(libc::P_PID, pid, &mut info, flags) } == -1 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        // SAFETY: waitid filled in a SIGCHLD siginfo, or left si_pid 0 under WNOHANG.
+        let (si_pid, si_status) = unsafe { (info.si_pid(), info.si_status()) };
+        if si_pid == 0 {
+            return Ok(None);
+        }
+        // Re-encoded as the wait status waitpid would have answered.
+        let raw = match info.si_code {
+            libc::CLD_EXITED => (si_status & 0xff) << 8,
+            libc::CLD_DUMPED => si_status | 0x80,
+            _ => si_status,
+        };
+        return Ok(Some(ExitStatus::from_raw(raw)));
     }
 }
 
 fn build_command(spec: &ProcessSpec) -> io::Result<Command> {
     let mut command = Command::new(&spec.program);
+    // Like Docker, nothing of the runtime's own environment leaks in: the spec is all of it.
+    command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
     command.args(&spec.args).stdin(Stdio::null());
-    for (key, value) in &spec.env {
-        command.env(key, value);
-    }
     let (stdout, stderr) = match &spec.log_file {
         Some(path) => {
             let file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -116,13 +247,22 @@ fn build_command(spec: &ProcessSpec) -> io::Result<Command> {
     Ok(command)
 }
 
+fn pid_t(pid: u32) -> io::Result<i32> {
+    i32::try_from(pid).map_err(|_| io::Error::other(format!("pid {pid} is out of range")))
+}
+
 /// Sends `signal` to the process group led by `pid`. A group that is already gone is not
 /// an error: the caller learns about the exit from the process's watcher.
 pub(crate) fn signal_group(pid: u32, signal: Signal) -> io::Result<()> {
-    let Ok(raw) = i32::try_from(pid) else {
-        return Err(io::Error::other(format!("pid {pid} is out of range")));
-    };
-    match killpg(Pid::from_raw(raw), signal) {
+    match killpg(Pid::from_raw(pid_t(pid)?), signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(io::Error::from(errno)),
+    }
+}
+
+/// Sends `signal` to the process `pid` alone, as Docker signals only a container's PID 1.
+pub(crate) fn signal_process(pid: u32, signal: Signal) -> io::Result<()> {
+    match kill(Pid::from_raw(pid_t(pid)?), signal) {
         Ok(()) | Err(Errno::ESRCH) => Ok(()),
         Err(errno) => Err(io::Error::from(errno)),
     }

@@ -97,8 +97,7 @@ impl Runtime {
             tcp.push((local, listener));
         }
 
-        let spawner =
-            Spawner::start(tokio::runtime::Handle::current()).map_err(StartError::Spawner)?;
+        let spawner = Spawner::start().map_err(StartError::Spawner)?;
         let settings = Settings {
             env: config.env,
             host_aliases: config.host_aliases,

@@ -23,7 +23,7 @@ use crate::error::OpError;
 use crate::events::{Event, EventBus, EventSubscription};
 use crate::faults::{Faults, FaultsPatch};
 use crate::images::{Images, random_hex};
-use crate::process::{self, ProcessSpec, Spawner};
+use crate::process::{self, ContainerProcess, ProcessSpec, Spawner};
 use crate::rules::{self, Rule, RuleSpec};
 
 /// How long a SIGKILLed process may take to be reaped before the operation gives up.
@@ -201,27 +201,47 @@ impl Supervisor {
         if faults.stop_answers_404 {
             return Err(OpError::NoSuchContainer(reference.to_owned()));
         }
-        let (id, mut lifecycle, exits) = {
-            let mut table = self.table();
-            let c = table.resolve_mut(reference, Scope::Visible)?;
-            let Some(pid) = c.pid.filter(|_| c.state.is_live()) else {
-                return Ok(Outcome::NotModified);
-            };
-            c.stopping = true;
-            signal_container(c, pid, signal)?;
-            self.emit(c, "kill", &[("signal", (signal as i32).to_string())]);
-            let lifecycle = c.lifecycle.subscribe();
-            let exits = lifecycle.borrow().exits;
-            (c.id.clone(), lifecycle, exits)
+        let (id, ops) = {
+            let table = self.table();
+            let c = table.resolve(reference, Scope::Visible)?;
+            (c.id.clone(), Arc::clone(&c.ops))
         };
-        if wait_for_exit(&mut lifecycle, exits, grace).await {
-            return Ok(Outcome::Done);
-        }
-        self.kill_incarnation(&id, exits)?;
-        if wait_for_exit(&mut lifecycle, exits, Some(KILL_TIMEOUT)).await {
-            Ok(Outcome::Done)
-        } else {
-            Err(OpError::KillTimeout(reference.to_owned()))
+        // Each round stops one incarnation. A restart or start that ran meanwhile leaves a
+        // newer one, and a stop that answered then would report a running container stopped.
+        let mut outcome = Outcome::NotModified;
+        loop {
+            let (mut lifecycle, exits) = {
+                // Serialised with start and restart, so the process signalled is not one
+                // they are about to replace.
+                let _op = ops.lock().await;
+                let mut table = self.table();
+                let Some(c) = table.by_id_mut(&id).filter(|c| c.is_visible()) else {
+                    // Removed (or forgotten) while a round ran: nothing of it runs any more.
+                    return match outcome {
+                        Outcome::Done => Ok(Outcome::Done),
+                        Outcome::NotModified => {
+                            Err(OpError::NoSuchContainer(reference.to_owned()))
+                        }
+                    };
+                };
+                let Some(pid) = c.pid.filter(|_| c.state.is_live()) else {
+                    return Ok(outcome);
+                };
+                c.stopping = true;
+                signal_container(c, pid, signal)?;
+                self.emit(c, "kill", &[("signal", (signal as i32).to_string())]);
+                let lifecycle = c.lifecycle.subscribe();
+                let exits = lifecycle.borrow().exits;
+                (lifecycle, exits)
+            };
+            outcome = Outcome::Done;
+            if wait_for_exit(&mut lifecycle, exits, grace).await {
+                continue;
+            }
+            self.kill_incarnation(&id, exits)?;
+            if !wait_for_exit(&mut lifecycle, exits, Some(KILL_TIMEOUT)).await {
+                return Err(OpError::KillTimeout(reference.to_owned()));
+            }
         }
     }
 
@@ -419,7 +439,7 @@ impl Supervisor {
         let c = table.resolve_mut(reference, Scope::IncludingForgotten)?;
         match (c.state, c.pid) {
             (State::Running, Some(pid)) => {
-                signal_container(c, pid, Signal::SIGSTOP)?;
+                freeze_container(c, pid, Signal::SIGSTOP)?;
                 c.state = State::Paused;
                 self.emit(c, "pause", &[]);
                 Ok(())
@@ -434,7 +454,7 @@ impl Supervisor {
         let c = table.resolve_mut(reference, Scope::IncludingForgotten)?;
         match (c.state, c.pid) {
             (State::Paused, Some(pid)) => {
-                signal_container(c, pid, Signal::SIGCONT)?;
+                freeze_container(c, pid, Signal::SIGCONT)?;
                 c.state = State::Running;
                 self.emit(c, "unpause", &[]);
                 Ok(())
@@ -491,7 +511,9 @@ impl Supervisor {
     }
 
     fn process_spec(&self, c: &Container) -> ProcessSpec {
-        let mut env: Vec<(OsString, OsString)> = Vec::new();
+        // Docker passes a container none of its own environment; PATH stands in for the
+        // image's, which Docker images always set.
+        let mut env: Vec<(OsString, OsString)> = vec![("PATH".into(), process::base_path())];
         if let Some(image) = self.images.get(&c.image) {
             env.extend(image.env.iter().map(|(k, v)| (k.into(), v.into())));
         }
@@ -539,18 +561,13 @@ impl Supervisor {
         if *self.shutting_down.borrow() {
             return Err(OpError::ShuttingDown);
         }
-        let spawned = self.spawner.spawn(&spec).await.and_then(|child| {
-            let pid = child
-                .id()
-                .ok_or_else(|| io::Error::other("the process exited before it had a pid"))?;
-            Ok((child, pid))
-        });
+        let spawned = self.spawner.spawn(&spec).await;
         let mut table = self.table();
         let Some(c) = table.by_id_mut(id) else {
             return Err(OpError::NoSuchContainer(id.to_owned()));
         };
-        let (mut child, pid) = match spawned {
-            Ok(spawned) => spawned,
+        let child = match spawned {
+            Ok(child) => child,
             Err(source) => {
                 // Docker's codes for "not found" and "cannot execute".
                 let code = if source.kind() == io::ErrorKind::NotFound {
@@ -562,6 +579,7 @@ impl Supervisor {
                 return Err(OpError::Spawn { name, source });
             }
         };
+        let pid = child.pid();
         c.mark_started(pid, Utc::now());
         let generation = c.generation;
         if *self.shutting_down.borrow() {
@@ -573,15 +591,24 @@ impl Supervisor {
         let supervisor = Arc::clone(self);
         let id = id.to_owned();
         tokio::spawn(async move {
-            let status = child.wait().await;
-            supervisor.on_exit(&id, generation, status);
+            let status = child.exited().await;
+            supervisor.on_exit(&id, generation, child, status);
         });
         Ok(())
     }
 
-    fn on_exit(&self, id: &str, generation: u64, status: io::Result<ExitStatus>) {
-        let code = match status {
-            Ok(status) => process::docker_exit_code(status),
+    /// Records an exit the watcher observed. The process is still unreaped, so its pid and
+    /// group id cannot belong to anyone else yet: the group is killed and the state updated
+    /// under the table lock, and only then is the pid released.
+    fn on_exit(
+        &self,
+        id: &str,
+        generation: u64,
+        child: ContainerProcess,
+        status: io::Result<ExitStatus>,
+    ) {
+        let code = match &status {
+            Ok(status) => process::docker_exit_code(*status),
             Err(err) => {
                 tracing::error!(
                     container = id,
@@ -590,17 +617,27 @@ impl Supervisor {
                 255
             }
         };
-        let mut table = self.table();
-        let Some(c) = table.by_id_mut(id) else {
-            return;
-        };
-        if c.generation != generation {
-            return;
+        {
+            let mut table = self.table();
+            if status.is_ok() {
+                // As when a container's init exits: whatever it left behind in its group goes too.
+                let _ = process::signal_group(child.pid(), Signal::SIGKILL);
+            }
+            if let Some(c) = table.by_id_mut(id)
+                && c.generation == generation
+            {
+                self.record_exit(c, code);
+            }
         }
-        if let Some(pid) = c.pid {
-            // As when a container's init exits: whatever it left behind in its group goes too.
-            let _ = process::signal_group(pid, Signal::SIGKILL);
+        if status.is_ok()
+            && let Err(err) = child.reap()
+        {
+            tracing::error!(container = id, "failed to reap the container process: {err}");
         }
+        // Unobserved exits are left to dropping `child`, which reaps without blocking here.
+    }
+
+    fn record_exit(&self, c: &mut Container, code: i64) {
         let started = c.started_at;
         let now = Utc::now();
         c.mark_exited(code, now);
@@ -663,7 +700,23 @@ impl Supervisor {
     }
 }
 
+/// Signals the container as Docker does: only its PID 1, except SIGKILL, which takes the
+/// whole group as the end of a PID namespace would. So a PID-1 shell that ignores SIGTERM
+/// keeps its children from ever seeing it.
 fn signal_container(c: &Container, pid: u32, signal: Signal) -> Result<(), OpError> {
+    let sent = if signal == Signal::SIGKILL {
+        process::signal_group(pid, signal)
+    } else {
+        process::signal_process(pid, signal)
+    };
+    sent.map_err(|source| OpError::Signal {
+        name: c.name.clone(),
+        source,
+    })
+}
+
+/// Pause and resume reach every process of the container, as Docker's cgroup freezer does.
+fn freeze_container(c: &Container, pid: u32, signal: Signal) -> Result<(), OpError> {
     process::signal_group(pid, signal).map_err(|source| OpError::Signal {
         name: c.name.clone(),
         source,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::auth::AuthUser;
 use super::extract::{ApiJson, parse_platform};
 use crate::app::AppState;
-use crate::containers::{self, USER_LABEL};
+use crate::containers;
 use crate::db;
 use crate::error::ApiError;
 use crate::stop;
@@ -251,10 +251,7 @@ pub async fn running_bots(
                     .created
                     .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
                     .map(db::rfc3339),
-                labels: labels
-                    .into_iter()
-                    .filter(|(k, _)| k == USER_LABEL || k.starts_with("vexa."))
-                    .collect(),
+                labels,
                 meeting_id_from_name: meeting_id,
             }
         })

@@ -170,6 +170,11 @@ async fn stop_inside_pre_active_window_finalizes_immediately() {
     assert_eq!(row.data["stop_requested"], true);
     assert_eq!(row.data["completion_reason"], "stopped");
     assert_eq!(stack.wait_container_exit(meeting.id).await, 137);
+    // A late non-terminal callback after the stop is ignored.
+    let uid = stack.connection_id(meeting.id).await;
+    let (_, body) = status_change(&stack, &uid, "awaiting_admission").await;
+    assert_eq!(body, json!({"status": "ignored", "meeting_id": meeting.id}));
+    assert_eq!(stack.meeting_row(meeting.id).await.status, "completed");
     let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(
         (status, body["message"].as_str()),
@@ -183,22 +188,25 @@ async fn illegal_transitions_answer_as_production_and_leave_row_untouched() {
     let (id, uid, _) = silent_meeting(&stack).await;
 
     // `active` from `joining`: answered with the unchanged status.
+    let before = stack.meeting_row(id).await;
     let (code, body) = status_change(&stack, &uid, "active").await;
     assert_eq!(
         (code, body),
         (200, json!({"status": "joining", "meeting_id": id}))
     );
-    assert_eq!(stack.meeting_row(id).await.transitions().len(), 1);
+    assert_eq!(stack.meeting_row(id).await, before, "the row is untouched");
 
     let failed = json!({"status": "error", "detail": "Failed to update meeting status"});
     let (code, body) = status_change(&stack, &uid, "joining").await;
     assert_eq!((code, &body), (200, &failed));
+    assert_eq!(stack.meeting_row(id).await, before, "the row is untouched");
     let (_, body) = status_change(&stack, &uid, "awaiting_admission").await;
     assert_eq!(body["status"], "awaiting_admission");
     // A repeated awaiting_admission is an illegal self-transition.
+    let before = stack.meeting_row(id).await;
     let (code, body) = status_change(&stack, &uid, "awaiting_admission").await;
     assert_eq!((code, &body), (200, &failed));
-    assert_eq!(stack.meeting_row(id).await.transitions().len(), 2);
+    assert_eq!(stack.meeting_row(id).await, before, "the row is untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,14 +252,13 @@ async fn second_terminal_callback_is_rejected_without_a_second_transition() {
 async fn unknown_enum_value_in_callback_is_unprocessable(#[case] mut body: Value) {
     let stack = Stack::start().await;
     let (id, uid, _) = silent_meeting(&stack).await;
+    let before = stack.meeting_row(id).await;
     body["connection_id"] = json!(uid);
     let (code, _) = stack
         .post_json("/bots/internal/callback/status_change", &body)
         .await;
     assert_eq!(code, 422);
-    let row = stack.meeting_row(id).await;
-    assert_eq!(row.status, "joining");
-    assert_eq!(row.transitions().len(), 1);
+    assert_eq!(stack.meeting_row(id).await, before, "the row is untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,9 +328,18 @@ async fn failed_container_start_leaves_row_in_error_that_delete_cannot_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconfigure_goes_to_current_uid_and_requires_active() {
-    let stack = Stack::start().await;
+async fn reconfigure_goes_to_current_uid_not_latest_session_and_requires_active() {
+    let stack = Stack::start_with(StackOptions {
+        delayed_stop_ms: 600_000,
+        ..StackOptions::default()
+    })
+    .await;
     let native = unique_meet_id();
+    // Reconnect rows are later than the connectionId row: the latest session is a uid no
+    // bot listens on, so only `current_uid` routing reaches the bot.
+    stack
+        .bot_behaviour(&native, &[("MOCK_BOT_RECONNECTS", "2")])
+        .await;
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
     let put = |stack: &Stack| {
         stack
@@ -334,18 +350,71 @@ async fn reconfigure_goes_to_current_uid_and_requires_active() {
             .send()
     };
     stack.wait_status(meeting.id, "active").await;
+    stack
+        .wait_bot_event_count(meeting.id, "session_started", 3)
+        .await;
+    let uid = stack.connection_id(meeting.id).await;
+    assert_ne!(stack.sessions(meeting.id).await.last(), Some(&uid));
+
+    let mut commands = stack.watch_commands().await;
     let resp = put(&stack).await.unwrap();
     assert_eq!(resp.status().as_u16(), 202);
-    let log = stack.wait_bot_event(meeting.id, "command_received").await;
-    let command = log
-        .events
-        .iter()
-        .find(|e| e["event"] == "command_received")
-        .unwrap();
-    assert!(command.to_string().contains("reconfigure"), "{command}");
+    let seen = commands.wait_for(1).await;
+    assert_eq!(seen[0].0, protocol::bot_commands_channel(&uid));
+    assert_eq!(
+        seen[0].1,
+        json!({"action": "reconfigure", "uid": uid, "language": "de", "task": "translate"})
+    );
+    stack.wait_bot_event(meeting.id, "command_received").await;
 
     let (status, _) = stack.delete_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(status, 202);
     stack.wait_status(meeting.id, "completed").await;
     assert_eq!(put(&stack).await.unwrap().status().as_u16(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_meeting_or_platform_in_the_path_is_refused() {
+    let stack = Stack::start().await;
+    let resp = stack
+        .http
+        .put(stack.url(&format!("/bots/google_meet/{}/config", unique_meet_id())))
+        .header("X-API-Key", DEV_TOKEN)
+        .json(&json!({"language": "de"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let (status, body) = stack.delete_bot_path("/bots/webex/123456789").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("webex"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_active_stop_outside_the_window_takes_the_slow_path() {
+    // Window 0: any stop is outside it.
+    let stack = Stack::start().await;
+    let native = unique_meet_id();
+    stack
+        .bot_behaviour(&native, &[("MOCK_BOT_JOIN_DELAY_MS", "600000")])
+        .await;
+    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    stack.wait_status(meeting.id, "joining").await;
+    let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["message"],
+        "Stop request accepted and is being processed."
+    );
+    // Not finalized by the stop itself: the bot (which honours a leave in any phase)
+    // completes it.
+    let row = stack.wait_status(meeting.id, "completed").await;
+    assert_eq!(row.data.get("stop_requested"), None);
+    let sources: Vec<&str> = row.data["status_transition"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["source"].as_str())
+        .collect();
+    assert_eq!(sources, ["bot_callback", "bot_callback"]);
 }

@@ -7,8 +7,10 @@ use crate::support::{Stack, StackOptions};
 use futures::StreamExt;
 use protocol::Platform;
 
-/// Stops the bot and checks the stuck state once its container is gone.
-async fn stop_and_expect_stuck(stack: &Stack, native: &str, meeting_id: i64) {
+/// Stops the bot, checks the one leave went to `leave_uid`'s channel, and checks the
+/// stuck state once the container is gone.
+async fn stop_and_expect_stuck(stack: &Stack, native: &str, meeting_id: i64, leave_uid: &str) {
+    let mut commands = stack.watch_commands().await;
     let (status, body) = stack.delete_bot(Platform::GoogleMeet, native).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
@@ -16,8 +18,16 @@ async fn stop_and_expect_stuck(stack: &Stack, native: &str, meeting_id: i64) {
         "Stop request accepted and is being processed."
     );
 
+    let leave = (
+        protocol::bot_commands_channel(leave_uid),
+        serde_json::json!({"action": "leave"}),
+    );
+    assert_eq!(commands.wait_for(1).await, [leave.clone()]);
+
     // The delayed stop's SIGTERM is swallowed (PID-1 shell): SIGKILL after the grace.
     assert_eq!(stack.wait_container_exit(meeting_id).await, 137);
+    stack.assert_container_gone(meeting_id).await;
+    assert_eq!(commands.drain(), [leave], "one leave, no other command");
     let log = stack.bot_log(meeting_id);
     assert!(
         !log.has("callback_attempt"),
@@ -55,9 +65,15 @@ async fn hung_leave_and_swallowed_sigterm_leave_meeting_active() {
         .await;
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
     stack.wait_status(meeting.id, "active").await;
+    let uid = stack.connection_id(meeting.id).await;
 
-    stop_and_expect_stuck(&stack, &native, meeting.id).await;
+    stop_and_expect_stuck(&stack, &native, meeting.id, &uid).await;
     let log = stack.bot_log(meeting.id);
+    assert!(
+        log.has("leave_started") && log.has("leave_hung"),
+        "{:?}",
+        log.names()
+    );
     assert!(
         log.has("command_received"),
         "the leave did arrive: {:?}",
@@ -98,7 +114,7 @@ async fn leave_to_earliest_reconnect_uid_leaves_meeting_active() {
         "the earliest row must be a reconnect uid"
     );
 
-    stop_and_expect_stuck(&stack, &native, meeting.id).await;
+    stop_and_expect_stuck(&stack, &native, meeting.id, &sessions[0]).await;
     assert!(!stack.bot_log(meeting.id).has("command_received"));
 }
 
@@ -132,7 +148,7 @@ async fn leave_to_stale_uid_after_restart_leaves_meeting_active() {
     stack.wait_session(meeting.id, &new_uid).await;
     assert_eq!(stack.sessions(meeting.id).await[0], first_uid);
 
-    stop_and_expect_stuck(&stack, &native, meeting.id).await;
+    stop_and_expect_stuck(&stack, &native, meeting.id, &first_uid).await;
 }
 
 // H3: the bot's subscription failed, so the leave is published to nobody.
@@ -147,7 +163,8 @@ async fn leave_lost_by_failed_subscription_leaves_meeting_active() {
     stack.wait_status(meeting.id, "active").await;
     assert!(stack.bot_log(meeting.id).has("subscribe_failed"));
 
-    stop_and_expect_stuck(&stack, &native, meeting.id).await;
+    let uid = stack.connection_id(meeting.id).await;
+    stop_and_expect_stuck(&stack, &native, meeting.id, &uid).await;
     assert!(!stack.bot_log(meeting.id).has("command_received"));
 }
 
@@ -170,7 +187,8 @@ async fn stopping_published_while_database_keeps_active() {
         .unwrap();
     let mut messages = pubsub.on_message();
 
-    stop_and_expect_stuck(&stack, &native, meeting.id).await;
+    let uid = stack.connection_id(meeting.id).await;
+    stop_and_expect_stuck(&stack, &native, meeting.id, &uid).await;
     // The `active` publish may trail the row it reports, so skip to the `stopping` one.
     let mut published = Vec::new();
     while !published.contains(&protocol::MeetingStatus::Stopping) {

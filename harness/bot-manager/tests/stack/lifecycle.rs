@@ -1,12 +1,17 @@
 //! The happy path through real processes: POST, the bot reaches `active`, DELETE, the
 //! bot leaves and calls back, the row completes and the container is gone.
 
-use crate::support::{Stack, unique_meet_id};
+use crate::support::{Stack, StackOptions, unique_meet_id};
 use protocol::Platform;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_of_active_bot_completes_meeting_and_removes_container() {
-    let stack = Stack::start().await;
+    // A delayed stop far beyond the test: the bot's own leave must do everything.
+    let stack = Stack::start_with(StackOptions {
+        delayed_stop_ms: 600_000,
+        ..StackOptions::default()
+    })
+    .await;
     let native = unique_meet_id();
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(meeting.status, "requested");
@@ -34,6 +39,7 @@ async fn stop_of_active_bot_completes_meeting_and_removes_container() {
     );
     // The bot exits 0 by itself after its callback; AutoRemove takes the container.
     assert_eq!(stack.wait_container_exit(meeting.id).await, 0);
+    stack.assert_container_gone(meeting.id).await;
     let log = stack.bot_log(meeting.id);
     assert!(log.has("command_received"), "bot events: {:?}", log.names());
 }
@@ -71,6 +77,7 @@ async fn running_bots_come_from_the_runtime_not_the_database() {
         .await;
     assert_eq!(code, 204);
     assert_eq!(stack.wait_container_exit(meeting.id).await, 137);
+    stack.assert_container_gone(meeting.id).await;
     let body: serde_json::Value = stack
         .http
         .get(stack.url("/bots/status"))

@@ -1,7 +1,5 @@
 //! The service as a process: shutdown, restart, and what it leaves behind.
 
-use std::time::Duration;
-
 use protocol::Platform;
 
 use crate::support::{DEADLINE, Stack, StackOptions, unique_meet_id};
@@ -10,40 +8,53 @@ use crate::support::{DEADLINE, Stack, StackOptions, unique_meet_id};
 // restarted service never stops the container, and the meeting stays active.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_inside_delayed_stop_window_loses_the_container_stop() {
-    let options = StackOptions {
+    let mut stack = Stack::start_with(StackOptions {
         delayed_stop_ms: 1_500,
         ..StackOptions::default()
-    };
-    let window = Duration::from_millis(options.delayed_stop_ms)
-        + Duration::from_secs(u64::from(options.stop_grace_s));
-    let mut stack = Stack::start_with(options).await;
-    let native = unique_meet_id();
-    stack
-        .bot_behaviour(&native, &[("MOCK_BOT_LEAVE", "hang")])
-        .await;
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
-    let (status, _) = stack.delete_bot(Platform::GoogleMeet, &native).await;
-    assert_eq!(status, 202);
+    })
+    .await;
+    let since = chrono::Utc::now().timestamp();
+    let (lost, control) = (unique_meet_id(), unique_meet_id());
+    let mut ids = Vec::new();
+    for native in [&lost, &control] {
+        stack
+            .bot_behaviour(native, &[("MOCK_BOT_LEAVE", "hang")])
+            .await;
+        ids.push(stack.start_bot(Platform::GoogleMeet, native).await.id);
+    }
+    for id in &ids {
+        stack.wait_status(*id, "active").await;
+    }
+    assert_eq!(stack.delete_bot(Platform::GoogleMeet, &lost).await.0, 202);
 
     let exit = stack.stop_manager().await;
     assert!(exit.success(), "SIGTERM ends the service cleanly: {exit:?}");
     stack.start_manager().await;
 
-    // Proving that a stop never happens takes watching the whole window it was due in.
-    tokio::time::sleep(window * 2).await;
-    let container = stack
-        .runtime_containers()
-        .await
-        .into_iter()
-        .find(|c| {
-            c["name"]
-                .as_str()
-                .is_some_and(|n| n.contains(&format!("vexa-bot-{}-", meeting.id)))
-        })
-        .expect("the container is still known");
-    assert_eq!(container["state"], "running", "{container}");
-    assert_eq!(stack.meeting_row(meeting.id).await.status, "active");
+    // The control's stop is scheduled later, by the same delay, in the new process: once
+    // it has killed its bot, the lost stop's moment has passed too.
+    assert_eq!(
+        stack.delete_bot(Platform::GoogleMeet, &control).await.0,
+        202
+    );
+    assert_eq!(stack.wait_container_exit(ids[1]).await, 137);
+
+    let lost_name = stack.container_name(ids[0]).await;
+    let events = stack.runtime_events(since).await;
+    let touching: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["Actor"]["Attributes"]["name"] == lost_name.as_str())
+        .filter(|e| matches!(e["Action"].as_str(), Some("kill" | "die" | "stop")))
+        .collect();
+    assert!(touching.is_empty(), "the lost stop happened: {touching:?}");
+    let control_name = stack.container_name(ids[1]).await;
+    assert!(
+        events.iter().any(
+            |e| e["Actor"]["Attributes"]["name"] == control_name.as_str() && e["Action"] == "kill"
+        ),
+        "the control stop was seen"
+    );
+    assert_eq!(stack.meeting_row(ids[0]).await.status, "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,6 +270,18 @@ impl Stack {
         status_and_json(resp).await
     }
 
+    /// `DELETE` of a raw path, for malformed paths.
+    pub async fn delete_bot_path(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .delete(self.url(path))
+            .header("X-API-Key", DEV_TOKEN)
+            .send()
+            .await
+            .expect("DELETE");
+        status_and_json(resp).await
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let resp = self
             .http
@@ -283,16 +295,18 @@ impl Stack {
 
     /// The meeting row as stored.
     pub async fn meeting_row(&self, id: i64) -> StoredMeeting {
-        let row: (String, Option<String>, Value) =
-            sqlx::query_as("SELECT status, bot_container_id, data FROM meetings WHERE id = $1")
-                .bind(id as i32)
-                .fetch_one(&self.pool)
-                .await
-                .expect("meeting row");
+        let row: (String, Option<String>, Value, String) = sqlx::query_as(
+            "SELECT status, bot_container_id, data, updated_at::text FROM meetings WHERE id = $1",
+        )
+        .bind(id as i32)
+        .fetch_one(&self.pool)
+        .await
+        .expect("meeting row");
         StoredMeeting {
             status: row.0,
             bot_container_id: row.1,
             data: row.2,
+            updated_at: row.3,
         }
     }
 
@@ -394,6 +408,76 @@ impl Stack {
         }
     }
 
+    /// Asserts the meeting's container is gone: removed from the runtime, and the Docker
+    /// API answers 404 for it.
+    pub async fn assert_container_gone(&self, meeting_id: i64) {
+        let prefix = format!("vexa-bot-{meeting_id}-");
+        let containers = self.runtime_containers().await;
+        let container = containers
+            .iter()
+            .find(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.trim_start_matches('/').starts_with(&prefix))
+            })
+            .unwrap_or_else(|| panic!("no container for meeting {meeting_id}: {containers:?}"));
+        assert_eq!(container["removed"], true, "{container}");
+        let name = container["name"].as_str().unwrap().trim_start_matches('/');
+        let resp = self
+            .http
+            .get(format!("{}/containers/{name}/json", self.runtime_url))
+            .send()
+            .await
+            .expect("inspect");
+        assert_eq!(resp.status().as_u16(), 404, "inspect of a gone container");
+    }
+
+    /// The name of the meeting's container.
+    pub async fn container_name(&self, meeting_id: i64) -> String {
+        let prefix = format!("vexa-bot-{meeting_id}-");
+        self.runtime_containers()
+            .await
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .find(|n| n.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no container for meeting {meeting_id}"))
+    }
+
+    /// The runtime's Docker events from `since` (unix seconds) until now.
+    pub async fn runtime_events(&self, since: i64) -> Vec<Value> {
+        let until = chrono::Utc::now().timestamp() + 1;
+        let text = self
+            .http
+            .get(format!(
+                "{}/events?since={since}&until={until}",
+                self.runtime_url
+            ))
+            .send()
+            .await
+            .expect("GET /events")
+            .text()
+            .await
+            .expect("events body");
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Starts recording every command published on `bot_commands:*`.
+    pub async fn watch_commands(&self) -> CommandWatch {
+        let client = redis::Client::open(self.redis.url()).expect("redis client");
+        let mut pubsub = client.get_async_pubsub().await.expect("pubsub connection");
+        pubsub
+            .psubscribe("bot_commands:*")
+            .await
+            .expect("psubscribe");
+        CommandWatch {
+            messages: Box::pin(pubsub.into_on_message()),
+            seen: Vec::new(),
+        }
+    }
+
     /// The bot's own event log (JSON lines on its stdout, kept by the runtime).
     pub fn bot_log(&self, meeting_id: i64) -> BotLog {
         let prefix = format!("vexa-bot-{meeting_id}-");
@@ -487,11 +571,12 @@ impl Stack {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredMeeting {
     pub status: String,
     pub bot_container_id: Option<String>,
     pub data: Value,
+    pub updated_at: String,
 }
 
 impl StoredMeeting {
@@ -510,6 +595,39 @@ impl StoredMeeting {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// Commands seen on `bot_commands:*`, as `(channel, payload)`.
+pub struct CommandWatch {
+    messages: std::pin::Pin<Box<dyn futures::Stream<Item = redis::Msg> + Send>>,
+    pub seen: Vec<(String, Value)>,
+}
+
+impl CommandWatch {
+    /// Waits until `n` commands have been seen.
+    pub async fn wait_for(&mut self, n: usize) -> &[(String, Value)] {
+        use futures::StreamExt;
+        while self.seen.len() < n {
+            let msg = tokio::time::timeout(DEADLINE, self.messages.next())
+                .await
+                .unwrap_or_else(|_| panic!("saw {:?}, never {n} commands", self.seen))
+                .expect("the pub/sub stream");
+            let payload = serde_json::from_slice(msg.get_payload_bytes()).unwrap_or(Value::Null);
+            self.seen.push((msg.get_channel_name().to_owned(), payload));
+        }
+        &self.seen
+    }
+
+    /// Takes whatever else has arrived by now, without waiting.
+    pub fn drain(&mut self) -> &[(String, Value)] {
+        use futures::FutureExt;
+        use futures::StreamExt;
+        while let Some(Some(msg)) = self.messages.next().now_or_never() {
+            let payload = serde_json::from_slice(msg.get_payload_bytes()).unwrap_or(Value::Null);
+            self.seen.push((msg.get_channel_name().to_owned(), payload));
+        }
+        &self.seen
     }
 }
 

@@ -3,7 +3,9 @@
 use rstest::rstest;
 use serde_json::json;
 
-use crate::support::{Bot, CallbackServer, MEETING_ID, TcpProxy, TestRedis, bot_config};
+use crate::support::{
+    Bot, CallbackServer, MEETING_ID, SilentServer, TcpProxy, TestRedis, bot_config,
+};
 
 #[rstest]
 #[case::failed(&[("MOCK_BOT_SUBSCRIBE", "fail")])]
@@ -121,4 +123,28 @@ async fn without_resubscribe_a_lost_connection_loses_every_later_leave() {
     assert_eq!(redis.leave(&bot.uid).await, 0);
     assert!(bot.is_running());
     assert_eq!(bot.events_named("subscribed").len(), 1);
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_fails_the_subscription_at_the_subscribe_timeout_and_the_bot_joins_anyway()
+ {
+    // Regression: the connect/subscribe timeout was a fixed 5 s, so no scenario could
+    // shorten how long a wedged Redis holds up joining.
+    let redis = SilentServer::start().await;
+    let server = CallbackServer::start().await;
+    let config = bot_config(&server.exited_url(), &redis.redis_url());
+    let bot = Bot::spawn(&config, &[("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "50")]);
+
+    let failed = bot.wait_event("subscribe_failed").await;
+    bot.wait_nth(1, "status_sent", |e| e["status"] == "active")
+        .await;
+
+    let error = failed["error"].as_str().expect("an error");
+    assert!(error.contains("within 50 ms"), "{error}");
+    assert!(bot.events_named("subscribed").is_empty());
+    // The bot subscribes before it reports anything.
+    let names: Vec<_> = bot.events().iter().map(|e| e["event"].clone()).collect();
+    let failed_at = names.iter().position(|n| n == "subscribe_failed");
+    let joining_at = names.iter().position(|n| n == "status_sent");
+    assert!(failed_at < joining_at, "{names:?}");
 }

@@ -170,3 +170,99 @@ async fn active_for_leaves_alone_with_completion_reason_left_alone() {
         "active_for"
     );
 }
+
+/// A bot whose waiting room gives up after `timeout_ms`, with these behaviours.
+fn waiting_room_bot(
+    server: &CallbackServer,
+    redis: &TestRedis,
+    timeout_ms: u64,
+    env: &[(&str, &str)],
+) -> Bot {
+    let mut config = bot_config(&server.exited_url(), &redis.url());
+    config.automatic_leave.waiting_room_timeout = timeout_ms;
+    Bot::spawn(&config, env)
+}
+
+#[tokio::test]
+async fn not_admitted_within_the_waiting_room_timeout_the_bot_leaves_with_awaiting_admission_timeout_and_exits_zero()
+ {
+    // Regression: the bot ignored `BOT_CONFIG.automaticLeave` and waited in the waiting
+    // room for as long as admission took, where the production bot gives up.
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    let mut bot = waiting_room_bot(
+        &server,
+        &redis,
+        50,
+        &[("MOCK_BOT_ADMISSION_DELAY_MS", "3600000")],
+    );
+
+    bot.expect_exit_code(0).await;
+
+    assert_eq!(
+        server.statuses(),
+        ["joining", "awaiting_admission", "completed"]
+    );
+    let terminal = &server.terminal()[0].body;
+    assert_eq!(terminal["completion_reason"], "awaiting_admission_timeout");
+    assert_eq!(terminal["reason"], "awaiting_admission_timeout");
+    assert_eq!(terminal["exit_code"], 0);
+    assert_eq!(
+        bot.events_named("leave_started")[0]["trigger"],
+        "waiting_room_timeout"
+    );
+    assert!(server.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn the_waiting_room_timeout_counts_from_the_first_awaiting_admission_report_not_each_repeat()
+{
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    // Each repeat waits less than the timeout; the three together wait longer.
+    let mut bot = waiting_room_bot(
+        &server,
+        &redis,
+        250,
+        &[
+            ("MOCK_BOT_AWAITING_ADMISSION_REPEATS", "3"),
+            ("MOCK_BOT_ADMISSION_DELAY_MS", "100"),
+        ],
+    );
+
+    bot.expect_exit_code(0).await;
+
+    let statuses = server.statuses();
+    assert!(!statuses.iter().any(|s| s == "active"), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("completed"));
+    assert_eq!(
+        server.terminal()[0].body["completion_reason"],
+        "awaiting_admission_timeout"
+    );
+}
+
+#[rstest]
+#[case::admitted_in_time(60_000, "2")]
+#[case::no_waiting_room(0, "0")]
+#[tokio::test]
+async fn a_bot_admitted_before_the_waiting_room_timeout_goes_active(
+    #[case] timeout_ms: u64,
+    #[case] repeats: &str,
+) {
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    let mut bot = waiting_room_bot(
+        &server,
+        &redis,
+        timeout_ms,
+        &[
+            ("MOCK_BOT_AWAITING_ADMISSION_REPEATS", repeats),
+            ("MOCK_BOT_ACTIVE_FOR_MS", "0"),
+        ],
+    );
+
+    bot.expect_exit_code(0).await;
+
+    assert!(server.statuses().iter().any(|s| s == "active"));
+    assert_eq!(server.terminal()[0].body["completion_reason"], "left_alone");
+}

@@ -311,6 +311,39 @@ impl Drop for TcpProxy {
     }
 }
 
+/// A loopback server that accepts connections and never answers, as a wedged Redis would.
+pub struct SilentServer {
+    addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the silent server");
+        let addr = listener.local_addr().expect("silent server address");
+        let accept = tokio::spawn(async move {
+            // Held open, never read from or written to, until the server is dropped.
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        SilentServer { addr, accept }
+    }
+
+    pub fn redis_url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The bot process
 

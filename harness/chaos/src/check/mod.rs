@@ -1,0 +1,164 @@
+//! Invariant checkers: pure functions over a run's history and final state.
+//!
+//! Written from protocol.md, independently of the bot-manager's code: no checker calls
+//! into the service to decide a verdict. Each reports holds / violated / unknown, a
+//! minimal witness (the few events that prove a violation), and whether the dangerous
+//! precondition happened at all.
+
+mod invariants;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{Event, History};
+
+/// The stable invariant ids of architecture.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Invariant {
+    #[serde(rename = "INV-TERMINAL")]
+    Terminal,
+    #[serde(rename = "INV-NO-ACTIVE-WITHOUT-CONTAINER")]
+    NoActiveWithoutContainer,
+    #[serde(rename = "INV-NO-ORPHAN-CONTAINER")]
+    NoOrphanContainer,
+    #[serde(rename = "INV-TRANSITIONS")]
+    Transitions,
+    #[serde(rename = "INV-TERMINAL-FINAL")]
+    TerminalFinal,
+    #[serde(rename = "INV-LEAVE-ROUTED")]
+    LeaveRouted,
+    #[serde(rename = "INV-STATUS-AGREES")]
+    StatusAgrees,
+    #[serde(rename = "INV-NO-LOSS")]
+    NoLoss,
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 8] = [
+        Invariant::Terminal,
+        Invariant::NoActiveWithoutContainer,
+        Invariant::NoOrphanContainer,
+        Invariant::Transitions,
+        Invariant::TerminalFinal,
+        Invariant::LeaveRouted,
+        Invariant::StatusAgrees,
+        Invariant::NoLoss,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Invariant::Terminal => "INV-TERMINAL",
+            Invariant::NoActiveWithoutContainer => "INV-NO-ACTIVE-WITHOUT-CONTAINER",
+            Invariant::NoOrphanContainer => "INV-NO-ORPHAN-CONTAINER",
+            Invariant::Transitions => "INV-TRANSITIONS",
+            Invariant::TerminalFinal => "INV-TERMINAL-FINAL",
+            Invariant::LeaveRouted => "INV-LEAVE-ROUTED",
+            Invariant::StatusAgrees => "INV-STATUS-AGREES",
+            Invariant::NoLoss => "INV-NO-LOSS",
+        }
+    }
+
+    /// What it promises, in a sentence, and the incident report's acceptance criterion
+    /// it maps to.
+    pub fn statement(self) -> &'static str {
+        match self {
+            Invariant::Terminal => "every accepted stop reaches completed/failed within the deadline (AC: stop reliably reaches a terminal status)",
+            Invariant::NoActiveWithoutContainer => "no meeting is non-terminal while its container has been gone longer than the grace (AC: no meeting active once its container is no longer running)",
+            Invariant::NoOrphanContainer => "no container runs for a terminal meeting beyond the grace (fix direction: teardown confirmed before completion)",
+            Invariant::Transitions => "every stored status change is allowed by the status machine",
+            Invariant::TerminalFinal => "nothing leaves completed/failed",
+            Invariant::LeaveRouted => "a leave reaches the channel the live bot listens on (H2, H3)",
+            Invariant::StatusAgrees => "the last published status equals the stored one once quiet (H4)",
+            Invariant::NoLoss => "no meeting row, session row or transition record disappears; every terminal row has its reason",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parse invariant {0:?}: not one of INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER, INV-NO-ORPHAN-CONTAINER, INV-TRANSITIONS, INV-TERMINAL-FINAL, INV-LEAVE-ROUTED, INV-STATUS-AGREES, INV-NO-LOSS")]
+pub struct UnknownInvariant(pub String);
+
+impl FromStr for Invariant {
+    type Err = UnknownInvariant;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Invariant::ALL
+            .into_iter()
+            .find(|i| i.id() == s.trim())
+            .ok_or_else(|| UnknownInvariant(s.trim().to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Holds,
+    Violated,
+    /// The history cannot decide: the dangerous precondition never happened, or the run
+    /// ended before the invariant's window closed.
+    Unknown,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Holds => "holds",
+            Outcome::Violated => "violated",
+            Outcome::Unknown => "unknown",
+        })
+    }
+}
+
+/// One checker's finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub invariant: Invariant,
+    pub outcome: Outcome,
+    /// Whether the situation the invariant guards against happened at all (an accepted
+    /// stop, a container that died, a leave published, ...).
+    pub precondition_met: bool,
+    /// One or two sentences: what was found.
+    pub summary: String,
+    /// The few events that prove a violation (empty otherwise).
+    pub witness: Vec<Event>,
+}
+
+/// Windows the checkers use, from the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckConfig {
+    /// How long a container may be gone while its meeting is non-terminal, and how long a
+    /// container may run for a terminal meeting (microseconds).
+    pub grace_us: i64,
+    /// How long after an accepted stop (or after the last fault healed, whichever is
+    /// later) the meeting must be terminal (microseconds).
+    pub deadline_us: i64,
+}
+
+/// Runs every checker.
+pub fn check_all(history: &History, config: &CheckConfig) -> Vec<CheckResult> {
+    Invariant::ALL
+        .into_iter()
+        .map(|inv| check(inv, history, config))
+        .collect()
+}
+
+pub fn check(invariant: Invariant, history: &History, config: &CheckConfig) -> CheckResult {
+    match invariant {
+        Invariant::Terminal => invariants::terminal(history, config),
+        Invariant::NoActiveWithoutContainer => invariants::no_active_without_container(history, config),
+        Invariant::NoOrphanContainer => invariants::no_orphan_container(history, config),
+        Invariant::Transitions => invariants::transitions(history, config),
+        Invariant::TerminalFinal => invariants::terminal_final(history, config),
+        Invariant::LeaveRouted => invariants::leave_routed(history, config),
+        Invariant::StatusAgrees => invariants::status_agrees(history, config),
+        Invariant::NoLoss => invariants::no_loss(history, config),
+    }
+}

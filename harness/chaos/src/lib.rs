@@ -1,0 +1,8 @@
+//! The chaos engine: scenarios as data, a recorded history, invariant checkers, verdicts
+//! and reports, for the stop flow of `shared/spec/protocol.md`.
+
+pub mod check;
+pub mod history;
+pub mod results;
+pub mod scenario;
+pub mod verdict;

@@ -1,0 +1,59 @@
+//! What a run produced: one record per scenario, profile and repetition. This is the
+//! content of `results.json` and what every report is made from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{CheckResult, Invariant};
+use crate::verdict::{Expectation, Verdict};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub finished_at: String,
+    /// `git rev-parse HEAD` of the harness, when known.
+    pub commit: Option<String>,
+    pub records: Vec<RunRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub scenario: String,
+    pub description: String,
+    /// Hypotheses and failure modes the scenario covers.
+    pub covers: Vec<String>,
+    pub profile: String,
+    pub seed: u64,
+    /// 1-based, for `--repeat`.
+    pub repetition: u32,
+    pub expectation: Expectation,
+    pub verdict: Verdict,
+    pub as_expected: bool,
+    pub focus: Vec<Invariant>,
+    pub checks: Vec<CheckResult>,
+    pub duration_ms: u64,
+    /// The record's folder, relative to the run folder (`<scenario>/<profile>-<rep>`);
+    /// holds `history.jsonl` and `timeline.html`. `None` when nothing ran (pending).
+    pub dir: Option<String>,
+    /// The one command that reruns exactly this.
+    pub rerun: String,
+}
+
+impl RunReport {
+    /// 0 when every verdict is as expected, 2 when any record is a harness or infra
+    /// error, else 1.
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .records
+            .iter()
+            .any(|r| matches!(r.verdict, Verdict::Error { .. }))
+        {
+            2
+        } else if self.records.iter().all(|r| r.as_expected) {
+            0
+        } else {
+            1
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Loading and validating scenario files. Every error names the file and the line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use protocol::Platform;
+use toml::Spanned;
+
+use super::model::{ExpectSpec, MeetingSpec, ScenarioFile, StepSpec, Trigger};
+use super::{Action, Condition, Meeting, Scenario, Step, When};
+use crate::check::Invariant;
+use crate::verdict::Expectation;
+
+/// One problem in a scenario file, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}")]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Every problem found in one file (validation does not stop at the first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ScenarioErrors(pub Vec<ScenarioError>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("read scenario {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(#[from] ScenarioErrors),
+    #[error("find scenarios under {path}: no .toml file there")]
+    Empty { path: PathBuf },
+}
+
+/// The profiles a scenario can name in `[expect]`.
+pub const PROFILES: [&str; 2] = ["legacy", "fixed"];
+
+/// Every `.toml` file under the paths (files or directories), sorted.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut found = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            if files.is_empty() {
+                return Err(LoadError::Empty { path: path.clone() });
+            }
+            files.sort();
+            found.extend(files);
+        } else {
+            found.push(path.clone());
+        }
+    }
+    Ok(found)
+}
+
+pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(parse(path, &text)?)
+}
+
+/// Parses and validates scenario text; `path` only names the file in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioErrors> {
+    let mut v = Validator {
+        path,
+        text,
+        errors: Vec::new(),
+    };
+    let file: ScenarioFile = match toml::from_str(text) {
+        Ok(file) => file,
+        Err(err) => {
+            let offset = err.span().map_or(0, |s| s.start);
+            v.error(offset, err.message().trim().to_owned());
+            return Err(ScenarioErrors(v.errors));
+        }
+    };
+    let scenario = v.scenario(file);
+    if v.errors.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(ScenarioErrors(v.errors))
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+    errors: Vec<ScenarioError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        self.errors.push(ScenarioError {
+            path: self.path.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn scenario(&mut self, file: ScenarioFile) -> Scenario {
+        let name = file.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            self.error(0, format!("scenario name {name:?} must be non-empty letters, digits, '-' or '_'"));
+        }
+        let meetings = self.meetings(&file.meetings);
+        let labels: BTreeSet<String> = meetings.iter().map(|m| m.label.clone()).collect();
+        let steps = self.steps(&file.steps, &labels);
+        let (expect, focus) = self.expect(&file.expect);
+        let c = &file.convergence;
+        Scenario {
+            name,
+            description: file.description.trim().to_owned(),
+            covers: file.covers.clone(),
+            service: file.service.clone(),
+            meetings,
+            steps,
+            grace_ms: c.grace_ms,
+            deadline_ms: c.deadline_ms,
+            quiet_ms: c.quiet_ms,
+            step_timeout_ms: c.step_timeout_ms,
+            expect,
+            focus,
+        }
+    }
+
+    fn meetings(&mut self, specs: &[Spanned<MeetingSpec>]) -> Vec<Meeting> {
+        if specs.is_empty() {
+            self.error(0, "a scenario needs at least one [[meetings]]");
+        }
+        let mut seen = BTreeSet::new();
+        let mut meetings = Vec::new();
+        for spanned in specs {
+            let at = spanned.span().start;
+            let spec = spanned.get_ref();
+            if !seen.insert(spec.name.clone()) {
+                self.error(at, format!("meeting {:?} is defined twice", spec.name));
+            }
+            let platform = match spec.platform.parse::<Platform>() {
+                Ok(p) => p,
+                Err(err) => {
+                    self.error(at, err.to_string());
+                    Platform::GoogleMeet
+                }
+            };
+            if !matches!(spec.user.as_str(), "dev" | "limited") {
+                self.error(at, format!("meeting {:?}: user {:?} is not one of dev, limited", spec.name, spec.user));
+            }
+            let env = self.bot_env(at, &spec.name, &spec.bot);
+            meetings.push(Meeting {
+                label: spec.name.clone(),
+                platform,
+                user: spec.user.clone(),
+                start: spec.start,
+                bot_env: env,
+            });
+        }
+        meetings
+    }
+
+    /// `leave = "hang"` -> `MOCK_BOT_LEAVE=hang`, checked by the mock bot's own parser.
+    fn bot_env(&mut self, at: usize, meeting: &str, bot: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for (key, value) in bot {
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => if *b { "1" } else { "0" }.to_owned(),
+                other => {
+                    self.error(at, format!("meeting {meeting:?}: bot.{key} = {other} is not a string, integer or boolean"));
+                    continue;
+                }
+            };
+            env.push((format!("{}{}", mock_bot::behaviour::PREFIX, key.to_ascii_uppercase()), text));
+        }
+        if let Err(err) = mock_bot::behaviour::Behaviour::from_vars(env.clone()) {
+            self.error(at, format!("meeting {meeting:?}: bot behaviour: {err}"));
+        }
+        env
+    }
+
+    fn steps(&mut self, specs: &[Spanned<StepSpec>], labels: &BTreeSet<String>) -> Vec<Step> {
+        let mut names = BTreeSet::new();
+        for (i, spanned) in specs.iter().enumerate() {
+            let name = spanned.get_ref().name.clone().unwrap_or_else(|| format!("step-{}", i + 1));
+            if !names.insert(name.clone()) {
+                self.error(spanned.span().start, format!("step name {name:?} is used twice"));
+            }
+        }
+        let mut steps = Vec::new();
+        for (i, spanned) in specs.iter().enumerate() {
+            let at = spanned.span().start;
+            let spec = spanned.get_ref();
+            let name = spec.name.clone().unwrap_or_else(|| format!("step-{}", i + 1));
+            let when = self.when(at, &name, &spec.when, labels, &names);
+            if let Some(action) = self.action(at, &name, spec, labels) {
+                steps.push(Step {
+                    name,
+                    when,
+                    action,
+                    heal_after_ms: spec.heal_after_ms,
+                });
+            }
+        }
+        steps
+    }
+
+    fn meeting_ref(&mut self, at: usize, step: &str, meeting: Option<&String>, labels: &BTreeSet<String>) -> Option<String> {
+        match meeting {
+            Some(m) if labels.contains(m) => Some(m.clone()),
+            Some(m) => {
+                self.error(at, format!("step {step:?}: meeting {m:?} is not defined in [[meetings]] (defined: {})", join(labels)));
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn when(&mut self, at: usize, step: &str, t: &Trigger, labels: &BTreeSet<String>, steps: &BTreeSet<String>) -> When {
+        let conditions = [
+            t.status.is_some(),
+            t.container.is_some(),
+            t.bot_event.is_some(),
+            t.published.is_some(),
+            t.after_step.is_some(),
+        ]
+        .iter()
+        .filter(|c| **c)
+        .count();
+        if conditions > 1 {
+            self.error(at, format!("step {step:?}: `when` takes at most one of status, container, bot_event, published, after_step"));
+        }
+        let meeting = self.meeting_ref(at, step, t.meeting.as_ref(), labels);
+        let needs_meeting = t.status.is_some() || t.container.is_some() || t.bot_event.is_some() || t.published.is_some();
+        if needs_meeting && t.meeting.is_none() {
+            self.error(at, format!("step {step:?}: `when` names a condition about a meeting but no `meeting`"));
+        }
+        let condition = if let Some(status) = &t.status {
+            if !is_status(status) {
+                self.error(at, format!("step {step:?}: when.status {status:?} is not a meeting status (requested, joining, awaiting_admission, active, stopping, completed, failed, error)"));
+            }
+            Some(Condition::Status {
+                meeting: meeting.clone().unwrap_or_default(),
+                status: status.clone(),
+            })
+        } else if let Some(state) = &t.container {
+            if !matches!(state.as_str(), "started" | "died") {
+                self.error(at, format!("step {step:?}: when.container {state:?} is not one of started, died"));
+            }
+            Some(Condition::Container {
+                meeting: meeting.clone().unwrap_or_default(),
+                died: state == "died",
+            })
+        } else if let Some(event) = &t.bot_event {
+            Some(Condition::BotEvent {
+                meeting: meeting.clone().unwrap_or_default(),
+                event: event.clone(),
+            })
+        } else if let Some(what) = &t.published {
+            Some(Condition::Published {
+                meeting: meeting.clone().unwrap_or_default(),
+                what: what.clone(),
+            })
+        } else if let Some(other) = &t.after_step {
+            if !steps.contains(other) || other == step {
+                self.error(at, format!("step {step:?}: when.after_step {other:?} is not another step of this scenario"));
+            }
+            Some(Condition::AfterStep { step: other.clone() })
+        } else {
+            if t.meeting.is_some() {
+                self.error(at, format!("step {step:?}: `when.meeting` without a condition about it"));
+            }
+            None
+        };
+        When {
+            condition,
+            after_ms: t.after_ms,
+        }
+    }
+
+    fn action(&mut self, at: usize, step: &str, spec: &StepSpec, labels: &BTreeSet<String>) -> Option<Action> {
+        // Which optional fields each action takes; any other one given is an error.
+        let given: Vec<(&str, bool)> = vec![
+            ("meeting", spec.meeting.is_some()),
+            ("new_uid", spec.new_uid.is_some()),
+            ("signal", spec.signal.is_some()),
+            ("stop_delay_ms", spec.stop_delay_ms.is_some()),
+            ("stop_answers_404", spec.stop_answers_404.is_some()),
+            ("start_fails", spec.start_fails.is_some()),
+            ("down_ms", spec.down_ms.is_some()),
+            ("status", spec.status.is_some()),
+            ("completion_reason", spec.completion_reason.is_some()),
+            ("exit_code", spec.exit_code.is_some()),
+            ("path", spec.path.is_some()),
+            ("heal_after_ms", spec.heal_after_ms.is_some()),
+            ("link", spec.link.is_some()),
+            ("toxic", spec.toxic.is_some()),
+        ];
+        let (takes, needs_meeting): (&[&str], bool) = match spec.action.as_str() {
+            "create" | "stop" | "reconfigure" => (&["meeting"], true),
+            "restart_bot" => (&["meeting", "new_uid"], true),
+            "kill_bot" => (&["meeting", "signal"], true),
+            "pause_bot" => (&["meeting", "heal_after_ms"], true),
+            "resume_bot" => (&["meeting"], true),
+            "runtime_faults" => (&["stop_delay_ms", "stop_answers_404", "start_fails", "heal_after_ms"], false),
+            "forget_containers" => (&[], false),
+            "restart_service" => (&["down_ms"], false),
+            "stop_service" => (&["heal_after_ms"], false),
+            "start_service" => (&[], false),
+            "pause_redis" => (&["heal_after_ms"], false),
+            "callback" => (&["meeting", "status", "completion_reason", "exit_code", "path"], true),
+            "network" => {
+                self.error(at, format!("step {step:?}: network faults (link, toxic) arrive with the fault proxy; this build cannot run them yet"));
+                return None;
+            }
+            other => {
+                self.error(at, format!("step {step:?}: unknown action {other:?} (create, stop, reconfigure, restart_bot, kill_bot, pause_bot, resume_bot, runtime_faults, forget_containers, restart_service, stop_service, start_service, pause_redis, callback, network)"));
+                return None;
+            }
+        };
+        for (field, present) in &given {
+            if *present && !takes.contains(field) {
+                self.error(at, format!("step {step:?}: action {:?} does not take `{field}`", spec.action));
+            }
+        }
+        let meeting = self.meeting_ref(at, step, spec.meeting.as_ref(), labels);
+        if needs_meeting && spec.meeting.is_none() {
+            self.error(at, format!("step {step:?}: action {:?} needs `meeting`", spec.action));
+        }
+        let m = || meeting.clone().unwrap_or_default();
+        Some(match spec.action.as_str() {
+            "create" => Action::Create { meeting: m() },
+            "stop" => Action::Stop { meeting: m() },
+            "reconfigure" => Action::Reconfigure { meeting: m() },
+            "restart_bot" => Action::RestartBot {
+                meeting: m(),
+                new_uid: spec.new_uid.unwrap_or(true),
+            },
+            "kill_bot" => {
+                let signal = spec.signal.clone().unwrap_or_else(|| "SIGKILL".into());
+                if !signal.starts_with("SIG") {
+                    self.error(at, format!("step {step:?}: signal {signal:?} is not a signal name like SIGKILL"));
+                }
+                Action::KillBot { meeting: m(), signal }
+            }
+            "pause_bot" => Action::PauseBot { meeting: m() },
+            "resume_bot" => Action::ResumeBot { meeting: m() },
+            "runtime_faults" => Action::RuntimeFaults {
+                stop_delay_ms: spec.stop_delay_ms,
+                stop_answers_404: spec.stop_answers_404,
+                start_fails: spec.start_fails,
+            },
+            "forget_containers" => Action::ForgetContainers,
+            "restart_service" => Action::RestartService {
+                down_ms: spec.down_ms.unwrap_or(0),
+            },
+            "stop_service" => Action::StopService,
+            "start_service" => Action::StartService,
+            "pause_redis" => Action::PauseRedis,
+            "callback" => {
+                let status = spec.status.clone().unwrap_or_default();
+                if !matches!(status.as_str(), "joining" | "awaiting_admission" | "active" | "completed" | "failed") {
+                    self.error(at, format!("step {step:?}: callback status {status:?} is not one a bot reports (joining, awaiting_admission, active, completed, failed)"));
+                }
+                let path = spec.path.clone().unwrap_or_else(|| "status_change".into());
+                if !matches!(path.as_str(), "status_change" | "exited") {
+                    self.error(at, format!("step {step:?}: callback path {path:?} is not one of status_change, exited"));
+                }
+                Action::Callback {
+                    meeting: m(),
+                    status,
+                    completion_reason: spec.completion_reason.clone(),
+                    exit_code: spec.exit_code,
+                    path,
+                }
+            }
+            _ => unreachable!("checked above"),
+        })
+    }
+
+    fn expect(&mut self, spanned: &Spanned<ExpectSpec>) -> (BTreeMap<String, Expectation>, Vec<Invariant>) {
+        let spec = spanned.get_ref();
+        let mut expect = BTreeMap::new();
+        for (profile, value) in [("legacy", &spec.legacy), ("fixed", &spec.fixed)] {
+            if let Some(value) = value {
+                match value.get_ref().parse::<Expectation>() {
+                    Ok(e) => {
+                        expect.insert(profile.to_owned(), e);
+                    }
+                    Err(err) => self.error(value.span().start, format!("expect.{profile}: {err}")),
+                }
+            }
+        }
+        if expect.is_empty() {
+            self.error(spanned.span().start, "[expect] names no profile (legacy, fixed)");
+        }
+        let mut focus = Vec::new();
+        for item in &spec.focus {
+            match item.get_ref().parse::<Invariant>() {
+                Ok(i) => focus.push(i),
+                Err(err) => self.error(item.span().start, format!("expect.focus: {err}")),
+            }
+        }
+        (expect, focus)
+    }
+}
+
+fn is_status(s: &str) -> bool {
+    s == "error" || s.parse::<protocol::MeetingStatus>().is_ok()
+}
+
+fn join(labels: &BTreeSet<String>) -> String {
+    labels.iter().cloned().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,241 @@
+//! Scenarios as data: the file format (`model`), its validation (`load`), and the
+//! validated form the runner executes (this module).
+
+pub mod load;
+pub mod model;
+
+use std::collections::BTreeMap;
+
+use protocol::Platform;
+
+pub use load::{LoadError, ScenarioError, ScenarioErrors, discover, load, parse};
+pub use model::ServiceSettings;
+
+use crate::check::{CheckConfig, Invariant};
+use crate::verdict::Expectation;
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub covers: Vec<String>,
+    pub service: ServiceSettings,
+    pub meetings: Vec<Meeting>,
+    pub steps: Vec<Step>,
+    pub grace_ms: u64,
+    pub deadline_ms: u64,
+    pub quiet_ms: u64,
+    pub step_timeout_ms: u64,
+    /// Profile name -> what it should give.
+    pub expect: BTreeMap<String, Expectation>,
+    pub focus: Vec<Invariant>,
+}
+
+impl Scenario {
+    pub fn check_config(&self) -> CheckConfig {
+        CheckConfig {
+            grace_us: self.grace_ms as i64 * 1000,
+            deadline_us: self.deadline_ms as i64 * 1000,
+        }
+    }
+
+    pub fn meeting(&self, label: &str) -> Option<&Meeting> {
+        self.meetings.iter().find(|m| m.label == label)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Meeting {
+    pub label: String,
+    pub platform: Platform,
+    pub user: String,
+    pub start: bool,
+    /// `MOCK_BOT_*` variables for this meeting's bots.
+    pub bot_env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub when: When,
+    pub action: Action,
+    pub heal_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    pub condition: Option<Condition>,
+    pub after_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Status { meeting: String, status: String },
+    Container { meeting: String, died: bool },
+    BotEvent { meeting: String, event: String },
+    Published { meeting: String, what: String },
+    AfterStep { step: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Create { meeting: String },
+    Stop { meeting: String },
+    Reconfigure { meeting: String },
+    RestartBot { meeting: String, new_uid: bool },
+    KillBot { meeting: String, signal: String },
+    PauseBot { meeting: String },
+    ResumeBot { meeting: String },
+    RuntimeFaults {
+        stop_delay_ms: Option<u64>,
+        stop_answers_404: Option<bool>,
+        start_fails: Option<bool>,
+    },
+    ForgetContainers,
+    RestartService { down_ms: u64 },
+    StopService,
+    StartService,
+    PauseRedis,
+    Callback {
+        meeting: String,
+        status: String,
+        completion_reason: Option<String>,
+        exit_code: Option<i32>,
+        path: String,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Create { .. } => "create",
+            Action::Stop { .. } => "stop",
+            Action::Reconfigure { .. } => "reconfigure",
+            Action::RestartBot { .. } => "restart_bot",
+            Action::KillBot { .. } => "kill_bot",
+            Action::PauseBot { .. } => "pause_bot",
+            Action::ResumeBot { .. } => "resume_bot",
+            Action::RuntimeFaults { .. } => "runtime_faults",
+            Action::ForgetContainers => "forget_containers",
+            Action::RestartService { .. } => "restart_service",
+            Action::StopService => "stop_service",
+            Action::StartService => "start_service",
+            Action::PauseRedis => "pause_redis",
+            Action::Callback { .. } => "callback",
+        }
+    }
+
+    pub fn meeting(&self) -> Option<&str> {
+        match self {
+            Action::Create { meeting }
+            | Action::Stop { meeting }
+            | Action::Reconfigure { meeting }
+            | Action::RestartBot { meeting, .. }
+            | Action::KillBot { meeting, .. }
+            | Action::PauseBot { meeting }
+            | Action::ResumeBot { meeting }
+            | Action::Callback { meeting, .. } => Some(meeting),
+            _ => None,
+        }
+    }
+
+    /// Faults that stay in force until healed (by `heal_after_ms` or at the end of the
+    /// fault phase).
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Action::PauseBot { .. } | Action::RuntimeFaults { .. } | Action::StopService | Action::PauseRedis
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "H1: the leave hangs and SIGTERM is swallowed"
+covers = ["H1"]
+
+[service]
+delayed_stop_ms = 1000
+stop_grace_s = 1
+
+[[meetings]]
+name = "m1"
+bot = { leave = "hang" }
+
+[[steps]]
+name = "stop"
+when = { meeting = "m1", status = "active" }
+action = "stop"
+meeting = "m1"
+
+[expect]
+legacy = "violates INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER"
+fixed = "holds"
+focus = ["INV-TERMINAL"]
+"#;
+
+    #[test]
+    fn good_scenario_loads() {
+        let s = parse(Path::new("scenarios/h1.toml"), GOOD).unwrap();
+        assert_eq!(s.name, "h1");
+        assert_eq!(s.meetings[0].bot_env, [("MOCK_BOT_LEAVE".to_owned(), "hang".to_owned())]);
+        assert_eq!(s.steps[0].action, Action::Stop { meeting: "m1".into() });
+        assert_eq!(
+            s.steps[0].when.condition,
+            Some(Condition::Status {
+                meeting: "m1".into(),
+                status: "active".into()
+            })
+        );
+        assert_eq!(s.expect["fixed"], Expectation::Holds);
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(Path::new("s.toml"), text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let text = GOOD.replace("stop_grace_s = 1", "stop_grace_s = 1\nstop_grase_ms = 3");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("s.toml:8:"), "{errs:?}");
+        assert!(errs[0].contains("stop_grase_ms"), "{errs:?}");
+    }
+
+    #[test]
+    fn undefined_meeting_and_bad_behaviour_are_both_reported_with_lines() {
+        let text = GOOD
+            .replace("meeting = \"m1\"\n\n[expect]", "meeting = \"m2\"\n\n[expect]")
+            .replace("leave = \"hang\"", "leave = \"hung\"");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("\"m2\" is not defined") && e.starts_with("s.toml:13:")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("MOCK_BOT_LEAVE") && e.starts_with("s.toml:9:")), "{errs:?}");
+    }
+
+    #[test]
+    fn action_given_a_field_it_does_not_take_is_an_error() {
+        let text = GOOD.replace("action = \"stop\"", "action = \"stop\"\nsignal = \"SIGTERM\"");
+        let errs = errors(&text);
+        assert!(errs[0].contains("does not take `signal`"), "{errs:?}");
+    }
+
+    #[test]
+    fn bad_expectation_names_the_profile() {
+        let text = GOOD.replace("fixed = \"holds\"", "fixed = \"passes\"");
+        let errs = errors(&text);
+        assert!(errs[0].contains("expect.fixed") && errs[0].starts_with("s.toml:21:"), "{errs:?}");
+    }
+}

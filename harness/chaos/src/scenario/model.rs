@@ -1,0 +1,183 @@
+//! The scenario file format (`scenarios/*.toml`), as serde reads it. Unknown keys are
+//! errors everywhere. `load.rs` then checks what serde cannot (references between steps
+//! and meetings, which fields each action takes) and points at the line of each error.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Defaults to the file name without `.toml`.
+    pub name: Option<String>,
+    pub description: String,
+    /// The incident report's hypotheses (H1..H4) or protocol.md section 9 failure modes
+    /// this scenario exercises.
+    #[serde(default)]
+    pub covers: Vec<String>,
+    #[serde(default)]
+    pub service: ServiceSettings,
+    pub meetings: Vec<Spanned<MeetingSpec>>,
+    #[serde(default)]
+    pub steps: Vec<Spanned<StepSpec>>,
+    #[serde(default)]
+    pub convergence: Convergence,
+    pub expect: Spanned<ExpectSpec>,
+}
+
+/// Overrides of the service's timers (the bot-manager flags of the same names).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub delayed_stop_ms: Option<u64>,
+    pub stop_grace_s: Option<u32>,
+    pub pre_active_window_ms: Option<u64>,
+    pub exited_failure_stop_ms: Option<u64>,
+    pub session_record_delay_ms: Option<u64>,
+    pub current_uid_ttl_s: Option<u64>,
+    pub finalizer_grace_ms: Option<u64>,
+    pub reconcile_interval_ms: Option<u64>,
+    pub dependency_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingSpec {
+    /// The label steps use to name this meeting.
+    pub name: String,
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// `dev` (default) or `limited` (one concurrent bot).
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Create it (POST /bots) when the run starts; `false` leaves it to a `create` step.
+    #[serde(default = "default_true")]
+    pub start: bool,
+    /// Bot behaviours: `MOCK_BOT_*` variables without the prefix, in lower case
+    /// (`leave = "hang"` is `MOCK_BOT_LEAVE=hang`).
+    #[serde(default)]
+    pub bot: BTreeMap<String, toml::Value>,
+}
+
+fn default_platform() -> String {
+    "google_meet".into()
+}
+
+fn default_user() -> String {
+    "dev".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One step: a trigger and an action. The fields an action takes are checked by
+/// `load.rs` (anything else given to it is an error).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub when: Trigger,
+    pub action: String,
+    pub meeting: Option<String>,
+    /// `restart_bot`: give the restarted bot a fresh connection uid (default true).
+    pub new_uid: Option<bool>,
+    /// `kill_bot`: the signal (default SIGKILL).
+    pub signal: Option<String>,
+    /// `runtime_faults`: the runtime's misbehaviour.
+    pub stop_delay_ms: Option<u64>,
+    pub stop_answers_404: Option<bool>,
+    pub start_fails: Option<bool>,
+    /// `restart_service`: how long the service stays down.
+    pub down_ms: Option<u64>,
+    /// `callback`: what the harness posts as if it were the bot.
+    pub status: Option<String>,
+    pub completion_reason: Option<String>,
+    pub exit_code: Option<i32>,
+    /// `callback`: `status_change` (default) or `exited`.
+    pub path: Option<String>,
+    /// Fault steps: heal this long after applying (else at the end of the fault phase).
+    pub heal_after_ms: Option<u64>,
+    /// Network faults (the fault-proxy issue): the link and toxic to apply.
+    pub link: Option<String>,
+    pub toxic: Option<toml::Table>,
+}
+
+/// When a step fires: a condition (at most one), then `after_ms` more. With no
+/// condition, `after_ms` counts from the start of the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    #[serde(default)]
+    pub after_ms: u64,
+    /// The meeting the condition is about.
+    pub meeting: Option<String>,
+    /// The meeting's stored status reached this value.
+    pub status: Option<String>,
+    /// The meeting's container `started` or `died`.
+    pub container: Option<String>,
+    /// The meeting's bot logged this event (`leave_hung`, `callback_attempt`, ...).
+    pub bot_event: Option<String>,
+    /// A command with this action (`leave`) was published to the meeting's bot channels,
+    /// or this status was published on its status channel.
+    pub published: Option<String>,
+    /// Another step (by name) has run.
+    pub after_step: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Convergence {
+    /// How long a container may be gone while its meeting is not terminal (and run for a
+    /// terminal meeting).
+    #[serde(default = "default_grace")]
+    pub grace_ms: u64,
+    /// How long after the stop (or the last heal) the meeting must be terminal.
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+    /// Silence that counts as quiet at the end of a run.
+    #[serde(default = "default_quiet")]
+    pub quiet_ms: u64,
+    /// How long a step waits for its trigger before it is recorded as not triggered.
+    #[serde(default = "default_step_timeout")]
+    pub step_timeout_ms: u64,
+}
+
+fn default_grace() -> u64 {
+    3_000
+}
+fn default_deadline() -> u64 {
+    8_000
+}
+fn default_quiet() -> u64 {
+    300
+}
+fn default_step_timeout() -> u64 {
+    15_000
+}
+
+impl Default for Convergence {
+    fn default() -> Self {
+        Convergence {
+            grace_ms: default_grace(),
+            deadline_ms: default_deadline(),
+            quiet_ms: default_quiet(),
+            step_timeout_ms: default_step_timeout(),
+        }
+    }
+}
+
+/// `legacy = "violates INV-..."`, `fixed = "holds"`, and the focus invariants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    pub legacy: Option<Spanned<String>>,
+    pub fixed: Option<Spanned<String>>,
+    /// Invariants this scenario is about: a run in which one of them could not be
+    /// decided proves nothing and is `unknown`.
+    #[serde(default)]
+    pub focus: Vec<Spanned<String>>,
+}

@@ -1,0 +1,179 @@
+//! Verdicts, and the expectation a scenario states for each profile.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::{CheckResult, Invariant, Outcome};
+
+/// What a scenario expects under one profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Expectation {
+    /// No invariant violated, and every focus invariant decided (not unknown).
+    Holds,
+    /// Exactly these invariants violated.
+    Violates { invariants: BTreeSet<Invariant> },
+    /// Not runnable yet under this profile (the reason is reported, never a pass).
+    Pending { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpectationError {
+    #[error("parse expectation {0:?}: expected \"holds\", \"violates INV-..., INV-...\" or \"pending: <reason>\"")]
+    Shape(String),
+    #[error("parse expectation: {0}")]
+    Invariant(#[from] crate::check::UnknownInvariant),
+}
+
+impl FromStr for Expectation {
+    type Err = ExpectationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "holds" {
+            return Ok(Expectation::Holds);
+        }
+        if let Some(rest) = s.strip_prefix("pending") {
+            let reason = rest.trim_start_matches(':').trim();
+            return Ok(Expectation::Pending {
+                reason: if reason.is_empty() { "not implemented yet".into() } else { reason.into() },
+            });
+        }
+        if let Some(rest) = s.strip_prefix("violates ") {
+            let invariants = rest
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<BTreeSet<Invariant>, _>>()?;
+            if !invariants.is_empty() {
+                return Ok(Expectation::Violates { invariants });
+            }
+        }
+        Err(ExpectationError::Shape(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Holds => f.write_str("holds"),
+            Expectation::Violates { invariants } => write!(f, "violates {}", join(invariants)),
+            Expectation::Pending { reason } => write!(f, "pending: {reason}"),
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Verdict {
+    Holds,
+    Violated { invariants: BTreeSet<Invariant> },
+    /// The history could not decide (a focus invariant's precondition never happened).
+    Unknown { reason: String },
+    /// The harness or its infrastructure failed: nothing can be said about the system.
+    Error { reason: String },
+    /// Not run: the scenario marks this profile pending.
+    Pending { reason: String },
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Holds => f.write_str("holds"),
+            Verdict::Violated { invariants } => write!(f, "violates {}", join(invariants)),
+            Verdict::Unknown { reason } => write!(f, "unknown ({reason})"),
+            Verdict::Error { reason } => write!(f, "error ({reason})"),
+            Verdict::Pending { reason } => write!(f, "pending ({reason})"),
+        }
+    }
+}
+
+fn join(invariants: &BTreeSet<Invariant>) -> String {
+    invariants.iter().map(|i| i.id()).collect::<Vec<_>>().join(", ")
+}
+
+/// Folds checker results into a verdict. `focus` names the invariants the scenario is
+/// about: if one of them could not be decided, the run proves nothing.
+pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
+    let violated: BTreeSet<Invariant> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Violated)
+        .map(|r| r.invariant)
+        .collect();
+    if !violated.is_empty() {
+        return Verdict::Violated { invariants: violated };
+    }
+    let undecided: Vec<String> = results
+        .iter()
+        .filter(|r| focus.contains(&r.invariant) && r.outcome == Outcome::Unknown)
+        .map(|r| format!("{}: {}", r.invariant, r.summary))
+        .collect();
+    if undecided.is_empty() {
+        Verdict::Holds
+    } else {
+        Verdict::Unknown {
+            reason: undecided.join("; "),
+        }
+    }
+}
+
+/// Whether a verdict is what the scenario expected.
+pub fn as_expected(expectation: &Expectation, verdict: &Verdict) -> bool {
+    match (expectation, verdict) {
+        (Expectation::Holds, Verdict::Holds) => true,
+        (Expectation::Violates { invariants: want }, Verdict::Violated { invariants: got }) => want == got,
+        (Expectation::Pending { .. }, Verdict::Pending { .. }) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(invariant: Invariant, outcome: Outcome) -> CheckResult {
+        CheckResult {
+            invariant,
+            outcome,
+            precondition_met: outcome != Outcome::Unknown,
+            summary: String::new(),
+            witness: vec![],
+        }
+    }
+
+    #[test]
+    fn expectations_parse_and_print_back() {
+        for text in ["holds", "violates INV-TERMINAL, INV-NO-LOSS", "pending: needs the fixed profile"] {
+            let parsed: Expectation = text.parse().unwrap();
+            assert_eq!(parsed.to_string(), text);
+        }
+        assert!("violates INV-NOPE".parse::<Expectation>().unwrap_err().to_string().contains("INV-NOPE"));
+        assert!("passes".parse::<Expectation>().is_err());
+    }
+
+    #[test]
+    fn undecided_focus_invariant_makes_the_verdict_unknown() {
+        let results = [
+            result(Invariant::Terminal, Outcome::Unknown),
+            result(Invariant::Transitions, Outcome::Holds),
+        ];
+        assert!(matches!(verdict(&results, &[Invariant::Terminal]), Verdict::Unknown { .. }));
+        assert_eq!(verdict(&results, &[Invariant::Transitions]), Verdict::Holds);
+    }
+
+    #[test]
+    fn violation_expectation_must_match_exactly() {
+        let results = [
+            result(Invariant::Terminal, Outcome::Violated),
+            result(Invariant::StatusAgrees, Outcome::Violated),
+        ];
+        let got = verdict(&results, &[]);
+        let want: Expectation = "violates INV-TERMINAL".parse().unwrap();
+        assert!(!as_expected(&want, &got));
+        let want: Expectation = "violates INV-TERMINAL, INV-STATUS-AGREES".parse().unwrap();
+        assert!(as_expected(&want, &got));
+    }
+}
