@@ -5,4 +5,5 @@ pub mod check;
 pub mod history;
 pub mod results;
 pub mod scenario;
+pub mod stack;
 pub mod verdict;

@@ -22,7 +22,9 @@ pub enum Expectation {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpectationError {
-    #[error("parse expectation {0:?}: expected \"holds\", \"violates INV-..., INV-...\" or \"pending: <reason>\"")]
+    #[error(
+        "parse expectation {0:?}: expected \"holds\", \"violates INV-..., INV-...\" or \"pending: <reason>\""
+    )]
     Shape(String),
     #[error("parse expectation: {0}")]
     Invariant(#[from] crate::check::UnknownInvariant),
@@ -39,7 +41,11 @@ impl FromStr for Expectation {
         if let Some(rest) = s.strip_prefix("pending") {
             let reason = rest.trim_start_matches(':').trim();
             return Ok(Expectation::Pending {
-                reason: if reason.is_empty() { "not implemented yet".into() } else { reason.into() },
+                reason: if reason.is_empty() {
+                    "not implemented yet".into()
+                } else {
+                    reason.into()
+                },
             });
         }
         if let Some(rest) = s.strip_prefix("violates ") {
@@ -70,13 +76,21 @@ impl fmt::Display for Expectation {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Verdict {
     Holds,
-    Violated { invariants: BTreeSet<Invariant> },
+    Violated {
+        invariants: BTreeSet<Invariant>,
+    },
     /// The history could not decide (a focus invariant's precondition never happened).
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
     /// The harness or its infrastructure failed: nothing can be said about the system.
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
     /// Not run: the scenario marks this profile pending.
-    Pending { reason: String },
+    Pending {
+        reason: String,
+    },
 }
 
 impl fmt::Display for Verdict {
@@ -92,7 +106,11 @@ impl fmt::Display for Verdict {
 }
 
 fn join(invariants: &BTreeSet<Invariant>) -> String {
-    invariants.iter().map(|i| i.id()).collect::<Vec<_>>().join(", ")
+    invariants
+        .iter()
+        .map(|i| i.id())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Folds checker results into a verdict. `focus` names the invariants the scenario is
@@ -104,7 +122,9 @@ pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
         .map(|r| r.invariant)
         .collect();
     if !violated.is_empty() {
-        return Verdict::Violated { invariants: violated };
+        return Verdict::Violated {
+            invariants: violated,
+        };
     }
     let undecided: Vec<String> = results
         .iter()
@@ -124,7 +144,9 @@ pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
 pub fn as_expected(expectation: &Expectation, verdict: &Verdict) -> bool {
     match (expectation, verdict) {
         (Expectation::Holds, Verdict::Holds) => true,
-        (Expectation::Violates { invariants: want }, Verdict::Violated { invariants: got }) => want == got,
+        (Expectation::Violates { invariants: want }, Verdict::Violated { invariants: got }) => {
+            want == got
+        }
         (Expectation::Pending { .. }, Verdict::Pending { .. }) => true,
         _ => false,
     }
@@ -146,11 +168,21 @@ mod tests {
 
     #[test]
     fn expectations_parse_and_print_back() {
-        for text in ["holds", "violates INV-TERMINAL, INV-NO-LOSS", "pending: needs the fixed profile"] {
+        for text in [
+            "holds",
+            "violates INV-TERMINAL, INV-NO-LOSS",
+            "pending: needs the fixed profile",
+        ] {
             let parsed: Expectation = text.parse().unwrap();
             assert_eq!(parsed.to_string(), text);
         }
-        assert!("violates INV-NOPE".parse::<Expectation>().unwrap_err().to_string().contains("INV-NOPE"));
+        assert!(
+            "violates INV-NOPE"
+                .parse::<Expectation>()
+                .unwrap_err()
+                .to_string()
+                .contains("INV-NOPE")
+        );
         assert!("passes".parse::<Expectation>().is_err());
     }
 
@@ -160,7 +192,10 @@ mod tests {
             result(Invariant::Terminal, Outcome::Unknown),
             result(Invariant::Transitions, Outcome::Holds),
         ];
-        assert!(matches!(verdict(&results, &[Invariant::Terminal]), Verdict::Unknown { .. }));
+        assert!(matches!(
+            verdict(&results, &[Invariant::Terminal]),
+            Verdict::Unknown { .. }
+        ));
         assert_eq!(verdict(&results, &[Invariant::Transitions]), Verdict::Holds);
     }
 

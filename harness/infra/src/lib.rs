@@ -9,7 +9,7 @@ mod error;
 mod keeper;
 mod owner;
 mod procfs;
-mod tempdir;
+pub mod tempdir;
 
 pub mod bins;
 pub mod postgres;

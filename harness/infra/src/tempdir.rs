@@ -15,7 +15,8 @@ pub(crate) const OWNER_FILE: &str = "owner";
 /// Holds the pid of the server running in the dir, for the sweep to kill a stray one.
 pub(crate) const SERVER_PID_FILE: &str = "server.pid";
 
-pub(crate) fn create(kind: &str) -> Result<TempDir, InfraError> {
+/// A temp dir of its own for `kind`, swept by a later run if this process crashes.
+pub fn create(kind: &str) -> Result<TempDir, InfraError> {
     let root = std::env::temp_dir();
     let dir = tempfile::Builder::new()
         .prefix(&format!("{PREFIX}{kind}-{}-", std::process::id()))

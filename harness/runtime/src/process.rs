@@ -110,7 +110,8 @@ impl ContainerProcess {
 
     async fn exited_by_pidfd(&self) -> io::Result<ExitStatus> {
         // SAFETY: the AsyncFd owns the descriptor, so it stays open as long as the AsyncFd.
-        let fd = unsafe { AsyncFd::register_with_interest(pidfd_open(self.pid)?, Interest::READABLE) }?;
+        let fd =
+            unsafe { AsyncFd::register_with_interest(pidfd_open(self.pid)?, Interest::READABLE) }?;
         loop {
             let mut ready = fd.readable().await?;
             // Readiness is only a hint: the exit is confirmed before it is reported.
@@ -206,7 +207,9 @@ fn unreaped_exit(pid: u32, block: bool) -> io::Result<Option<ExitStatus>> {
 fn build_command(spec: &ProcessSpec) -> io::Result<Command> {
     let mut command = Command::new(&spec.program);
     // Like Docker, nothing of the runtime's own environment leaks in: the spec is all of it.
-    command.env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+    command
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
     command.args(&spec.args).stdin(Stdio::null());
     let (stdout, stderr) = match &spec.log_file {
         Some(path) => {
@@ -295,7 +298,58 @@ pub(crate) fn parse_signal(text: &str) -> Result<Signal, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    /// Bounds a failure only; the exits below come at once.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// Answers the spawner too: its thread must outlive the child, whose death signal it is.
+    async fn spawn_sh(script: &str) -> (Spawner, ContainerProcess) {
+        let spec = ProcessSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: vec![("PATH".into(), base_path())],
+            log_file: None,
+        };
+        let spawner = Spawner::start().expect("start the spawner");
+        let child = spawner.spawn(&spec).await.expect("spawn /bin/sh");
+        (spawner, child)
+    }
+
+    /// The state letter in `/proc/PID/stat`, if the pid exists.
+    fn proc_state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    // Regression: the exit watcher reaped the process before the supervisor took its lock,
+    // so in that gap a recycled pid could be signalled as the container's.
+    #[tokio::test]
+    async fn an_observed_exit_leaves_the_pid_reserved_until_it_is_reaped() {
+        let (_spawner, child) = spawn_sh("exit 3").await;
+        let status = tokio::time::timeout(DEADLINE, child.exited())
+            .await
+            .expect("the exit is observed")
+            .expect("observe the exit");
+        assert_eq!(docker_exit_code(status), 3);
+        assert_eq!(proc_state(child.pid()), Some('Z'), "still unreaped");
+        assert_eq!(docker_exit_code(child.reap().expect("reap")), 3);
+    }
+
+    // Regression: as above, for kernels without pidfd, where a thread blocks in waitid.
+    #[tokio::test]
+    async fn the_waitid_fallback_also_leaves_the_pid_reserved_and_decodes_signals() {
+        let (_spawner, child) = spawn_sh("kill -KILL $$").await;
+        let status = tokio::time::timeout(DEADLINE, child.exited_by_thread())
+            .await
+            .expect("the exit is observed")
+            .expect("observe the exit");
+        assert_eq!(docker_exit_code(status), 137);
+        assert_eq!(proc_state(child.pid()), Some('Z'), "still unreaped");
+        assert_eq!(docker_exit_code(child.reap().expect("reap")), 137);
+    }
 
     #[test]
     fn signals_parse_by_name_short_name_and_number() {

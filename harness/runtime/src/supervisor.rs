@@ -219,9 +219,7 @@ impl Supervisor {
                     // Removed (or forgotten) while a round ran: nothing of it runs any more.
                     return match outcome {
                         Outcome::Done => Ok(Outcome::Done),
-                        Outcome::NotModified => {
-                            Err(OpError::NoSuchContainer(reference.to_owned()))
-                        }
+                        Outcome::NotModified => Err(OpError::NoSuchContainer(reference.to_owned())),
                     };
                 };
                 let Some(pid) = c.pid.filter(|_| c.state.is_live()) else {
@@ -632,7 +630,10 @@ impl Supervisor {
         if status.is_ok()
             && let Err(err) = child.reap()
         {
-            tracing::error!(container = id, "failed to reap the container process: {err}");
+            tracing::error!(
+                container = id,
+                "failed to reap the container process: {err}"
+            );
         }
         // Unobserved exits are left to dropping `child`, which reaps without blocking here.
     }

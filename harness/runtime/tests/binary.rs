@@ -19,8 +19,14 @@ struct Started {
 
 /// Starts the binary and reads its `runtime listening on` lines.
 async fn start_binary(args: &[&str], listeners: usize) -> Started {
+    start_binary_with_env(args, listeners, &[]).await
+}
+
+/// As [`start_binary`], with `env` added to the runtime's own environment.
+async fn start_binary_with_env(args: &[&str], listeners: usize, env: &[(&str, &str)]) -> Started {
     let mut child = Command::new(env!("CARGO_BIN_EXE_runtime"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -181,4 +187,42 @@ async fn a_socket_path_that_is_not_a_socket_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not a socket"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&not_socket).unwrap(), "keep me");
+}
+
+// Regression: containers inherited the runtime's whole environment, where Docker passes
+// a container none of it.
+#[tokio::test]
+async fn the_runtimes_own_environment_does_not_reach_containers_except_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = write_images(dir.path());
+    let log_dir = dir.path().join("logs");
+    let extra = [
+        "--listen",
+        "127.0.0.1:0",
+        "--log-dir",
+        log_dir.to_str().unwrap(),
+        "--env",
+        "EXTRA=from-flag",
+    ];
+    let started = start_binary_with_env(
+        &args(images.to_str().unwrap(), &extra),
+        1,
+        &[("STOPFLOW_RUNTIME_ONLY", "leaked")],
+    )
+    .await;
+    let base = format!("http://{}", started.addresses[0]);
+    run_container(&reqwest::Client::new(), &base, "sealed", "printenv").await;
+
+    let log_file = log_dir.join("sealed.log");
+    let mut log = String::new();
+    let printed = common::poll_until(|| {
+        log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        log.contains("ready\n")
+    })
+    .await;
+    assert!(printed, "the container never got ready: {log:?}");
+    assert!(log.contains("LEAK=\n"), "{log}");
+    assert!(log.contains("EXTRA=from-flag\n"), "{log}");
+    let path = std::env::var("PATH").expect("the tests run with a PATH");
+    assert!(log.contains(&format!("PATH={path}\n")), "{log}");
 }

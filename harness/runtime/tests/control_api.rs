@@ -331,7 +331,7 @@ async fn pause_and_resume_stop_and_continue_the_process() {
 }
 
 #[tokio::test]
-async fn signal_sends_the_named_signal_to_the_process_group() {
+async fn signal_sends_the_named_signal_to_the_containers_main_process() {
     let h = Harness::start().await;
     let mut events = h.events("").await;
     h.run_ready("listener", "graceful", json!({})).await;
@@ -359,4 +359,40 @@ async fn signal_sends_the_named_signal_to_the_process_group() {
         )
         .await;
     assert_eq!(missing.status(), 404);
+}
+
+// Regression: stop did not serialise with a control-API restart. It answered 204 when the
+// process the restart killed died, and the restart then started a new one: the client
+// believed stopped a container that was running.
+#[tokio::test]
+async fn stop_answers_only_once_the_incarnation_a_restart_started_during_its_grace_is_stopped() {
+    let h = Harness::start().await;
+    let marker = h.dir.path().join("flip-marker");
+    let mut events = h.events("").await;
+    h.run_ready(
+        "flip",
+        "flip",
+        json!({"Env": [format!("FLIP_MARKER={}", marker.display())]}),
+    )
+    .await;
+
+    // A grace far beyond the test: only a SIGTERM the process obeys ends this stop.
+    let stop = tokio::spawn(h.http.post(h.url("/containers/flip/stop?t=600")).send());
+    let term = events.expect_action("kill").await;
+    assert_eq!(term["Actor"]["Attributes"]["signal"], "15", "{term}");
+
+    // The first incarnation ignores the SIGTERM, so the stop is still in its grace.
+    let restarted = h
+        .post_json("/_runtime/containers/flip/restart", &json!({}))
+        .await;
+    assert_eq!(restarted.status(), 200);
+    let stopped = tokio::time::timeout(common::DEADLINE, stop)
+        .await
+        .expect("the stop answers once the new incarnation obeys its SIGTERM")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.status(), 204);
+    let state = h.inspect("flip").await["State"].clone();
+    assert_eq!(state["Running"], false, "{state}");
+    assert_eq!(state["Status"], "exited", "{state}");
 }

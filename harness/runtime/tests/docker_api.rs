@@ -512,3 +512,78 @@ async fn dropping_the_runtime_kills_every_container_process() {
     drop(h);
     wait_until_gone(pid).await;
 }
+
+/// The pid the `shell-pid1` image's child printed, once it has set its TERM trap.
+async fn shielded_child_pid(h: &Harness, name: &str) -> i32 {
+    let log = h
+        .wait_for_log(name, |log| {
+            log.contains("pid1-ready\n") && log.contains("child-pid=")
+        })
+        .await;
+    let line = log
+        .lines()
+        .find_map(|line| line.strip_prefix("child-pid="))
+        .expect("the child printed its pid");
+    line.parse().expect("a pid")
+}
+
+/// Whether `signal` is pending for `pid` (queued but not yet handled).
+fn signal_pending(pid: i32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("SigPnd:")
+                .or_else(|| line.strip_prefix("ShdPnd:"))
+        })
+        .map(|mask| u64::from_str_radix(mask.trim(), 16).expect("a hex mask"))
+        .any(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+// Regression: stop sent SIGTERM to the whole process group, so a PID-1 shell that ignores
+// SIGTERM (the production bot's case) could not keep it from its children as under Docker.
+#[tokio::test]
+async fn stop_sends_sigterm_to_pid_1_only_so_its_children_last_until_the_sigkill() {
+    let h = Harness::start().await;
+    h.run("shielded", "shell-pid1", json!({})).await;
+    let child = shielded_child_pid(&h, "shielded").await;
+
+    let stop = h.post("/containers/shielded/stop?t=1").await;
+    assert_eq!(stop.status(), 204);
+    let state = h.inspect("shielded").await["State"].clone();
+    // A child that saw SIGTERM would have exited, ending the shell's `wait` (exit 7).
+    assert_eq!(state["ExitCode"], 137, "{state}");
+    let log = h.log("shielded");
+    assert!(!log.contains("child-term"), "{log}");
+    assert!(!log.contains("pid1-wait-returned"), "{log}");
+    wait_until_gone(child).await;
+}
+
+// Regression: `kill?signal=` signalled the whole process group, where Docker signals only
+// the container's PID 1.
+#[tokio::test]
+async fn kill_with_a_signal_reaches_pid_1_and_not_its_children() {
+    let h = Harness::start().await;
+    h.run("shielded", "shell-pid1", json!({})).await;
+    let child = shielded_child_pid(&h, "shielded").await;
+    // Stopped, the child cannot handle a SIGTERM: one sent to it would stay pending.
+    let child_pid = nix::unistd::Pid::from_raw(child);
+    nix::sys::signal::kill(child_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = common::poll_until(|| {
+        std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .ok()
+            .and_then(|stat| common::process_state(&stat))
+            == Some('T')
+    })
+    .await;
+    assert!(stopped, "the child never stopped");
+
+    let killed = h.post("/containers/shielded/kill?signal=TERM").await;
+    assert_eq!(killed.status(), 204);
+    assert!(
+        !signal_pending(child, libc::SIGTERM),
+        "SIGTERM reached PID 1's child"
+    );
+    assert_eq!(h.inspect("shielded").await["State"]["Running"], true);
+    nix::sys::signal::kill(child_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+}

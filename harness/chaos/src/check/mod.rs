@@ -64,14 +64,26 @@ impl Invariant {
     /// it maps to.
     pub fn statement(self) -> &'static str {
         match self {
-            Invariant::Terminal => "every accepted stop reaches completed/failed within the deadline (AC: stop reliably reaches a terminal status)",
-            Invariant::NoActiveWithoutContainer => "no meeting is non-terminal while its container has been gone longer than the grace (AC: no meeting active once its container is no longer running)",
-            Invariant::NoOrphanContainer => "no container runs for a terminal meeting beyond the grace (fix direction: teardown confirmed before completion)",
+            Invariant::Terminal => {
+                "every accepted stop reaches completed/failed within the deadline (AC: stop reliably reaches a terminal status)"
+            }
+            Invariant::NoActiveWithoutContainer => {
+                "no meeting is non-terminal while its container has been gone longer than the grace (AC: no meeting active once its container is no longer running)"
+            }
+            Invariant::NoOrphanContainer => {
+                "no container runs for a terminal meeting beyond the grace (fix direction: teardown confirmed before completion)"
+            }
             Invariant::Transitions => "every stored status change is allowed by the status machine",
             Invariant::TerminalFinal => "nothing leaves completed/failed",
-            Invariant::LeaveRouted => "a leave reaches the channel the live bot listens on (H2, H3)",
-            Invariant::StatusAgrees => "the last published status equals the stored one once quiet (H4)",
-            Invariant::NoLoss => "no meeting row, session row or transition record disappears; every terminal row has its reason",
+            Invariant::LeaveRouted => {
+                "a leave reaches the channel the live bot listens on (H2, H3)"
+            }
+            Invariant::StatusAgrees => {
+                "the last published status equals the stored one once quiet (H4)"
+            }
+            Invariant::NoLoss => {
+                "no meeting row, session row or transition record disappears; every terminal row has its reason"
+            }
         }
     }
 }
@@ -83,7 +95,9 @@ impl fmt::Display for Invariant {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("parse invariant {0:?}: not one of INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER, INV-NO-ORPHAN-CONTAINER, INV-TRANSITIONS, INV-TERMINAL-FINAL, INV-LEAVE-ROUTED, INV-STATUS-AGREES, INV-NO-LOSS")]
+#[error(
+    "parse invariant {0:?}: not one of INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER, INV-NO-ORPHAN-CONTAINER, INV-TRANSITIONS, INV-TERMINAL-FINAL, INV-LEAVE-ROUTED, INV-STATUS-AGREES, INV-NO-LOSS"
+)]
 pub struct UnknownInvariant(pub String);
 
 impl FromStr for Invariant {
@@ -153,7 +167,9 @@ pub fn check_all(history: &History, config: &CheckConfig) -> Vec<CheckResult> {
 pub fn check(invariant: Invariant, history: &History, config: &CheckConfig) -> CheckResult {
     match invariant {
         Invariant::Terminal => invariants::terminal(history, config),
-        Invariant::NoActiveWithoutContainer => invariants::no_active_without_container(history, config),
+        Invariant::NoActiveWithoutContainer => {
+            invariants::no_active_without_container(history, config)
+        }
         Invariant::NoOrphanContainer => invariants::no_orphan_container(history, config),
         Invariant::Transitions => invariants::transitions(history, config),
         Invariant::TerminalFinal => invariants::terminal_final(history, config),

@@ -124,7 +124,11 @@ pub enum EventKind {
         bot_container_id: Option<String>,
     },
     /// A row disappeared from `meetings` or `meeting_sessions`.
-    RowDeleted { table: String, meeting_id: i64, detail: Value },
+    RowDeleted {
+        table: String,
+        meeting_id: i64,
+        detail: Value,
+    },
     /// A `meeting_sessions` row was inserted.
     SessionStored {
         meeting_id: i64,
@@ -210,9 +214,13 @@ pub struct FinalContainer {
 impl EventKind {
     pub fn actor(&self) -> Actor {
         match self {
-            EventKind::RunStarted { .. } | EventKind::Step { .. } | EventKind::Final(_) => Actor::Harness,
+            EventKind::RunStarted { .. } | EventKind::Step { .. } | EventKind::Final(_) => {
+                Actor::Harness
+            }
             EventKind::Http { .. } => Actor::Client,
-            EventKind::Published { channel, .. } if channel.starts_with("bot_commands:") => Actor::Service,
+            EventKind::Published { channel, .. } if channel.starts_with("bot_commands:") => {
+                Actor::Service
+            }
             EventKind::Published { .. } | EventKind::RecorderGap { .. } => Actor::Redis,
             EventKind::MeetingInserted { .. }
             | EventKind::StatusStored { .. }
@@ -287,7 +295,10 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
-            let event = serde_json::from_str(line).map_err(|source| HistoryError::Line { line: n + 1, source })?;
+            let event = serde_json::from_str(line).map_err(|source| HistoryError::Line {
+                line: n + 1,
+                source,
+            })?;
             events.push(event);
         }
         Ok(History::new(events))
@@ -364,7 +375,10 @@ mod tests {
 
     #[test]
     fn container_names_carry_meeting_ids() {
-        assert_eq!(meeting_id_from_container_name("/vexa-bot-12-deadbeef"), Some(12));
+        assert_eq!(
+            meeting_id_from_container_name("/vexa-bot-12-deadbeef"),
+            Some(12)
+        );
         assert_eq!(meeting_id_from_container_name("other"), None);
     }
 }

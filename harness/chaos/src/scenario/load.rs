@@ -126,8 +126,15 @@ impl Validator<'_> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            self.error(0, format!("scenario name {name:?} must be non-empty letters, digits, '-' or '_'"));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.error(
+                0,
+                format!("scenario name {name:?} must be non-empty letters, digits, '-' or '_'"),
+            );
         }
         let meetings = self.meetings(&file.meetings);
         let labels: BTreeSet<String> = meetings.iter().map(|m| m.label.clone()).collect();
@@ -170,7 +177,13 @@ impl Validator<'_> {
                 }
             };
             if !matches!(spec.user.as_str(), "dev" | "limited") {
-                self.error(at, format!("meeting {:?}: user {:?} is not one of dev, limited", spec.name, spec.user));
+                self.error(
+                    at,
+                    format!(
+                        "meeting {:?}: user {:?} is not one of dev, limited",
+                        spec.name, spec.user
+                    ),
+                );
             }
             let env = self.bot_env(at, &spec.name, &spec.bot);
             meetings.push(Meeting {
@@ -185,7 +198,12 @@ impl Validator<'_> {
     }
 
     /// `leave = "hang"` -> `MOCK_BOT_LEAVE=hang`, checked by the mock bot's own parser.
-    fn bot_env(&mut self, at: usize, meeting: &str, bot: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
+    fn bot_env(
+        &mut self,
+        at: usize,
+        meeting: &str,
+        bot: &BTreeMap<String, toml::Value>,
+    ) -> Vec<(String, String)> {
         let mut env = Vec::new();
         for (key, value) in bot {
             let text = match value {
@@ -197,7 +215,14 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            env.push((format!("{}{}", mock_bot::behaviour::PREFIX, key.to_ascii_uppercase()), text));
+            env.push((
+                format!(
+                    "{}{}",
+                    mock_bot::behaviour::PREFIX,
+                    key.to_ascii_uppercase()
+                ),
+                text,
+            ));
         }
         if let Err(err) = mock_bot::behaviour::Behaviour::from_vars(env.clone()) {
             self.error(at, format!("meeting {meeting:?}: bot behaviour: {err}"));
@@ -208,16 +233,26 @@ impl Validator<'_> {
     fn steps(&mut self, specs: &[Spanned<StepSpec>], labels: &BTreeSet<String>) -> Vec<Step> {
         let mut names = BTreeSet::new();
         for (i, spanned) in specs.iter().enumerate() {
-            let name = spanned.get_ref().name.clone().unwrap_or_else(|| format!("step-{}", i + 1));
+            let name = spanned
+                .get_ref()
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("step-{}", i + 1));
             if !names.insert(name.clone()) {
-                self.error(spanned.span().start, format!("step name {name:?} is used twice"));
+                self.error(
+                    spanned.span().start,
+                    format!("step name {name:?} is used twice"),
+                );
             }
         }
         let mut steps = Vec::new();
         for (i, spanned) in specs.iter().enumerate() {
             let at = spanned.span().start;
             let spec = spanned.get_ref();
-            let name = spec.name.clone().unwrap_or_else(|| format!("step-{}", i + 1));
+            let name = spec
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("step-{}", i + 1));
             let when = self.when(at, &name, &spec.when, labels, &names);
             if let Some(action) = self.action(at, &name, spec, labels) {
                 steps.push(Step {
@@ -231,18 +266,37 @@ impl Validator<'_> {
         steps
     }
 
-    fn meeting_ref(&mut self, at: usize, step: &str, meeting: Option<&String>, labels: &BTreeSet<String>) -> Option<String> {
+    fn meeting_ref(
+        &mut self,
+        at: usize,
+        step: &str,
+        meeting: Option<&String>,
+        labels: &BTreeSet<String>,
+    ) -> Option<String> {
         match meeting {
             Some(m) if labels.contains(m) => Some(m.clone()),
             Some(m) => {
-                self.error(at, format!("step {step:?}: meeting {m:?} is not defined in [[meetings]] (defined: {})", join(labels)));
+                self.error(
+                    at,
+                    format!(
+                        "step {step:?}: meeting {m:?} is not defined in [[meetings]] (defined: {})",
+                        join(labels)
+                    ),
+                );
                 None
             }
             None => None,
         }
     }
 
-    fn when(&mut self, at: usize, step: &str, t: &Trigger, labels: &BTreeSet<String>, steps: &BTreeSet<String>) -> When {
+    fn when(
+        &mut self,
+        at: usize,
+        step: &str,
+        t: &Trigger,
+        labels: &BTreeSet<String>,
+        steps: &BTreeSet<String>,
+    ) -> When {
         let conditions = [
             t.status.is_some(),
             t.container.is_some(),
@@ -257,9 +311,15 @@ impl Validator<'_> {
             self.error(at, format!("step {step:?}: `when` takes at most one of status, container, bot_event, published, after_step"));
         }
         let meeting = self.meeting_ref(at, step, t.meeting.as_ref(), labels);
-        let needs_meeting = t.status.is_some() || t.container.is_some() || t.bot_event.is_some() || t.published.is_some();
+        let needs_meeting = t.status.is_some()
+            || t.container.is_some()
+            || t.bot_event.is_some()
+            || t.published.is_some();
         if needs_meeting && t.meeting.is_none() {
-            self.error(at, format!("step {step:?}: `when` names a condition about a meeting but no `meeting`"));
+            self.error(
+                at,
+                format!("step {step:?}: `when` names a condition about a meeting but no `meeting`"),
+            );
         }
         let condition = if let Some(status) = &t.status {
             if !is_status(status) {
@@ -271,7 +331,10 @@ impl Validator<'_> {
             })
         } else if let Some(state) = &t.container {
             if !matches!(state.as_str(), "started" | "died") {
-                self.error(at, format!("step {step:?}: when.container {state:?} is not one of started, died"));
+                self.error(
+                    at,
+                    format!("step {step:?}: when.container {state:?} is not one of started, died"),
+                );
             }
             Some(Condition::Container {
                 meeting: meeting.clone().unwrap_or_default(),
@@ -291,10 +354,15 @@ impl Validator<'_> {
             if !steps.contains(other) || other == step {
                 self.error(at, format!("step {step:?}: when.after_step {other:?} is not another step of this scenario"));
             }
-            Some(Condition::AfterStep { step: other.clone() })
+            Some(Condition::AfterStep {
+                step: other.clone(),
+            })
         } else {
             if t.meeting.is_some() {
-                self.error(at, format!("step {step:?}: `when.meeting` without a condition about it"));
+                self.error(
+                    at,
+                    format!("step {step:?}: `when.meeting` without a condition about it"),
+                );
             }
             None
         };
@@ -304,7 +372,13 @@ impl Validator<'_> {
         }
     }
 
-    fn action(&mut self, at: usize, step: &str, spec: &StepSpec, labels: &BTreeSet<String>) -> Option<Action> {
+    fn action(
+        &mut self,
+        at: usize,
+        step: &str,
+        spec: &StepSpec,
+        labels: &BTreeSet<String>,
+    ) -> Option<Action> {
         // Which optional fields each action takes; any other one given is an error.
         let given: Vec<(&str, bool)> = vec![
             ("meeting", spec.meeting.is_some()),
@@ -328,13 +402,30 @@ impl Validator<'_> {
             "kill_bot" => (&["meeting", "signal"], true),
             "pause_bot" => (&["meeting", "heal_after_ms"], true),
             "resume_bot" => (&["meeting"], true),
-            "runtime_faults" => (&["stop_delay_ms", "stop_answers_404", "start_fails", "heal_after_ms"], false),
+            "runtime_faults" => (
+                &[
+                    "stop_delay_ms",
+                    "stop_answers_404",
+                    "start_fails",
+                    "heal_after_ms",
+                ],
+                false,
+            ),
             "forget_containers" => (&[], false),
             "restart_service" => (&["down_ms"], false),
             "stop_service" => (&["heal_after_ms"], false),
             "start_service" => (&[], false),
             "pause_redis" => (&["heal_after_ms"], false),
-            "callback" => (&["meeting", "status", "completion_reason", "exit_code", "path"], true),
+            "callback" => (
+                &[
+                    "meeting",
+                    "status",
+                    "completion_reason",
+                    "exit_code",
+                    "path",
+                ],
+                true,
+            ),
             "network" => {
                 self.error(at, format!("step {step:?}: network faults (link, toxic) arrive with the fault proxy; this build cannot run them yet"));
                 return None;
@@ -346,12 +437,21 @@ impl Validator<'_> {
         };
         for (field, present) in &given {
             if *present && !takes.contains(field) {
-                self.error(at, format!("step {step:?}: action {:?} does not take `{field}`", spec.action));
+                self.error(
+                    at,
+                    format!(
+                        "step {step:?}: action {:?} does not take `{field}`",
+                        spec.action
+                    ),
+                );
             }
         }
         let meeting = self.meeting_ref(at, step, spec.meeting.as_ref(), labels);
         if needs_meeting && spec.meeting.is_none() {
-            self.error(at, format!("step {step:?}: action {:?} needs `meeting`", spec.action));
+            self.error(
+                at,
+                format!("step {step:?}: action {:?} needs `meeting`", spec.action),
+            );
         }
         let m = || meeting.clone().unwrap_or_default();
         Some(match spec.action.as_str() {
@@ -365,9 +465,17 @@ impl Validator<'_> {
             "kill_bot" => {
                 let signal = spec.signal.clone().unwrap_or_else(|| "SIGKILL".into());
                 if !signal.starts_with("SIG") {
-                    self.error(at, format!("step {step:?}: signal {signal:?} is not a signal name like SIGKILL"));
+                    self.error(
+                        at,
+                        format!(
+                            "step {step:?}: signal {signal:?} is not a signal name like SIGKILL"
+                        ),
+                    );
                 }
-                Action::KillBot { meeting: m(), signal }
+                Action::KillBot {
+                    meeting: m(),
+                    signal,
+                }
             }
             "pause_bot" => Action::PauseBot { meeting: m() },
             "resume_bot" => Action::ResumeBot { meeting: m() },
@@ -385,7 +493,10 @@ impl Validator<'_> {
             "pause_redis" => Action::PauseRedis,
             "callback" => {
                 let status = spec.status.clone().unwrap_or_default();
-                if !matches!(status.as_str(), "joining" | "awaiting_admission" | "active" | "completed" | "failed") {
+                if !matches!(
+                    status.as_str(),
+                    "joining" | "awaiting_admission" | "active" | "completed" | "failed"
+                ) {
                     self.error(at, format!("step {step:?}: callback status {status:?} is not one a bot reports (joining, awaiting_admission, active, completed, failed)"));
                 }
                 let path = spec.path.clone().unwrap_or_else(|| "status_change".into());
@@ -404,7 +515,10 @@ impl Validator<'_> {
         })
     }
 
-    fn expect(&mut self, spanned: &Spanned<ExpectSpec>) -> (BTreeMap<String, Expectation>, Vec<Invariant>) {
+    fn expect(
+        &mut self,
+        spanned: &Spanned<ExpectSpec>,
+    ) -> (BTreeMap<String, Expectation>, Vec<Invariant>) {
         let spec = spanned.get_ref();
         let mut expect = BTreeMap::new();
         for (profile, value) in [("legacy", &spec.legacy), ("fixed", &spec.fixed)] {
@@ -418,7 +532,10 @@ impl Validator<'_> {
             }
         }
         if expect.is_empty() {
-            self.error(spanned.span().start, "[expect] names no profile (legacy, fixed)");
+            self.error(
+                spanned.span().start,
+                "[expect] names no profile (legacy, fixed)",
+            );
         }
         let mut focus = Vec::new();
         for item in &spec.focus {

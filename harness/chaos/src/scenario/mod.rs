@@ -80,20 +80,38 @@ pub enum Condition {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Create { meeting: String },
-    Stop { meeting: String },
-    Reconfigure { meeting: String },
-    RestartBot { meeting: String, new_uid: bool },
-    KillBot { meeting: String, signal: String },
-    PauseBot { meeting: String },
-    ResumeBot { meeting: String },
+    Create {
+        meeting: String,
+    },
+    Stop {
+        meeting: String,
+    },
+    Reconfigure {
+        meeting: String,
+    },
+    RestartBot {
+        meeting: String,
+        new_uid: bool,
+    },
+    KillBot {
+        meeting: String,
+        signal: String,
+    },
+    PauseBot {
+        meeting: String,
+    },
+    ResumeBot {
+        meeting: String,
+    },
     RuntimeFaults {
         stop_delay_ms: Option<u64>,
         stop_answers_404: Option<bool>,
         start_fails: Option<bool>,
     },
     ForgetContainers,
-    RestartService { down_ms: u64 },
+    RestartService {
+        down_ms: u64,
+    },
     StopService,
     StartService,
     PauseRedis,
@@ -145,7 +163,10 @@ impl Action {
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            Action::PauseBot { .. } | Action::RuntimeFaults { .. } | Action::StopService | Action::PauseRedis
+            Action::PauseBot { .. }
+                | Action::RuntimeFaults { .. }
+                | Action::StopService
+                | Action::PauseRedis
         )
     }
 }
@@ -184,8 +205,16 @@ focus = ["INV-TERMINAL"]
     fn good_scenario_loads() {
         let s = parse(Path::new("scenarios/h1.toml"), GOOD).unwrap();
         assert_eq!(s.name, "h1");
-        assert_eq!(s.meetings[0].bot_env, [("MOCK_BOT_LEAVE".to_owned(), "hang".to_owned())]);
-        assert_eq!(s.steps[0].action, Action::Stop { meeting: "m1".into() });
+        assert_eq!(
+            s.meetings[0].bot_env,
+            [("MOCK_BOT_LEAVE".to_owned(), "hang".to_owned())]
+        );
+        assert_eq!(
+            s.steps[0].action,
+            Action::Stop {
+                meeting: "m1".into()
+            }
+        );
         assert_eq!(
             s.steps[0].when.condition,
             Some(Condition::Status {
@@ -217,17 +246,31 @@ focus = ["INV-TERMINAL"]
     #[test]
     fn undefined_meeting_and_bad_behaviour_are_both_reported_with_lines() {
         let text = GOOD
-            .replace("meeting = \"m1\"\n\n[expect]", "meeting = \"m2\"\n\n[expect]")
+            .replace(
+                "meeting = \"m1\"\n\n[expect]",
+                "meeting = \"m2\"\n\n[expect]",
+            )
             .replace("leave = \"hang\"", "leave = \"hung\"");
         let errs = errors(&text);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("\"m2\" is not defined") && e.starts_with("s.toml:13:")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("MOCK_BOT_LEAVE") && e.starts_with("s.toml:9:")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("\"m2\" is not defined") && e.starts_with("s.toml:13:")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("MOCK_BOT_LEAVE") && e.starts_with("s.toml:9:")),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn action_given_a_field_it_does_not_take_is_an_error() {
-        let text = GOOD.replace("action = \"stop\"", "action = \"stop\"\nsignal = \"SIGTERM\"");
+        let text = GOOD.replace(
+            "action = \"stop\"",
+            "action = \"stop\"\nsignal = \"SIGTERM\"",
+        );
         let errs = errors(&text);
         assert!(errs[0].contains("does not take `signal`"), "{errs:?}");
     }
@@ -236,6 +279,9 @@ focus = ["INV-TERMINAL"]
     fn bad_expectation_names_the_profile() {
         let text = GOOD.replace("fixed = \"holds\"", "fixed = \"passes\"");
         let errs = errors(&text);
-        assert!(errs[0].contains("expect.fixed") && errs[0].starts_with("s.toml:21:"), "{errs:?}");
+        assert!(
+            errs[0].contains("expect.fixed") && errs[0].starts_with("s.toml:21:"),
+            "{errs:?}"
+        );
     }
 }

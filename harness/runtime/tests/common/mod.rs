@@ -25,6 +25,25 @@ command = ["/bin/sh", "-c", '''trap 'exit 0' TERM; echo ready; while :; do sleep
 [images."stubborn:latest"]
 command = ["/bin/sh", "-c", '''trap '' TERM; echo ready; while :; do sleep 0.1; done''']
 
+# PID 1 ignores SIGTERM, as the production bot's shell did; its child would exit on it.
+[images."shell-pid1:latest"]
+command = ["/bin/sh", "-c", '''
+/bin/sh -c 'trap "echo child-term; exit 0" TERM; echo "child-pid=$$"; while :; do sleep 0.1; done' &
+trap '' TERM
+echo pid1-ready
+wait
+echo pid1-wait-returned
+exit 7
+''']
+
+# The first incarnation ignores SIGTERM, later ones (after a restart) obey it.
+[images."flip:latest"]
+command = ["/bin/sh", "-c", '''
+if [ -e "$FLIP_MARKER" ]; then trap 'exit 0' TERM; else : > "$FLIP_MARKER"; trap '' TERM; fi
+echo ready
+while :; do sleep 0.1; done
+''']
+
 [images."exit3:latest"]
 command = ["/bin/sh", "-c", "exit 3"]
 
@@ -36,6 +55,8 @@ echo "EXTRA=$EXTRA"
 echo "IMAGE_VAR=$IMAGE_VAR"
 echo "ALIASES=$STOPFLOW_HOST_ALIASES"
 echo "BOT_CONFIG=$BOT_CONFIG"
+echo "LEAK=$STOPFLOW_RUNTIME_ONLY"
+echo "PATH=$PATH"
 trap 'exit 0' TERM
 echo ready
 while :; do sleep 0.1; done

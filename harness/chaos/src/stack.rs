@@ -1,0 +1,316 @@
+//! The system under test as real processes: a database and Redis of the run's own, the
+//! `runtime` (Docker API over a unix socket, control API over TCP) and the
+//! `bot-manager` in the requested profile, with the scenario's timers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use infra::postgres::TestDatabase;
+use infra::process::ChildGuard;
+use infra::redis::RedisServer;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::scenario::ServiceSettings;
+
+/// Bound on starting or stopping any process of the stack.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("prepare the infrastructure: {0}")]
+    Infra(#[from] infra::InfraError),
+    #[error("create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read the runtime's address from {line:?}")]
+    RuntimeAddress { line: String },
+    #[error("call the runtime's {what}: {source}")]
+    Runtime {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{action}: the bot-manager is not running")]
+    ManagerDown { action: &'static str },
+    #[error("{0} needs a throwaway Redis of the run's own, not REDIS_URL")]
+    ExternalRedis(&'static str),
+    #[error("connect to the run's database: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("signal the Redis server: {0}")]
+    Signal(#[source] nix::Error),
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub profile: String,
+    pub service: ServiceSettings,
+    /// Environment for every bot container.
+    pub bot_env: Vec<(String, String)>,
+    /// Where service, runtime and bot logs go.
+    pub log_dir: PathBuf,
+}
+
+pub struct Stack {
+    pub pool: sqlx::PgPool,
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub runtime_url: String,
+    pub log_dir: PathBuf,
+    /// Where the runtime writes each container's output (`<name>.log`).
+    pub bot_log_dir: PathBuf,
+    manager: tokio::sync::Mutex<Option<ChildGuard>>,
+    manager_args: tokio::sync::Mutex<ManagerArgs>,
+    runtime: ChildGuard,
+    redis: RedisServer,
+    db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+struct ManagerArgs {
+    port: u16,
+    profile: String,
+    database_url: String,
+    redis_url: String,
+    docker_host: String,
+    service: ServiceSettings,
+    log_dir: PathBuf,
+    starts: u32,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn create_dir(path: &Path) -> Result<(), StackError> {
+    std::fs::create_dir_all(path).map_err(|source| StackError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn log_file(path: &Path) -> Result<std::fs::File, StackError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| StackError::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+impl ManagerArgs {
+    async fn spawn(&mut self) -> Result<ChildGuard, StackError> {
+        self.starts += 1;
+        let port = self.port;
+        let mut cmd = tokio::process::Command::new(infra::bins::workspace_bin("bot-manager")?);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info,sqlx=warn")
+            .args([
+                "--profile",
+                &self.profile,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--database-url", &self.database_url])
+            .args(["--redis-url", &self.redis_url])
+            .args(["--docker-host", &self.docker_host])
+            .args([
+                "--callback-url",
+                &format!("http://bot-manager:{port}/bots/internal/callback/exited"),
+            ])
+            .stderr(log_file(&self.log_dir.join("service.log"))?);
+        let s = &self.service;
+        let timers: [(&str, Option<u64>); 9] = [
+            ("--delayed-stop-ms", s.delayed_stop_ms),
+            ("--stop-grace-s", s.stop_grace_s.map(u64::from)),
+            ("--pre-active-window-ms", s.pre_active_window_ms),
+            ("--exited-failure-stop-ms", s.exited_failure_stop_ms),
+            ("--session-record-delay-ms", s.session_record_delay_ms),
+            ("--current-uid-ttl-s", s.current_uid_ttl_s),
+            ("--finalizer-grace-ms", s.finalizer_grace_ms),
+            ("--reconcile-interval-ms", s.reconcile_interval_ms),
+            ("--dependency-timeout-ms", s.dependency_timeout_ms),
+        ];
+        for (flag, value) in timers {
+            if let Some(v) = value {
+                cmd.args([flag, &v.to_string()]);
+            }
+        }
+        let (guard, _) = infra::process::spawn_until_line(
+            cmd,
+            |l| l.starts_with("bot-manager listening on "),
+            START_DEADLINE,
+        )
+        .await?;
+        Ok(guard)
+    }
+}
+
+impl Stack {
+    pub async fn start(config: StackConfig) -> Result<Stack, StackError> {
+        let db = infra::postgres::test_database().await?;
+        let redis = infra::redis::test_redis()?;
+        let dir = infra::tempdir::create("stack")?;
+        create_dir(&config.log_dir)?;
+        let bot_log_dir = config.log_dir.join("bots");
+        create_dir(&bot_log_dir)?;
+        let socket = dir.path().join("docker.sock");
+
+        let mut runtime_cmd = tokio::process::Command::new(infra::bins::workspace_bin("runtime")?);
+        runtime_cmd
+            .arg("--socket")
+            .arg(&socket)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--add-host",
+                "bot-manager=127.0.0.1",
+            ])
+            .arg("--images")
+            .arg(workspace_root().join("fixtures/images.toml"))
+            .arg("--log-dir")
+            .arg(&bot_log_dir)
+            .stderr(log_file(&config.log_dir.join("runtime.log"))?);
+        for (key, value) in &config.bot_env {
+            runtime_cmd.arg("--env").arg(format!("{key}={value}"));
+        }
+        let (runtime, line) = infra::process::spawn_until_line(
+            runtime_cmd,
+            |l| l.starts_with("runtime listening on ") && !l.contains("unix://"),
+            START_DEADLINE,
+        )
+        .await?;
+        let runtime_addr = line
+            .strip_prefix("runtime listening on ")
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| StackError::RuntimeAddress { line: line.clone() })?
+            .to_owned();
+
+        let port = infra::process::free_port()?;
+        let mut manager_args = ManagerArgs {
+            port,
+            profile: config.profile.clone(),
+            database_url: db.url().to_owned(),
+            redis_url: redis.url().to_owned(),
+            docker_host: format!("unix://{}", socket.display()),
+            service: config.service.clone(),
+            log_dir: config.log_dir.clone(),
+            starts: 0,
+        };
+        let manager = manager_args.spawn().await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(db.url())
+            .await
+            .map_err(StackError::Database)?;
+        Ok(Stack {
+            pool,
+            http: reqwest::Client::builder()
+                .timeout(START_DEADLINE)
+                .build()
+                .expect("an HTTP client without TLS builds"),
+            base_url: format!("http://127.0.0.1:{port}"),
+            runtime_url: format!("http://{runtime_addr}"),
+            log_dir: config.log_dir,
+            bot_log_dir,
+            manager: tokio::sync::Mutex::new(Some(manager)),
+            manager_args: tokio::sync::Mutex::new(manager_args),
+            runtime,
+            redis,
+            db,
+            _dir: dir,
+        })
+    }
+
+    pub fn redis_url(&self) -> &str {
+        self.redis.url()
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.db.url()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// SIGTERM to the bot-manager; answers how it exited.
+    pub async fn stop_manager(&self) -> Result<std::process::ExitStatus, StackError> {
+        let mut manager = self
+            .manager
+            .lock()
+            .await
+            .take()
+            .ok_or(StackError::ManagerDown {
+                action: "stop the bot-manager",
+            })?;
+        manager.signal(Signal::SIGTERM);
+        Ok(manager.wait_exit(START_DEADLINE).await?)
+    }
+
+    /// Starts the bot-manager again on the same port, database and Redis (a no-op when
+    /// it runs).
+    pub async fn start_manager(&self) -> Result<(), StackError> {
+        let mut manager = self.manager.lock().await;
+        if manager.is_none() {
+            *manager = Some(self.manager_args.lock().await.spawn().await?);
+        }
+        Ok(())
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the run's Redis server.
+    pub fn signal_redis(&self, signal: Signal) -> Result<(), StackError> {
+        let pid = self
+            .redis
+            .pid()
+            .ok_or(StackError::ExternalRedis("pausing Redis"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .map_err(StackError::Signal)
+    }
+
+    pub fn runtime_pid(&self) -> u32 {
+        self.runtime.id()
+    }
+
+    /// A call to the runtime (Docker or control API); answers status and JSON body.
+    pub async fn runtime_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), StackError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.runtime_url));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let err = |source| StackError::Runtime {
+            what: path.to_owned(),
+            source,
+        };
+        let resp = req.send().await.map_err(err)?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(err)?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Every container the runtime knows or knew (control API).
+    pub async fn runtime_containers(&self) -> Result<Vec<Value>, StackError> {
+        let (_, body) = self
+            .runtime_call(reqwest::Method::GET, "/_runtime/containers", None)
+            .await?;
+        Ok(body.as_array().cloned().unwrap_or_default())
+    }
+}
