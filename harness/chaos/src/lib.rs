@@ -2,8 +2,12 @@
 //! and reports, for the stop flow of `shared/spec/protocol.md`.
 
 pub mod check;
+pub mod cli;
+pub mod engine;
 pub mod history;
+pub mod report;
 pub mod results;
+pub mod run;
 pub mod scenario;
 pub mod stack;
 pub mod verdict;

@@ -10,6 +10,8 @@ pub struct Faults {
     pub stop_answers_404: bool,
     /// Start answers 500 and leaves the container created.
     pub start_fails: bool,
+    /// Every start waits this long first (a slow pull or a loaded host).
+    pub start_delay_ms: u64,
 }
 
 /// The body of `PUT /_runtime/faults`: what is given is set, the rest is kept.
@@ -19,6 +21,7 @@ pub struct FaultsPatch {
     pub stop_delay_ms: Option<u64>,
     pub stop_answers_404: Option<bool>,
     pub start_fails: Option<bool>,
+    pub start_delay_ms: Option<u64>,
 }
 
 impl Faults {
@@ -31,6 +34,9 @@ impl Faults {
         }
         if let Some(flag) = patch.start_fails {
             self.start_fails = flag;
+        }
+        if let Some(delay) = patch.start_delay_ms {
+            self.start_delay_ms = delay;
         }
     }
 }

@@ -175,6 +175,10 @@ impl Supervisor {
                 fault: "start_fails",
             });
         }
+        let delay = self.faults().start_delay_ms;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         let _op = ops.lock().await;
         {
             let table = self.table();

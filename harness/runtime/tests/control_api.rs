@@ -197,7 +197,7 @@ async fn stop_answers_404_leaves_the_process_running() {
     let faults: Value = response.json().await.unwrap();
     assert_eq!(
         faults,
-        json!({"stop_delay_ms": 0, "stop_answers_404": true, "start_fails": false})
+        json!({"stop_delay_ms": 0, "stop_answers_404": true, "start_fails": false, "start_delay_ms": 0})
     );
 
     let stop = h.post("/containers/sticky/stop?t=1").await;
@@ -395,4 +395,24 @@ async fn stop_answers_only_once_the_incarnation_a_restart_started_during_its_gra
     let state = h.inspect("flip").await["State"].clone();
     assert_eq!(state["Running"], false, "{state}");
     assert_eq!(state["Status"], "exited", "{state}");
+}
+
+#[tokio::test]
+async fn slow_start_keeps_the_container_created_until_it_answers() {
+    let h = Harness::start().await;
+    h.create("slow", "graceful", json!({})).await;
+    let faults: Value = h
+        .put_json("/_runtime/faults", &json!({"start_delay_ms": 60_000}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["start_delay_ms"], 60_000);
+    let pending = tokio::spawn({
+        let url = h.url("/containers/slow/start");
+        async move { reqwest::Client::new().post(url).send().await }
+    });
+    // Whatever the request has reached, the container cannot be running yet.
+    assert_eq!(h.inspect("slow").await["State"]["Status"], "created");
+    pending.abort();
 }

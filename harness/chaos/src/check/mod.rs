@@ -6,6 +6,7 @@
 //! precondition happened at all.
 
 mod invariants;
+mod timeline;
 
 use std::fmt;
 use std::str::FromStr;

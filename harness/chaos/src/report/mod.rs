@@ -73,11 +73,17 @@ pub fn write_all(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let results = render_results_json(report)?;
-    written.push(write_atomic(&run_dir.join("results.json"), results.as_bytes())?);
+    written.push(write_atomic(
+        &run_dir.join("results.json"),
+        results.as_bytes(),
+    )?);
     let junit = render_junit(report)?;
     written.push(write_atomic(&run_dir.join("junit.xml"), junit.as_bytes())?);
     let summary = render_summary(report);
-    written.push(write_atomic(&run_dir.join("summary.md"), summary.as_bytes())?);
+    written.push(write_atomic(
+        &run_dir.join("summary.md"),
+        summary.as_bytes(),
+    )?);
     for record in &report.records {
         let Some(dir) = &record.dir else { continue };
         let folder = record_folder(run_dir, record, dir)?;
@@ -87,7 +93,10 @@ pub fn write_all(
         })?;
         let history = histories(record);
         let html = render_timeline(record, history.as_ref());
-        written.push(write_atomic(&folder.join("timeline.html"), html.as_bytes())?);
+        written.push(write_atomic(
+            &folder.join("timeline.html"),
+            html.as_bytes(),
+        )?);
     }
     Ok(written)
 }
@@ -304,7 +313,10 @@ pub(crate) fn key_fields(kind: &EventKind) -> String {
             meeting_id,
             detail,
         } => {
-            parts.push(format!("{table} meeting {meeting_id} {}", compact(detail, 120)));
+            parts.push(format!(
+                "{table} meeting {meeting_id} {}",
+                compact(detail, 120)
+            ));
         }
         EventKind::SessionStored {
             meeting_id,
@@ -407,7 +419,11 @@ pub(crate) fn evidence_text(record: &RunRecord) -> String {
             "{} {} (precondition {}): {}\n",
             check.invariant,
             check.outcome,
-            if check.precondition_met { "met" } else { "not met" },
+            if check.precondition_met {
+                "met"
+            } else {
+                "not met"
+            },
             check.summary
         ));
         if check.witness.is_empty() {
@@ -477,9 +493,8 @@ mod tests {
     fn missing_history_still_gets_a_timeline_that_says_so() {
         let dir = tempfile::tempdir().unwrap();
         write_all(dir.path(), &sample_report(), &|_| None).unwrap();
-        let html =
-            std::fs::read_to_string(dir.path().join("late-callback/legacy-1/timeline.html"))
-                .unwrap();
+        let html = std::fs::read_to_string(dir.path().join("late-callback/legacy-1/timeline.html"))
+            .unwrap();
         assert!(html.contains("No history was recorded"), "{html}");
     }
 
@@ -529,7 +544,10 @@ mod tests {
             .find(|e| e.kind.name() == "status_stored")
             .unwrap();
         let line = event_line(stored);
-        assert!(line.starts_with("5400.0 ms  status_stored  meeting 1: active -> stopping"), "{line}");
+        assert!(
+            line.starts_with("5400.0 ms  status_stored  meeting 1: active -> stopping"),
+            "{line}"
+        );
         assert!(line.ends_with("[seq 9]"), "{line}");
     }
 

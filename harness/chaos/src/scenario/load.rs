@@ -387,6 +387,7 @@ impl Validator<'_> {
             ("stop_delay_ms", spec.stop_delay_ms.is_some()),
             ("stop_answers_404", spec.stop_answers_404.is_some()),
             ("start_fails", spec.start_fails.is_some()),
+            ("start_delay_ms", spec.start_delay_ms.is_some()),
             ("down_ms", spec.down_ms.is_some()),
             ("status", spec.status.is_some()),
             ("completion_reason", spec.completion_reason.is_some()),
@@ -407,6 +408,7 @@ impl Validator<'_> {
                     "stop_delay_ms",
                     "stop_answers_404",
                     "start_fails",
+                    "start_delay_ms",
                     "heal_after_ms",
                 ],
                 false,
@@ -483,6 +485,7 @@ impl Validator<'_> {
                 stop_delay_ms: spec.stop_delay_ms,
                 stop_answers_404: spec.stop_answers_404,
                 start_fails: spec.start_fails,
+                start_delay_ms: spec.start_delay_ms,
             },
             "forget_containers" => Action::ForgetContainers,
             "restart_service" => Action::RestartService {

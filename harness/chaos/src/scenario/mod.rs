@@ -107,6 +107,7 @@ pub enum Action {
         stop_delay_ms: Option<u64>,
         stop_answers_404: Option<bool>,
         start_fails: Option<bool>,
+        start_delay_ms: Option<u64>,
     },
     ForgetContainers,
     RestartService {

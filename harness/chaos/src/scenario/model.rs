@@ -91,6 +91,7 @@ pub struct StepSpec {
     pub stop_delay_ms: Option<u64>,
     pub stop_answers_404: Option<bool>,
     pub start_fails: Option<bool>,
+    pub start_delay_ms: Option<u64>,
     /// `restart_service`: how long the service stays down.
     pub down_ms: Option<u64>,
     /// `callback`: what the harness posts as if it were the bot.

@@ -1,0 +1,357 @@
+//! INV-LEAVE-ROUTED: a leave reaches the channel the live bot listens on.
+//!
+//! A leave is a message on `bot_commands:<uid>` or `bot_commands:meeting:<id>` whose
+//! payload's `action` is `leave`. Its meeting comes from the channel (the id, or the
+//! uid's session row or bot log; failing those, the DELETE about a scenario meeting in
+//! flight at that moment). At the publish, some bot of that meeting whose container was
+//! alive must listen on exactly that channel, per its log at or before the publish: the
+//! last `subscribed` sets the channel, `subscribe_failed` and `subscription_lost` leave it
+//! listening nowhere, `uid_changed` moves a subscription on `bot_commands:<old_uid>` to
+//! `bot_commands:<new_uid>`. A leave published while no bot of its meeting was alive
+//! (container gone, not started yet, or meeting unknown) is ignored.
+
+use super::Findings;
+use crate::check::timeline::{Alive, BotLog, Listening, Timeline, json_payload, ms};
+use crate::check::{CheckConfig, CheckResult, Invariant};
+use crate::history::{Event, EventKind, History};
+
+pub fn leave_routed(history: &History, _config: &CheckConfig) -> CheckResult {
+    let tl = Timeline::new(history);
+    let mut findings = Findings::new(Invariant::LeaveRouted);
+    let mut ignored = 0usize;
+    for (publish, channel) in history.events.iter().filter_map(leave) {
+        let decided = match target_meeting(&tl, channel, publish.at_us) {
+            Some(id) => check_leave(&tl, publish, channel, id, &mut findings),
+            None => false,
+        };
+        if !decided {
+            ignored += 1;
+        }
+    }
+    findings.finish("no leave was published while its meeting's bot was alive", move |n| {
+        format!(
+            "All {n} leave(s) published while the meeting's bot was alive reached the channel it listened on ({ignored} other leave(s) found no live bot and were ignored)."
+        )
+    })
+}
+
+/// A published leave and its channel.
+fn leave(e: &Event) -> Option<(&Event, &str)> {
+    let EventKind::Published { channel, payload } = &e.kind else {
+        return None;
+    };
+    if !channel.starts_with("bot_commands:") {
+        return None;
+    }
+    let payload = json_payload(payload);
+    (payload.get("action").and_then(|a| a.as_str()) == Some("leave"))
+        .then_some((e, channel.as_str()))
+}
+
+fn target_meeting(tl: &Timeline<'_>, channel: &str, t: i64) -> Option<i64> {
+    let rest = channel.strip_prefix("bot_commands:")?;
+    if let Some(id) = rest.strip_prefix("meeting:").and_then(|id| id.parse().ok()) {
+        return Some(id);
+    }
+    tl.meeting_of_uid(rest).or_else(|| {
+        tl.exchanges
+            .iter()
+            .filter(|x| {
+                x.method.eq_ignore_ascii_case("DELETE") && x.from_us <= t && t <= x.until_us
+            })
+            .find_map(|x| tl.row_for_label(&x.label, t))
+    })
+}
+
+/// Checks one leave for meeting `id`; answers whether it counted (a bot was alive).
+fn check_leave(
+    tl: &Timeline<'_>,
+    publish: &Event,
+    channel: &str,
+    id: i64,
+    findings: &mut Findings,
+) -> bool {
+    let t = publish.at_us;
+    let bots: Vec<&BotLog<'_>> = tl.bots_of(id).collect();
+    let live: Vec<&BotLog<'_>> = bots
+        .iter()
+        .copied()
+        .filter(|b| tl.bot_alive_at(b, t) == Alive::Yes)
+        .collect();
+    if live.is_empty() {
+        if bots.is_empty() && tl.meeting_container_alive_at(id, t) == Alive::Yes {
+            findings.occurred();
+            findings.unknown(format!(
+                "Leave for meeting {id} published at {} on {channel} while its container ran, but no log of its bot was recorded.",
+                ms(t)
+            ));
+            return true;
+        }
+        return false;
+    }
+    findings.occurred();
+    let mut heard = Vec::new();
+    for bot in &live {
+        let (listening, last) = bot.listening_at(t);
+        if listening == Listening::On(channel.to_owned()) {
+            findings.held();
+            return true;
+        }
+        heard.push((bot, listening, last));
+    }
+    let (bot, listening, last) = &heard[0];
+    let place = match listening {
+        Listening::Nowhere => "listened nowhere".to_owned(),
+        Listening::On(other) => format!("listened on {other}"),
+    };
+    findings.violated(
+        format!(
+            "Leave for meeting {id} published at {} on {channel} reached no live bot: its bot {} {place}.",
+            ms(t),
+            bot.container
+        ),
+        [Some(publish), *last].into_iter().flatten(),
+    );
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testkit::{H, config};
+    use super::*;
+    use crate::check::Outcome;
+
+    fn running_bot(uid: &str) -> H {
+        H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "requested")
+            .at(10)
+            .start(1)
+            .session(1, uid)
+            .at(20)
+            .bot(1, uid, "started", json!({}))
+    }
+
+    #[test]
+    fn leave_to_the_earliest_session_uid_violates_leave_routed() {
+        // H2: an extra session row with an earlier client timestamp gets the leave.
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(500)
+            .session(1, "stale")
+            .at(1000)
+            .leave("stale")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary.contains("listened on bot_commands:live"),
+            "{}",
+            r.summary
+        );
+        let kinds: Vec<&str> = r.witness.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(kinds, ["bot", "published"]);
+    }
+
+    #[test]
+    fn leave_on_the_subscribed_channel_holds_leave_routed() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(1000)
+            .leave("live")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+    }
+
+    #[test]
+    fn no_leave_published_is_unknown_for_leave_routed() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown);
+        assert!(!r.precondition_met);
+    }
+
+    #[test]
+    fn leave_after_the_container_died_is_ignored() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(800)
+            .die(1)
+            .at(1000)
+            .leave("stale-or-not")
+            .leave("live")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met);
+    }
+
+    #[test]
+    fn subscription_logged_at_the_same_instant_as_the_leave_counts_as_listening() {
+        let h = running_bot("live")
+            .at(1000)
+            .leave("live")
+            .subscribed(1, "live")
+            .at(5000)
+            .end();
+        assert_eq!(leave_routed(&h, &config()).outcome, Outcome::Holds);
+    }
+
+    #[test]
+    fn leave_before_a_late_subscription_violates_leave_routed() {
+        let h = running_bot("live")
+            .at(1000)
+            .leave("live")
+            .at(2000)
+            .subscribed(1, "live")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(r.summary.contains("listened nowhere"), "{}", r.summary);
+    }
+
+    #[test]
+    fn leave_during_a_lost_subscription_violates_leave_routed() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(900)
+            .bot(
+                1,
+                "live",
+                "subscription_lost",
+                json!({"channel": "bot_commands:live", "resubscribe": true}),
+            )
+            .at(1000)
+            .leave("live")
+            .at(1500)
+            .subscribed(1, "live")
+            .at(5000)
+            .end();
+        assert_eq!(leave_routed(&h, &config()).outcome, Outcome::Violated);
+    }
+
+    #[test]
+    fn leave_to_the_old_uid_after_a_uid_change_violates_leave_routed() {
+        let h = running_bot("first")
+            .at(30)
+            .subscribed(1, "first")
+            .at(500)
+            .bot(
+                1,
+                "second",
+                "uid_changed",
+                json!({"old_uid": "first", "new_uid": "second"}),
+            )
+            .at(1000)
+            .leave("first")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary.contains("listened on bot_commands:second"),
+            "{}",
+            r.summary
+        );
+        assert!(
+            matches!(&r.witness[0].kind, EventKind::Bot { event, .. } if event == "uid_changed")
+        );
+    }
+
+    #[test]
+    fn leave_to_the_new_uid_after_a_uid_change_holds_leave_routed() {
+        let h = running_bot("first")
+            .at(30)
+            .subscribed(1, "first")
+            .at(500)
+            .bot(
+                1,
+                "second",
+                "uid_changed",
+                json!({"old_uid": "first", "new_uid": "second"}),
+            )
+            .at(1000)
+            .leave("second")
+            .at(5000)
+            .end();
+        assert_eq!(leave_routed(&h, &config()).outcome, Outcome::Holds);
+    }
+
+    #[test]
+    fn leave_on_the_meeting_channel_needs_a_bot_listening_there() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(1000)
+            .published(
+                "bot_commands:meeting:1",
+                json!({"action": "leave", "meeting_id": 1}),
+            )
+            .at(5000)
+            .end();
+        assert_eq!(leave_routed(&h, &config()).outcome, Outcome::Violated);
+        let h = running_bot("live")
+            .at(30)
+            .bot(
+                1,
+                "live",
+                "subscribed",
+                json!({"channel": "bot_commands:meeting:1"}),
+            )
+            .at(1000)
+            .published(
+                "bot_commands:meeting:1",
+                json!({"action": "leave", "meeting_id": 1}),
+            )
+            .at(5000)
+            .end();
+        assert_eq!(leave_routed(&h, &config()).outcome, Outcome::Holds);
+    }
+
+    #[test]
+    fn leave_to_an_unknown_uid_during_a_stop_counts_for_that_meeting() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(1000)
+            .delete_invoked("m1")
+            .at(1010)
+            .leave("nobody-knows")
+            .at(1020)
+            .answered("m1", 202)
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(r.summary.contains("meeting 1"), "{}", r.summary);
+    }
+
+    #[test]
+    fn reconfigure_commands_are_not_leaves() {
+        let h = running_bot("live")
+            .at(1000)
+            .published(
+                "bot_commands:stale",
+                json!({"action": "reconfigure", "uid": "stale"}),
+            )
+            .at(5000)
+            .end();
+        assert!(!leave_routed(&h, &config()).precondition_met);
+    }
+}

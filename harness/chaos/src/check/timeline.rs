@@ -1,0 +1,730 @@
+//! A history digested for the checkers: each meeting's stored statuses over time, each
+//! container's lifetimes, the bots' logs, and the resolution of scenario labels, session
+//! uids and channels to meeting rows. Pure: built from the history alone.
+//!
+//! Conventions shared by every checker:
+//! - events are ordered by `at_us` (then `seq`); "at time t" includes events at exactly t;
+//! - "terminal" is `completed` or `failed`; any other stored value (including `error`) is not;
+//! - a container is alive from a `start` to the next `die`/`destroy`; a `pause` does not end
+//!   it. The `Final` event's container list settles the end: a container listed as
+//!   running or paused is alive at the end (a forgotten one emits no events), one listed
+//!   as exited whose exit no event showed died at its bot's `exiting` line if it logged
+//!   one, else at an unknown time after its last sign of life.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::history::{
+    Event, EventKind, FaultPhase, FinalContainer, FinalState, History, HttpPhase, MeetingLabel,
+    meeting_id_from_container_name,
+};
+
+pub(crate) fn is_terminal(status: &str) -> bool {
+    matches!(status, "completed" | "failed")
+}
+
+/// Milliseconds since the run started, for summaries.
+pub(crate) fn ms(us: i64) -> String {
+    if us % 1000 == 0 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    }
+}
+
+/// A JSON payload as recorded: parsed JSON, or text that may itself hold JSON.
+pub(crate) fn json_payload(payload: &Value) -> Value {
+    match payload {
+        Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| payload.clone()),
+        other => other.clone(),
+    }
+}
+
+/// One stored status of a meeting: its `MeetingInserted` or a `StatusStored`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatusAt<'h> {
+    pub at_us: i64,
+    pub status: &'h str,
+    pub event: &'h Event,
+}
+
+/// A meeting row's stored status timeline.
+#[derive(Debug, Default)]
+pub(crate) struct MeetingLine<'h> {
+    pub inserted: Option<&'h Event>,
+    pub platform: Option<&'h str>,
+    pub native: Option<&'h str>,
+    /// The insert, then every stored change, in history order.
+    pub statuses: Vec<StatusAt<'h>>,
+}
+
+impl<'h> MeetingLine<'h> {
+    /// The stored status at `t` (the last one at or before it).
+    pub fn status_at(&self, t: i64) -> Option<StatusAt<'h>> {
+        self.statuses.iter().rev().find(|s| s.at_us <= t).copied()
+    }
+
+    /// When the row first held a terminal status.
+    pub fn first_terminal(&self) -> Option<StatusAt<'h>> {
+        self.statuses
+            .iter()
+            .find(|s| is_terminal(s.status))
+            .copied()
+    }
+
+    pub fn last_status(&self) -> Option<StatusAt<'h>> {
+        self.statuses.last().copied()
+    }
+}
+
+/// How one life of a container ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LifeEnd<'h> {
+    /// Still alive when the run ended.
+    Running,
+    /// Died at a known time: its `die`/`destroy` event, or its bot's `exiting` line.
+    Died { at_us: i64, event: &'h Event },
+    /// Exited (per the final state) at an unknown time after `seen_us`, its last sign of
+    /// life (a forgotten container emits no events).
+    Vanished { seen_us: i64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Life<'h> {
+    pub from_us: i64,
+    /// The `start` event, when one was seen.
+    pub start: Option<&'h Event>,
+    pub end: LifeEnd<'h>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alive {
+    Yes,
+    No,
+    Maybe,
+}
+
+/// When a meeting's container went away for good.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Gone<'h> {
+    /// Never (a container alive at the end, or no container that ever ran or died).
+    Never,
+    /// Gone from `at_us`: its last `die`/`destroy` with no later `start`.
+    At { at_us: i64, event: &'h Event },
+    /// Gone at an unknown time after `after_us`.
+    Sometime { after_us: i64 },
+}
+
+#[derive(Debug)]
+pub(crate) struct ContainerLife<'h> {
+    pub id: String,
+    pub name: String,
+    pub meeting_id: Option<i64>,
+    pub events: Vec<&'h Event>,
+    pub lives: Vec<Life<'h>>,
+    /// A `die`/`destroy` of a container that never started (a failed start).
+    pub death_unstarted: Option<&'h Event>,
+    pub final_entry: Option<&'h FinalContainer>,
+}
+
+impl<'h> ContainerLife<'h> {
+    pub fn alive_at(&self, t: i64) -> Alive {
+        let mut answer = Alive::No;
+        for life in self.lives.iter().filter(|l| l.from_us <= t) {
+            match life.end {
+                LifeEnd::Running => return Alive::Yes,
+                LifeEnd::Died { at_us, .. } if at_us > t => return Alive::Yes,
+                LifeEnd::Died { .. } => {}
+                LifeEnd::Vanished { seen_us } if t <= seen_us => return Alive::Yes,
+                LifeEnd::Vanished { .. } => answer = Alive::Maybe,
+            }
+        }
+        answer
+    }
+
+    pub fn gone(&self) -> Gone<'h> {
+        match self.lives.last() {
+            Some(life) => match life.end {
+                LifeEnd::Running => Gone::Never,
+                LifeEnd::Died { at_us, event } => Gone::At { at_us, event },
+                LifeEnd::Vanished { seen_us } => Gone::Sometime { after_us: seen_us },
+            },
+            None => match self.death_unstarted {
+                Some(event) => Gone::At {
+                    at_us: event.at_us,
+                    event,
+                },
+                None => Gone::Never,
+            },
+        }
+    }
+
+    fn answers_to(&self, reference: &str) -> bool {
+        let reference = reference.trim_start_matches('/');
+        !reference.is_empty()
+            && (self.name.trim_start_matches('/') == reference
+                || self.id == reference
+                || (reference.len() >= 12 && self.id.starts_with(reference)))
+    }
+}
+
+/// A bot's own event log, one per `container` value of `Bot` events.
+#[derive(Debug)]
+pub(crate) struct BotLog<'h> {
+    pub container: String,
+    pub meeting_id: Option<i64>,
+    pub events: Vec<&'h Event>,
+    /// Index into [`Timeline::containers`].
+    pub life: Option<usize>,
+}
+
+/// Where a bot listens for commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Listening {
+    Nowhere,
+    On(String),
+}
+
+impl BotLog<'_> {
+    /// The channel the bot listens on at `t`, from its `subscribed`, `subscribe_failed`,
+    /// `subscription_lost` and `uid_changed` lines at or before `t`, and the last of those
+    /// lines.
+    pub fn listening_at(&self, t: i64) -> (Listening, Option<&Event>) {
+        let mut state = Listening::Nowhere;
+        let mut last = None;
+        for e in self.events.iter().copied().filter(|e| e.at_us <= t) {
+            let EventKind::Bot { event, fields, .. } = &e.kind else {
+                continue;
+            };
+            match event.as_str() {
+                "subscribed" => match fields.get("channel").and_then(Value::as_str) {
+                    Some(channel) => state = Listening::On(channel.to_owned()),
+                    None => state = Listening::Nowhere,
+                },
+                "subscribe_failed" | "subscription_lost" => state = Listening::Nowhere,
+                "uid_changed" => {
+                    let old = fields.get("old_uid").and_then(Value::as_str);
+                    let new = fields.get("new_uid").and_then(Value::as_str);
+                    if let (Listening::On(channel), Some(new)) = (&state, new) {
+                        let on_old_uid = match old {
+                            Some(old) => *channel == format!("bot_commands:{old}"),
+                            None => !channel.starts_with("bot_commands:meeting:"),
+                        };
+                        if on_old_uid {
+                            state = Listening::On(format!("bot_commands:{new}"));
+                        }
+                    }
+                }
+                _ => continue,
+            }
+            last = Some(e);
+        }
+        (state, last)
+    }
+}
+
+/// An HTTP exchange about a scenario meeting: from its `invoke` to its answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    pub method: String,
+    pub label: String,
+    pub from_us: i64,
+    pub until_us: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Timeline<'h> {
+    pub end_us: i64,
+    pub labels: Vec<MeetingLabel>,
+    pub meetings: BTreeMap<i64, MeetingLine<'h>>,
+    pub containers: Vec<ContainerLife<'h>>,
+    pub bots: Vec<BotLog<'h>>,
+    pub final_event: Option<&'h Event>,
+    pub final_state: Option<&'h FinalState>,
+    /// When the last fault healed.
+    pub last_heal_us: Option<i64>,
+    pub exchanges: Vec<Exchange>,
+    uids: HashMap<String, i64>,
+}
+
+impl<'h> Timeline<'h> {
+    pub fn new(history: &'h History) -> Self {
+        let mut tl = Timeline {
+            end_us: history.end_us(),
+            labels: history.meeting_labels(),
+            meetings: BTreeMap::new(),
+            containers: Vec::new(),
+            bots: Vec::new(),
+            final_event: None,
+            final_state: None,
+            last_heal_us: None,
+            exchanges: Vec::new(),
+            uids: HashMap::new(),
+        };
+        let mut invoked: HashMap<u64, (i64, String, String)> = HashMap::new();
+        for e in &history.events {
+            match &e.kind {
+                EventKind::MeetingInserted {
+                    meeting_id,
+                    platform,
+                    native_meeting_id,
+                    status,
+                } => {
+                    let line = tl.meetings.entry(*meeting_id).or_default();
+                    line.inserted.get_or_insert(e);
+                    line.platform = Some(platform.as_str());
+                    line.native = Some(native_meeting_id.as_str());
+                    line.statuses.push(StatusAt {
+                        at_us: e.at_us,
+                        status,
+                        event: e,
+                    });
+                }
+                EventKind::StatusStored { meeting_id, to, .. } => {
+                    tl.meetings
+                        .entry(*meeting_id)
+                        .or_default()
+                        .statuses
+                        .push(StatusAt {
+                            at_us: e.at_us,
+                            status: to,
+                            event: e,
+                        });
+                }
+                EventKind::MeetingUpdated { meeting_id, .. } => {
+                    tl.meetings.entry(*meeting_id).or_default();
+                }
+                EventKind::SessionStored {
+                    meeting_id,
+                    session_uid,
+                    ..
+                } => {
+                    tl.uids.entry(session_uid.clone()).or_insert(*meeting_id);
+                }
+                EventKind::Container {
+                    container_id,
+                    name,
+                    meeting_id,
+                    ..
+                } => {
+                    let index = match tl.containers.iter().position(|c| c.id == *container_id) {
+                        Some(index) => index,
+                        None => {
+                            tl.containers.push(ContainerLife {
+                                id: container_id.clone(),
+                                name: name.clone(),
+                                meeting_id: None,
+                                events: Vec::new(),
+                                lives: Vec::new(),
+                                death_unstarted: None,
+                                final_entry: None,
+                            });
+                            tl.containers.len() - 1
+                        }
+                    };
+                    let c = &mut tl.containers[index];
+                    c.meeting_id = c
+                        .meeting_id
+                        .or(*meeting_id)
+                        .or_else(|| meeting_id_from_container_name(name));
+                    c.events.push(e);
+                }
+                EventKind::Bot {
+                    container,
+                    meeting_id,
+                    uid,
+                    ..
+                } => {
+                    let index = match tl.bots.iter().position(|b| b.container == *container) {
+                        Some(index) => index,
+                        None => {
+                            tl.bots.push(BotLog {
+                                container: container.clone(),
+                                meeting_id: None,
+                                events: Vec::new(),
+                                life: None,
+                            });
+                            tl.bots.len() - 1
+                        }
+                    };
+                    let bot = &mut tl.bots[index];
+                    bot.meeting_id = bot.meeting_id.or(*meeting_id);
+                    bot.events.push(e);
+                    if let Some(uid) = uid {
+                        tl.uids
+                            .entry(uid.clone())
+                            .or_insert_with(|| meeting_id.unwrap_or(-1));
+                    }
+                }
+                EventKind::Fault {
+                    phase: FaultPhase::Healed,
+                    ..
+                } => tl.last_heal_us = Some(e.at_us),
+                EventKind::Http {
+                    op,
+                    phase,
+                    method,
+                    meeting,
+                    ..
+                } => match (phase, meeting) {
+                    (HttpPhase::Invoke, Some(label)) => {
+                        invoked.insert(*op, (e.at_us, method.clone(), label.clone()));
+                    }
+                    (HttpPhase::Invoke, None) => {}
+                    (_, _) => {
+                        if let Some((from_us, method, label)) = invoked.remove(op) {
+                            tl.exchanges.push(Exchange {
+                                method,
+                                label,
+                                from_us,
+                                until_us: e.at_us,
+                            });
+                        }
+                    }
+                },
+                EventKind::Final(state) => {
+                    tl.final_event = Some(e);
+                    tl.final_state = Some(state);
+                }
+                _ => {}
+            }
+        }
+        // An exchange never answered lasts to the end of the run.
+        for (from_us, method, label) in invoked.into_values() {
+            tl.exchanges.push(Exchange {
+                method,
+                label,
+                from_us,
+                until_us: tl.end_us,
+            });
+        }
+        tl.resolve_bot_uids();
+        tl.attach_final_containers();
+        tl.link_bots();
+        tl.build_lives();
+        tl
+    }
+
+    /// Bot lines whose meeting id was missing take their log's; `uid_changed` names both
+    /// uids of the same bot.
+    fn resolve_bot_uids(&mut self) {
+        for bot in &mut self.bots {
+            if bot.meeting_id.is_none() {
+                bot.meeting_id = meeting_id_from_container_name(&bot.container);
+            }
+            let Some(meeting_id) = bot.meeting_id else {
+                continue;
+            };
+            for e in &bot.events {
+                let EventKind::Bot { uid, fields, .. } = &e.kind else {
+                    continue;
+                };
+                let named = [
+                    uid.as_deref(),
+                    fields.get("old_uid").and_then(Value::as_str),
+                    fields.get("new_uid").and_then(Value::as_str),
+                ];
+                for uid in named.into_iter().flatten() {
+                    let slot = self.uids.entry(uid.to_owned()).or_insert(meeting_id);
+                    if *slot < 0 {
+                        *slot = meeting_id;
+                    }
+                }
+            }
+        }
+        self.uids.retain(|_, meeting_id| *meeting_id >= 0);
+    }
+
+    fn attach_final_containers(&mut self) {
+        let Some(state) = self.final_state else {
+            return;
+        };
+        for entry in &state.containers {
+            let found = self.containers.iter().position(|c| {
+                c.id == entry.id
+                    || (!entry.id.is_empty()
+                        && !c.id.is_empty()
+                        && (c.id.starts_with(&entry.id) || entry.id.starts_with(&c.id)))
+                    || (!entry.name.is_empty()
+                        && c.name.trim_start_matches('/') == entry.name.trim_start_matches('/'))
+            });
+            let index = match found {
+                Some(index) => index,
+                None => {
+                    self.containers.push(ContainerLife {
+                        id: entry.id.clone(),
+                        name: entry.name.clone(),
+                        meeting_id: None,
+                        events: Vec::new(),
+                        lives: Vec::new(),
+                        death_unstarted: None,
+                        final_entry: None,
+                    });
+                    self.containers.len() - 1
+                }
+            };
+            let c = &mut self.containers[index];
+            c.final_entry = Some(entry);
+            c.meeting_id = c
+                .meeting_id
+                .or(entry.meeting_id)
+                .or_else(|| meeting_id_from_container_name(&entry.name));
+        }
+    }
+
+    fn link_bots(&mut self) {
+        for bot in &mut self.bots {
+            bot.life = self
+                .containers
+                .iter()
+                .position(|c| c.answers_to(&bot.container));
+            if let (Some(index), None) = (bot.life, bot.meeting_id) {
+                bot.meeting_id = self.containers[index].meeting_id;
+            }
+        }
+    }
+
+    fn build_lives(&mut self) {
+        for index in 0..self.containers.len() {
+            let bot_events: Vec<&'h Event> = self
+                .bots
+                .iter()
+                .filter(|b| b.life == Some(index))
+                .flat_map(|b| b.events.iter().copied())
+                .collect();
+            let c = &mut self.containers[index];
+            let mut open: Option<(i64, Option<&'h Event>)> = None;
+            for e in c.events.iter().copied() {
+                let EventKind::Container { action, .. } = &e.kind else {
+                    continue;
+                };
+                match action.as_str() {
+                    "start" | "restart" if open.is_none() => open = Some((e.at_us, Some(e))),
+                    "die" | "destroy" => match open.take() {
+                        Some((from_us, start)) => c.lives.push(Life {
+                            from_us,
+                            start,
+                            end: LifeEnd::Died {
+                                at_us: e.at_us,
+                                event: e,
+                            },
+                        }),
+                        None if c.lives.is_empty() => {
+                            c.death_unstarted.get_or_insert(e);
+                        }
+                        None => {}
+                    },
+                    _ => {}
+                }
+            }
+            let final_alive = c
+                .final_entry
+                .map(|f| matches!(f.state.as_str(), "running" | "paused" | "restarting"));
+            match (open, final_alive) {
+                (Some((from_us, start)), None | Some(true)) => c.lives.push(Life {
+                    from_us,
+                    start,
+                    end: LifeEnd::Running,
+                }),
+                (Some((from_us, start)), Some(false)) => {
+                    let end = exit_seen_by_bot(&bot_events, from_us);
+                    c.lives.push(Life {
+                        from_us,
+                        start,
+                        end,
+                    });
+                }
+                (None, Some(true)) => {
+                    // Alive at the end although no event showed it start again.
+                    let from_us = c.events.last().map_or(0, |e| e.at_us);
+                    c.lives.push(Life {
+                        from_us,
+                        start: None,
+                        end: LifeEnd::Running,
+                    });
+                }
+                (None, Some(false)) if c.events.is_empty() => {
+                    // Known only from the final state: it ran at some point, and exited.
+                    let end = exit_seen_by_bot(&bot_events, 0);
+                    c.lives.push(Life {
+                        from_us: 0,
+                        start: None,
+                        end,
+                    });
+                }
+                (None, _) => {}
+            }
+        }
+    }
+
+    pub fn meeting(&self, id: i64) -> Option<&MeetingLine<'h>> {
+        self.meetings.get(&id)
+    }
+
+    pub fn containers_of(&self, meeting_id: i64) -> impl Iterator<Item = &ContainerLife<'h>> {
+        self.containers
+            .iter()
+            .filter(move |c| c.meeting_id == Some(meeting_id))
+    }
+
+    /// When the meeting's container went away for good: every container of the meeting
+    /// that ran (or died) is gone, from the latest of their gone times.
+    pub fn meeting_gone(&self, meeting_id: i64) -> Gone<'h> {
+        let mut latest: Option<(i64, &'h Event)> = None;
+        let mut unknown_after: Option<i64> = None;
+        for c in self.containers_of(meeting_id) {
+            match c.gone() {
+                Gone::Never if c.lives.is_empty() => {}
+                Gone::Never => return Gone::Never,
+                Gone::At { at_us, event } => {
+                    if latest.is_none_or(|(t, _)| at_us > t) {
+                        latest = Some((at_us, event));
+                    }
+                }
+                Gone::Sometime { after_us } => {
+                    unknown_after = Some(unknown_after.map_or(after_us, |t: i64| t.max(after_us)));
+                }
+            }
+        }
+        match (latest, unknown_after) {
+            (_, Some(after_us)) => Gone::Sometime {
+                after_us: after_us.max(latest.map_or(after_us, |(t, _)| t)),
+            },
+            (Some((at_us, event)), None) => Gone::At { at_us, event },
+            (None, None) => Gone::Never,
+        }
+    }
+
+    /// Every meeting id with a row or a container.
+    pub fn meeting_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.meetings.keys().copied().collect();
+        ids.extend(self.containers.iter().filter_map(|c| c.meeting_id));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    pub fn label(&self, label: &str) -> Option<&MeetingLabel> {
+        self.labels.iter().find(|l| l.label == label)
+    }
+
+    /// The latest row of (platform, native id) inserted at or before `t`. Without a
+    /// platform, any platform.
+    pub fn latest_row_at(&self, platform: Option<&str>, native: &str, t: i64) -> Option<i64> {
+        self.meetings
+            .iter()
+            .filter(|(_, line)| line.native == Some(native))
+            .filter(|(_, line)| platform.is_none() || line.platform == platform)
+            .filter_map(|(id, line)| line.inserted.map(|e| (e, *id)))
+            .filter(|(e, _)| e.at_us <= t)
+            .max_by_key(|(e, _)| (e.at_us, e.seq))
+            .map(|(_, id)| id)
+    }
+
+    /// The earliest row of (platform, native id) ever inserted.
+    pub fn first_row(&self, platform: Option<&str>, native: &str) -> Option<i64> {
+        self.meetings
+            .iter()
+            .filter(|(_, line)| line.native == Some(native))
+            .filter(|(_, line)| platform.is_none() || line.platform == platform)
+            .filter_map(|(id, line)| line.inserted.map(|e| (e, *id)))
+            .min_by_key(|(e, _)| (e.at_us, e.seq))
+            .map(|(_, id)| id)
+    }
+
+    /// The row a request about scenario meeting `label` at `t` addresses: the latest row
+    /// of its key inserted at or before `t`, as the service picks it.
+    pub fn row_for_label(&self, label: &str, t: i64) -> Option<i64> {
+        match self.label(label) {
+            Some(l) => self.latest_row_at(Some(&l.platform), &l.native_meeting_id, t),
+            None => self.latest_row_at(None, label, t),
+        }
+    }
+
+    /// Every row of scenario meeting `label`'s key inserted at or before `t`, oldest
+    /// first: what a user stopping "the meeting" means.
+    pub fn rows_for_label(&self, label: &str, t: i64) -> Vec<i64> {
+        let (platform, native) = match self.label(label) {
+            Some(l) => (Some(l.platform.as_str()), l.native_meeting_id.as_str()),
+            None => (None, label),
+        };
+        let mut rows: Vec<(i64, i64, u64)> = self
+            .meetings
+            .iter()
+            .filter(|(_, line)| line.native == Some(native))
+            .filter(|(_, line)| platform.is_none() || line.platform == platform)
+            .filter_map(|(id, line)| line.inserted.map(|e| (e.at_us, e.seq, *id)))
+            .filter(|(at, _, _)| *at <= t)
+            .map(|(at, seq, id)| (at, id, seq))
+            .collect();
+        rows.sort_by_key(|(at, _, seq)| (*at, *seq));
+        rows.into_iter().map(|(_, id, _)| id).collect()
+    }
+
+    /// The meeting a session uid belongs to (session rows, then the bots' own logs).
+    pub fn meeting_of_uid(&self, uid: &str) -> Option<i64> {
+        self.uids.get(uid).copied()
+    }
+
+    pub fn bots_of(&self, meeting_id: i64) -> impl Iterator<Item = &BotLog<'h>> {
+        self.bots
+            .iter()
+            .filter(move |b| b.meeting_id == Some(meeting_id))
+    }
+
+    /// Whether a bot's process was alive at `t`: its container's lifetime, or, without
+    /// one, its log bracketing `t`.
+    pub fn bot_alive_at(&self, bot: &BotLog<'_>, t: i64) -> Alive {
+        if let Some(index) = bot.life {
+            return self.containers[index].alive_at(t);
+        }
+        let before = bot.events.iter().any(|e| e.at_us <= t);
+        let after = bot.events.iter().any(|e| e.at_us >= t);
+        if before && after {
+            Alive::Yes
+        } else {
+            Alive::Maybe
+        }
+    }
+
+    /// Whether any container of the meeting was alive at `t`.
+    pub fn meeting_container_alive_at(&self, meeting_id: i64, t: i64) -> Alive {
+        let mut answer = Alive::No;
+        for c in self.containers_of(meeting_id) {
+            match c.alive_at(t) {
+                Alive::Yes => return Alive::Yes,
+                Alive::Maybe => answer = Alive::Maybe,
+                Alive::No => {}
+            }
+        }
+        answer
+    }
+
+    pub fn final_meeting(&self, id: i64) -> Option<&'h crate::history::FinalMeeting> {
+        self.final_state?.meetings.iter().find(|m| m.id == id)
+    }
+}
+
+/// The end of a life that the final state says exited without an event showing it:
+/// at the bot's `exiting` (or `crashing`) line, else some time after its last line.
+fn exit_seen_by_bot<'h>(bot_events: &[&'h Event], from_us: i64) -> LifeEnd<'h> {
+    let exiting = bot_events.iter().copied().find(|e| {
+        e.at_us >= from_us
+            && matches!(&e.kind, EventKind::Bot { event, .. } if event == "exiting" || event == "crashing")
+    });
+    match exiting {
+        Some(event) => LifeEnd::Died {
+            at_us: event.at_us,
+            event,
+        },
+        None => LifeEnd::Vanished {
+            seen_us: bot_events
+                .iter()
+                .map(|e| e.at_us)
+                .filter(|t| *t >= from_us)
+                .max()
+                .unwrap_or(from_us),
+        },
+    }
+}

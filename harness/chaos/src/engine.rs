@@ -1,0 +1,296 @@
+//! Running many scenarios: the run folder, parallel jobs, progress, Ctrl-C, and the
+//! reports at the end.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::check::{CheckConfig, Invariant};
+use crate::history::History;
+use crate::results::{RunRecord, RunReport};
+use crate::run::{self, RunSpec};
+use crate::scenario::Scenario;
+use crate::verdict::{self, Expectation};
+
+/// What `chaos run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub scenarios: Vec<(PathBuf, Arc<Scenario>)>,
+    /// `None`: every profile each scenario names in `[expect]`.
+    pub profile: Option<String>,
+    pub seed: u64,
+    pub repeat: u32,
+    pub jobs: usize,
+    pub out: PathBuf,
+    pub progress: bool,
+}
+
+/// Beside each record's history: what the checkers need to judge it again
+/// (`chaos report`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordMeta {
+    pub check: CheckConfig,
+    pub focus: Vec<Invariant>,
+    pub expectation: Expectation,
+}
+
+struct Job {
+    path: PathBuf,
+    spec: RunSpec,
+    expectation: Expectation,
+}
+
+pub fn run_id() -> String {
+    format!(
+        "{}-{:04x}",
+        Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u16>()
+    )
+}
+
+/// Runs the plan; answers the report (already written to `<out>/<run-id>/`) and its folder.
+pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::ReportError> {
+    infra::sweep::sweep_leftovers();
+    let run_id = run_id();
+    let run_dir = plan.out.join(&run_id);
+    std::fs::create_dir_all(&run_dir).map_err(|source| crate::report::ReportError::CreateDir {
+        path: run_dir.clone(),
+        source,
+    })?;
+    let started_at = Utc::now();
+
+    let mut jobs = Vec::new();
+    for (path, scenario) in &plan.scenarios {
+        let profiles: Vec<String> = match &plan.profile {
+            Some(p) => vec![p.clone()],
+            None => scenario.expect.keys().cloned().collect(),
+        };
+        for profile in profiles {
+            let expectation = scenario.expect.get(&profile).cloned().unwrap_or(Expectation::Pending {
+                reason: format!("the scenario states no expectation for profile {profile}"),
+            });
+            for repetition in 1..=plan.repeat {
+                let dir = run_dir.join(&scenario.name).join(format!("{profile}-{repetition}"));
+                jobs.push(Job {
+                    path: path.clone(),
+                    spec: RunSpec {
+                        scenario: scenario.clone(),
+                        profile: profile.clone(),
+                        seed: plan.seed.wrapping_add(u64::from(repetition - 1)),
+                        repetition,
+                        dir,
+                    },
+                    expectation: expectation.clone(),
+                });
+            }
+        }
+    }
+
+    let bar = ProgressBar::new(jobs.len() as u64);
+    if plan.progress {
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .expect("a valid template"),
+        );
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("chaos: interrupted; stopping every run and cleaning up");
+            let _ = interrupt_tx.send(true);
+        }
+    });
+
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(plan.jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let semaphore = semaphore.clone();
+        let interrupted = interrupt_rx.clone();
+        let bar = bar.clone();
+        let run_dir = run_dir.clone();
+        let quiet_lines = !plan.progress;
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            bar.set_message(format!("{} ({})", job.spec.scenario.name, job.spec.profile));
+            let outcome = run::run(&job.spec, interrupted).await;
+            let record = record(&job, &outcome, &run_dir);
+            if let Some(history) = &outcome.history {
+                write_meta(&job, history);
+            }
+            let line = format!(
+                "{} {} [{}] {} ({} ms)",
+                if record.as_expected { "PASS" } else { "FAIL" },
+                record.scenario,
+                record.profile,
+                record.verdict,
+                record.duration_ms
+            );
+            if quiet_lines {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+            bar.inc(1);
+            (index, record, outcome.history)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(done) = joined {
+            results.push(done);
+        }
+    }
+    ctrl_c.abort();
+    bar.finish_and_clear();
+    results.sort_by_key(|(i, _, _)| *i);
+
+    let histories: Vec<(RunRecord, Option<History>)> = results.into_iter().map(|(_, r, h)| (r, h)).collect();
+    let report = RunReport {
+        run_id,
+        started_at: started_at.to_rfc3339(),
+        finished_at: Utc::now().to_rfc3339(),
+        commit: git_commit(),
+        records: histories.iter().map(|(r, _)| r.clone()).collect(),
+    };
+    let lookup = |record: &RunRecord| {
+        histories
+            .iter()
+            .find(|(r, _)| r.dir == record.dir && r.scenario == record.scenario && r.profile == record.profile)
+            .and_then(|(_, h)| h.clone())
+    };
+    crate::report::write_all(&run_dir, &report, &lookup)?;
+    Ok((report, run_dir))
+}
+
+fn record(job: &Job, outcome: &run::RunOutcome, run_dir: &Path) -> RunRecord {
+    let spec = &job.spec;
+    let dir = outcome.history.as_ref().map(|_| {
+        spec.dir
+            .strip_prefix(run_dir)
+            .unwrap_or(&spec.dir)
+            .to_string_lossy()
+            .into_owned()
+    });
+    RunRecord {
+        scenario: spec.scenario.name.clone(),
+        description: spec.scenario.description.clone(),
+        covers: spec.scenario.covers.clone(),
+        profile: spec.profile.clone(),
+        seed: spec.seed,
+        repetition: spec.repetition,
+        expectation: job.expectation.clone(),
+        verdict: outcome.verdict.clone(),
+        as_expected: verdict::as_expected(&job.expectation, &outcome.verdict),
+        focus: spec.scenario.focus.clone(),
+        checks: outcome.checks.clone(),
+        duration_ms: outcome.duration.as_millis() as u64,
+        dir,
+        rerun: format!(
+            "cargo run -q -p chaos -- run {} --profile {} --seed {}",
+            job.path.display(),
+            spec.profile,
+            spec.seed
+        ),
+    }
+}
+
+fn write_meta(job: &Job, _history: &History) {
+    let meta = RecordMeta {
+        check: job.spec.scenario.check_config(),
+        focus: job.spec.scenario.focus.clone(),
+        expectation: job.expectation.clone(),
+    };
+    let path = job.spec.dir.join("check.json");
+    if let Err(err) = std::fs::write(&path, serde_json::to_string_pretty(&meta).expect("meta serialises")) {
+        eprintln!("chaos: failed to write {}: {err}", path.display());
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RejudgeError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("parse {path}: {source}")]
+    History {
+        path: PathBuf,
+        #[source]
+        source: crate::history::HistoryError,
+    },
+    #[error("{0}")]
+    Report(#[from] crate::report::ReportError),
+}
+
+fn read(path: &Path) -> Result<String, RejudgeError> {
+    std::fs::read_to_string(path).map_err(|source| RejudgeError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `chaos report RUN_DIR`: judges every stored history again with the checkers of this
+/// build (nothing is rerun) and rewrites the reports.
+pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
+    let results_path = run_dir.join("results.json");
+    let mut report: RunReport =
+        serde_json::from_str(&read(&results_path)?).map_err(|source| RejudgeError::Parse {
+            path: results_path.clone(),
+            source,
+        })?;
+    let mut histories = Vec::new();
+    for record in &mut report.records {
+        let Some(dir) = record.dir.clone() else {
+            histories.push(None);
+            continue;
+        };
+        let dir = run_dir.join(dir);
+        let history_path = dir.join("history.jsonl");
+        let history = History::from_jsonl(&read(&history_path)?).map_err(|source| RejudgeError::History {
+            path: history_path.clone(),
+            source,
+        })?;
+        let meta_path = dir.join("check.json");
+        let meta: RecordMeta = serde_json::from_str(&read(&meta_path)?).map_err(|source| RejudgeError::Parse {
+            path: meta_path.clone(),
+            source,
+        })?;
+        record.checks = crate::check::check_all(&history, &meta.check);
+        record.verdict = verdict::verdict(&record.checks, &meta.focus);
+        record.as_expected = verdict::as_expected(&record.expectation, &record.verdict);
+        histories.push(Some(history));
+    }
+    let lookup = |record: &RunRecord| {
+        report
+            .records
+            .iter()
+            .position(|r| r.dir == record.dir && r.scenario == record.scenario && r.profile == record.profile)
+            .and_then(|i| histories[i].clone())
+    };
+    crate::report::write_all(run_dir, &report, &lookup)?;
+    Ok(report)
+}

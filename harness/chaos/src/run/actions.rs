@@ -1,0 +1,322 @@
+//! Scenario actions against the running stack, and the faults' healing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::Client;
+use super::world::Labels;
+use super::{RunError, rule_body};
+use crate::history::{EventKind, FaultPhase, Recorder};
+use crate::scenario::{Action, Meeting, Scenario};
+use crate::stack::Stack;
+
+/// Everything a step needs.
+pub struct Ctx {
+    pub stack: Stack,
+    pub client: Client,
+    pub recorder: Recorder,
+    pub labels: Labels,
+    pub scenario: Arc<Scenario>,
+    /// Faults applied and not healed yet: (name, target, how to heal).
+    pub heals: tokio::sync::Mutex<Vec<(String, String, Heal)>>,
+    /// Heals scheduled by `heal_after_ms`, still waiting.
+    pub timed_heals: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Heal {
+    ResumeBot(String),
+    ClearRuntimeFaults,
+    StartService,
+    ResumeRedis,
+}
+
+fn token(user: &str) -> &'static str {
+    match user {
+        "limited" => "stopflow-limited-token",
+        _ => "stopflow-dev-token",
+    }
+}
+
+impl Ctx {
+    fn meeting(&self, label: &str) -> &Meeting {
+        self.scenario.meeting(label).expect("validated meeting label")
+    }
+
+    fn native(&self, label: &str) -> String {
+        self.labels.native_id(label).unwrap_or_default().to_owned()
+    }
+
+    pub async fn set_bot_behaviour(&self, meeting: &Meeting) -> Result<(), RunError> {
+        if meeting.bot_env.is_empty() {
+            return Ok(());
+        }
+        let body = rule_body(&self.native(&meeting.label), &meeting.bot_env);
+        self.stack
+            .runtime_call(Method::POST, "/_runtime/rules", Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /bots` for a scenario meeting; answers the status, if any answer came.
+    pub async fn create(&self, label: &str) -> Option<u16> {
+        let m = self.meeting(label);
+        let body = json!({"platform": m.platform, "native_meeting_id": self.native(label)});
+        let answer = self
+            .client
+            .call(Method::POST, "/bots", Some(token(&m.user)), Some(&body), Some(label))
+            .await;
+        answer.map(|(s, _)| s)
+    }
+
+    /// Performs a step's action; answers its outcome for the history.
+    pub async fn perform(self: &Arc<Self>, action: &Action, heal_after_ms: Option<u64>) -> String {
+        let result = self.act(action).await;
+        if let (Ok(Some(heal)), true) = (&result, action.is_fault()) {
+            let target = action.meeting().unwrap_or("system").to_owned();
+            self.fault(action.name(), &target, FaultPhase::Applied, json!({"heal_after_ms": heal_after_ms}));
+            match heal_after_ms {
+                Some(ms) => {
+                    let ctx = self.clone();
+                    let (name, heal) = (action.name(), heal.clone());
+                    self.timed_heals.lock().await.spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        ctx.heal(name, &target, heal).await;
+                    });
+                }
+                None => self
+                    .heals
+                    .lock()
+                    .await
+                    .push((action.name().to_owned(), target, heal.clone())),
+            }
+        }
+        match result {
+            Ok(_) => "ok".into(),
+            Err(err) => format!("failed: {err}"),
+        }
+    }
+
+    fn fault(&self, name: &str, target: &str, phase: FaultPhase, detail: Value) {
+        self.recorder.record(EventKind::Fault {
+            name: name.to_owned(),
+            phase,
+            target: target.to_owned(),
+            detail,
+        });
+    }
+
+    /// Heals every fault still in force: the end of the fault phase. Timed heals run
+    /// out their time first.
+    pub async fn heal_all(&self) {
+        let mut timed = std::mem::take(&mut *self.timed_heals.lock().await);
+        while timed.join_next().await.is_some() {}
+        let pending: Vec<_> = self.heals.lock().await.drain(..).collect();
+        for (name, target, heal) in pending {
+            self.heal(&name, &target, heal).await;
+        }
+    }
+
+    async fn heal(&self, name: &str, target: &str, heal: Heal) {
+        let result = match &heal {
+            Heal::ResumeBot(container) => self.control(&format!("/_runtime/containers/{container}/resume"), json!({})).await,
+            Heal::ClearRuntimeFaults => self
+                .stack
+                .runtime_call(
+                    Method::PUT,
+                    "/_runtime/faults",
+                    Some(&json!({"stop_delay_ms": 0, "stop_answers_404": false, "start_fails": false, "start_delay_ms": 0})),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Heal::StartService => self.stack.start_manager().await.map_err(|e| e.to_string()),
+            Heal::ResumeRedis => self.stack.signal_redis(Signal::SIGCONT).map_err(|e| e.to_string()),
+        };
+        let detail = match result {
+            Ok(()) => json!({"outcome": "ok"}),
+            Err(err) => json!({"outcome": format!("failed: {err}")}),
+        };
+        self.fault(name, target, FaultPhase::Healed, detail);
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Result<(), String> {
+        match self.stack.runtime_call(Method::POST, path, Some(&body)).await {
+            Ok((status, _)) if (200..300).contains(&status) => Ok(()),
+            Ok((status, body)) => Err(format!("{path} answered {status}: {body}")),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    fn container(&self, label: &str) -> Result<String, String> {
+        let (events, _) = self.recorder.since(0);
+        self.labels
+            .container(label, &events)
+            .ok_or_else(|| format!("meeting {label:?} has no container yet"))
+    }
+
+    /// Answers how to heal the fault it applied, if it is one.
+    async fn act(&self, action: &Action) -> Result<Option<Heal>, String> {
+        match action {
+            Action::Create { meeting } => expect_answer(self.create(meeting).await),
+            Action::Stop { meeting } => {
+                let m = self.meeting(meeting);
+                let path = format!("/bots/{}/{}", m.platform, self.native(meeting));
+                let answer = self
+                    .client
+                    .call(Method::DELETE, &path, Some(token(&m.user)), None, Some(meeting))
+                    .await;
+                expect_answer(answer.map(|(s, _)| s))
+            }
+            Action::Reconfigure { meeting } => {
+                let m = self.meeting(meeting);
+                let path = format!("/bots/{}/{}/config", m.platform, self.native(meeting));
+                let body = json!({"language": "de"});
+                let answer = self
+                    .client
+                    .call(Method::PUT, &path, Some(token(&m.user)), Some(&body), Some(meeting))
+                    .await;
+                expect_answer(answer.map(|(s, _)| s))
+            }
+            Action::RestartBot { meeting, new_uid } => {
+                let c = self.container(meeting)?;
+                self.control(&format!("/_runtime/containers/{c}/restart"), json!({"new_uid": new_uid}))
+                    .await
+                    .map(|()| None)
+            }
+            Action::KillBot { meeting, signal } => {
+                let c = self.container(meeting)?;
+                self.control(&format!("/_runtime/containers/{c}/signal"), json!({"signal": signal}))
+                    .await
+                    .map(|()| None)
+            }
+            Action::PauseBot { meeting } => {
+                let c = self.container(meeting)?;
+                self.control(&format!("/_runtime/containers/{c}/pause"), json!({})).await?;
+                Ok(Some(Heal::ResumeBot(c)))
+            }
+            Action::ResumeBot { meeting } => {
+                let c = self.container(meeting)?;
+                self.control(&format!("/_runtime/containers/{c}/resume"), json!({}))
+                    .await
+                    .map(|()| None)
+            }
+            Action::RuntimeFaults {
+                stop_delay_ms,
+                stop_answers_404,
+                start_fails,
+                start_delay_ms,
+            } => {
+                let mut body = serde_json::Map::new();
+                if let Some(v) = stop_delay_ms {
+                    body.insert("stop_delay_ms".into(), json!(v));
+                }
+                if let Some(v) = stop_answers_404 {
+                    body.insert("stop_answers_404".into(), json!(v));
+                }
+                if let Some(v) = start_fails {
+                    body.insert("start_fails".into(), json!(v));
+                }
+                if let Some(v) = start_delay_ms {
+                    body.insert("start_delay_ms".into(), json!(v));
+                }
+                match self
+                    .stack
+                    .runtime_call(Method::PUT, "/_runtime/faults", Some(&Value::Object(body)))
+                    .await
+                {
+                    Ok((200, _)) => Ok(Some(Heal::ClearRuntimeFaults)),
+                    Ok((status, body)) => Err(format!("/_runtime/faults answered {status}: {body}")),
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+            Action::ForgetContainers => self.control("/_runtime/forget", json!({})).await.map(|()| None),
+            Action::RestartService { down_ms } => {
+                self.stack.stop_manager().await.map_err(|e| e.to_string())?;
+                tokio::time::sleep(Duration::from_millis(*down_ms)).await;
+                self.stack.start_manager().await.map_err(|e| e.to_string())?;
+                Ok(None)
+            }
+            Action::StopService => {
+                self.stack.stop_manager().await.map_err(|e| e.to_string())?;
+                Ok(Some(Heal::StartService))
+            }
+            Action::StartService => self.stack.start_manager().await.map(|()| None).map_err(|e| e.to_string()),
+            Action::PauseRedis => {
+                self.stack.signal_redis(Signal::SIGSTOP).map_err(|e| e.to_string())?;
+                Ok(Some(Heal::ResumeRedis))
+            }
+            Action::Callback {
+                meeting,
+                status,
+                completion_reason,
+                exit_code,
+                path,
+            } => {
+                let (events, _) = self.recorder.since(0);
+                let uid = self
+                    .labels
+                    .bot_uid(meeting, &events)
+                    .ok_or_else(|| format!("meeting {meeting:?} has no bot uid yet"))?;
+                let container = self.labels.container(meeting, &events).unwrap_or_default();
+                let body = if path == "exited" {
+                    let mut b = json!({"connection_id": uid, "exit_code": exit_code.unwrap_or(0), "reason": "harness"});
+                    if let Some(r) = completion_reason {
+                        b["completion_reason"] = json!(r);
+                    }
+                    b
+                } else {
+                    let mut b = json!({"connection_id": uid, "status": status, "container_id": container});
+                    if let Some(r) = completion_reason {
+                        b["completion_reason"] = json!(r);
+                    }
+                    if let Some(c) = exit_code {
+                        b["exit_code"] = json!(c);
+                    }
+                    b
+                };
+                let answer = self
+                    .client
+                    .call(
+                        Method::POST,
+                        &format!("/bots/internal/callback/{path}"),
+                        None,
+                        Some(&body),
+                        Some(meeting),
+                    )
+                    .await;
+                expect_answer(answer.map(|(s, _)| s))
+            }
+        }
+    }
+
+    /// Every meeting row terminal and no container running for any of them.
+    pub async fn settled(&self) -> bool {
+        let rows: Result<Vec<(i32, String)>, _> = sqlx::query_as("SELECT id, status FROM meetings")
+            .fetch_all(&self.stack.pool)
+            .await;
+        let Ok(rows) = rows else { return false };
+        if rows.iter().any(|(_, s)| s != "completed" && s != "failed") {
+            return false;
+        }
+        let Ok(containers) = self.stack.runtime_containers().await else {
+            return false;
+        };
+        !containers
+            .iter()
+            .any(|c| matches!(c["state"].as_str(), Some("running" | "paused" | "created" | "restarting")))
+    }
+}
+
+/// Any answer counts as the action done (a 409 or 500 is the system's behaviour, kept in
+/// the history); no answer at all is a failed step.
+fn expect_answer(status: Option<u16>) -> Result<Option<Heal>, String> {
+    match status {
+        Some(_) => Ok(None),
+        None => Err("no answer".into()),
+    }
+}

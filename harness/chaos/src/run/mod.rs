@@ -1,0 +1,328 @@
+//! Running one scenario under one profile: start the stack, record everything, fire the
+//! steps on their triggers, heal the faults, wait for quiet, snapshot the final state,
+//! and judge the history.
+
+mod actions;
+mod client;
+mod world;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::check::{self, CheckResult};
+use crate::history::{
+    EventKind, FinalContainer, FinalMeeting, FinalSession, FinalState, History, MeetingLabel, Recorder,
+    meeting_id_from_container_name,
+};
+use crate::scenario::{Scenario, Step};
+use crate::stack::{Stack, StackConfig, StackError};
+use crate::verdict::{self, Expectation, Verdict};
+
+pub use actions::Ctx;
+use client::Client;
+use world::Labels;
+
+/// A run that goes on this long past its fault phase is cut short.
+const HARD_CAP: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("start the stack: {0}")]
+    Stack(#[from] StackError),
+    #[error("start recording: {0}")]
+    Recorder(#[from] crate::history::RecorderError),
+    #[error("read the final state: {0}")]
+    Final(#[source] sqlx::Error),
+    #[error("write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("run the scenario: interrupted")]
+    Interrupted,
+}
+
+/// One scenario, one profile, one repetition.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub scenario: Arc<Scenario>,
+    pub profile: String,
+    pub seed: u64,
+    pub repetition: u32,
+    /// The record's folder: `history.jsonl`, `logs/`.
+    pub dir: PathBuf,
+}
+
+pub struct RunOutcome {
+    pub history: Option<History>,
+    pub checks: Vec<CheckResult>,
+    pub verdict: Verdict,
+    pub duration: Duration,
+}
+
+/// Runs and judges; never fails: a harness or infra failure is `Verdict::Error`.
+pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>) -> RunOutcome {
+    let started = Instant::now();
+    if let Some(Expectation::Pending { reason }) = spec.scenario.expect.get(&spec.profile) {
+        return RunOutcome {
+            history: None,
+            checks: Vec::new(),
+            verdict: Verdict::Pending { reason: reason.clone() },
+            duration: started.elapsed(),
+        };
+    }
+    let result = execute(spec, interrupted).await;
+    let (history, checks, verdict) = match result {
+        Ok(history) => {
+            let checks = check::check_all(&history, &spec.scenario.check_config());
+            let verdict = verdict::verdict(&checks, &spec.scenario.focus);
+            (Some(history), checks, verdict)
+        }
+        Err(err) => (
+            None,
+            Vec::new(),
+            Verdict::Error {
+                reason: format!("failed to {err}"),
+            },
+        ),
+    };
+    RunOutcome {
+        history,
+        checks,
+        verdict,
+        duration: started.elapsed(),
+    }
+}
+
+async fn execute(spec: &RunSpec, mut interrupted: tokio::sync::watch::Receiver<bool>) -> Result<History, RunError> {
+    let scenario = &spec.scenario;
+    std::fs::create_dir_all(&spec.dir).map_err(|source| RunError::Write {
+        path: spec.dir.clone(),
+        source,
+    })?;
+    let recorder = Recorder::new(Utc::now());
+    let stack = Stack::start(StackConfig {
+        profile: spec.profile.clone(),
+        service: scenario.service.clone(),
+        bot_env: Vec::new(),
+        log_dir: spec.dir.join("logs"),
+    })
+    .await?;
+    recorder.attach_postgres(&stack.pool, stack.database_url()).await?;
+    recorder.attach_redis(stack.redis_url()).await?;
+    recorder.attach_runtime(&stack.runtime_url).await?;
+    recorder.attach_bot_logs(stack.bot_log_dir.clone());
+
+    let labels = Labels(native_ids(scenario, spec.seed, spec.repetition, &spec.profile));
+    recorder.record(EventKind::RunStarted {
+        scenario: scenario.name.clone(),
+        profile: spec.profile.clone(),
+        seed: spec.seed,
+        meetings: labels.0.clone(),
+    });
+    let ctx = Arc::new(Ctx {
+        client: Client::new(stack.base_url.clone(), recorder.clone(), Duration::from_secs(30)),
+        stack,
+        recorder: recorder.clone(),
+        labels,
+        scenario: scenario.clone(),
+        heals: tokio::sync::Mutex::new(Vec::new()),
+        timed_heals: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
+    });
+    for meeting in &scenario.meetings {
+        ctx.set_bot_behaviour(meeting).await?;
+    }
+
+    let phase = async {
+        for meeting in scenario.meetings.iter().filter(|m| m.start) {
+            ctx.create(&meeting.label).await;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for step in scenario.steps.iter().cloned() {
+            let ctx = ctx.clone();
+            tasks.spawn(async move { run_step(&ctx, &step).await });
+        }
+        while tasks.join_next().await.is_some() {}
+        ctx.heal_all().await;
+    };
+    tokio::select! {
+        () = phase => {}
+        _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
+    }
+    let fault_end = recorder.now_us();
+    tokio::select! {
+        () = settle(&ctx, fault_end) => {}
+        _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
+    }
+    let final_state = final_state(&ctx).await?;
+    recorder.record(EventKind::Final(final_state));
+    let history = recorder.finish();
+    write(&spec.dir.join("history.jsonl"), &history.to_jsonl())?;
+    Ok(history)
+}
+
+/// Unique per run, reproducible from the seed.
+fn native_ids(scenario: &Scenario, seed: u64, repetition: u32, profile: &str) -> Vec<MeetingLabel> {
+    let mix = scenario
+        .name
+        .bytes()
+        .chain(profile.bytes())
+        .fold(seed ^ u64::from(repetition).rotate_left(32), |h, b| {
+            h.rotate_left(5) ^ u64::from(b)
+        });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(mix);
+    scenario
+        .meetings
+        .iter()
+        .map(|m| {
+            let native = match m.platform {
+                protocol::Platform::GoogleMeet => {
+                    let l: String = (0..10).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
+                    format!("{}-{}-{}", &l[0..3], &l[3..7], &l[7..10])
+                }
+                protocol::Platform::Zoom => (0..10).map(|_| rng.random_range(b'0'..=b'9') as char).collect(),
+                protocol::Platform::Teams => (0..13).map(|_| rng.random_range(b'0'..=b'9') as char).collect(),
+            };
+            MeetingLabel {
+                label: m.label.clone(),
+                platform: m.platform.to_string(),
+                native_meeting_id: native,
+            }
+        })
+        .collect()
+}
+
+async fn run_step(ctx: &Arc<Ctx>, step: &Step) {
+    let timeout = Duration::from_millis(ctx.scenario.step_timeout_ms);
+    let started = Instant::now();
+    if let Some(condition) = &step.when.condition {
+        loop {
+            let (events, _) = ctx.recorder.since(0);
+            if ctx.labels.happened(condition, &events) {
+                break;
+            }
+            if started.elapsed() >= timeout {
+                ctx.recorder.record(EventKind::Step {
+                    name: step.name.clone(),
+                    action: step.action.name().into(),
+                    meeting: step.action.meeting().map(str::to_owned),
+                    outcome: "not_triggered".into(),
+                });
+                return;
+            }
+            ctx.recorder.changed(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(step.when.after_ms)).await;
+    let outcome = ctx.perform(&step.action, step.heal_after_ms).await;
+    ctx.recorder.record(EventKind::Step {
+        name: step.name.clone(),
+        action: step.action.name().into(),
+        meeting: step.action.meeting().map(str::to_owned),
+        outcome,
+    });
+}
+
+/// Waits until the system is quiet and either settled (every row terminal, no container
+/// running for it) or past every window the checkers need.
+async fn settle(ctx: &Ctx, fault_end_us: i64) {
+    let s = &ctx.scenario;
+    let quiet_us = s.quiet_ms as i64 * 1000;
+    let window_us = (s.deadline_ms.max(s.grace_ms) as i64) * 1000;
+    let cap_us = fault_end_us + window_us + HARD_CAP.as_micros() as i64;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = ctx.recorder.now_us();
+        if now >= cap_us {
+            return;
+        }
+        if now - ctx.recorder.last_arrival_us() < quiet_us {
+            continue;
+        }
+        if ctx.settled().await {
+            return;
+        }
+        let (events, _) = ctx.recorder.since(0);
+        let last_death = events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Container { action, .. } if action == "die"))
+            .map(|e| e.at_us)
+            .max()
+            .unwrap_or(0);
+        let grace_us = s.grace_ms as i64 * 1000;
+        if now >= fault_end_us + window_us + quiet_us && now >= last_death + grace_us + quiet_us {
+            return;
+        }
+    }
+}
+
+async fn final_state(ctx: &Ctx) -> Result<FinalState, RunError> {
+    let rows: Vec<(i32, String, Option<String>, String, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT id, platform, platform_specific_id, status, bot_container_id, data FROM meetings ORDER BY id",
+    )
+    .fetch_all(&ctx.stack.pool)
+    .await
+    .map_err(RunError::Final)?;
+    let sessions: Vec<(i32, String)> =
+        sqlx::query_as("SELECT meeting_id, session_uid FROM meeting_sessions ORDER BY id")
+            .fetch_all(&ctx.stack.pool)
+            .await
+            .map_err(RunError::Final)?;
+    let containers = ctx.stack.runtime_containers().await.unwrap_or_default();
+    Ok(FinalState {
+        meetings: rows
+            .into_iter()
+            .map(|(id, platform, native, status, container, data)| FinalMeeting {
+                id: id.into(),
+                platform,
+                native_meeting_id: native.unwrap_or_default(),
+                status,
+                bot_container_id: container,
+                data,
+            })
+            .collect(),
+        sessions: sessions
+            .into_iter()
+            .map(|(meeting_id, session_uid)| FinalSession {
+                meeting_id: meeting_id.into(),
+                session_uid,
+            })
+            .collect(),
+        containers: containers
+            .iter()
+            .map(|c| {
+                let name = c["name"].as_str().unwrap_or_default().trim_start_matches('/').to_owned();
+                FinalContainer {
+                    id: c["id"].as_str().unwrap_or_default().to_owned(),
+                    meeting_id: meeting_id_from_container_name(&name),
+                    name,
+                    state: c["state"].as_str().unwrap_or_default().to_owned(),
+                    exit_code: c["exit_code"].as_i64(),
+                    forgotten: c["forgotten"].as_bool().unwrap_or(false),
+                }
+            })
+            .collect(),
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), RunError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| RunError::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The JSON the runtime's rules take.
+fn rule_body(native: &str, env: &[(String, String)]) -> serde_json::Value {
+    let env: serde_json::Map<String, serde_json::Value> = env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    json!({"match": {"native_meeting_id": native}, "env": env})
+}
