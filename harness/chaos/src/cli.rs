@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "chaos", version, about = "Chaos and fault injection for the meeting-bot stop flow")]
+#[command(
+    name = "chaos",
+    version,
+    about = "Chaos and fault injection for the meeting-bot stop flow"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -37,17 +41,11 @@ pub enum Command {
         quiet: bool,
     },
     /// Check scenario files without running them.
-    Validate {
-        paths: Vec<PathBuf>,
-    },
+    Validate { paths: Vec<PathBuf> },
     /// Judge a stored run again from its histories and rewrite its reports.
-    Report {
-        run_dir: PathBuf,
-    },
+    Report { run_dir: PathBuf },
     /// List the scenarios with what they cover and expect.
-    List {
-        paths: Vec<PathBuf>,
-    },
+    List { paths: Vec<PathBuf> },
 }
 
 pub fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {

@@ -69,11 +69,18 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
             None => scenario.expect.keys().cloned().collect(),
         };
         for profile in profiles {
-            let expectation = scenario.expect.get(&profile).cloned().unwrap_or(Expectation::Pending {
-                reason: format!("the scenario states no expectation for profile {profile}"),
-            });
+            let expectation =
+                scenario
+                    .expect
+                    .get(&profile)
+                    .cloned()
+                    .unwrap_or(Expectation::Pending {
+                        reason: format!("the scenario states no expectation for profile {profile}"),
+                    });
             for repetition in 1..=plan.repeat {
-                let dir = run_dir.join(&scenario.name).join(format!("{profile}-{repetition}"));
+                let dir = run_dir
+                    .join(&scenario.name)
+                    .join(format!("{profile}-{repetition}"));
                 jobs.push(Job {
                     path: path.clone(),
                     spec: RunSpec {
@@ -92,8 +99,10 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     let bar = ProgressBar::new(jobs.len() as u64);
     if plan.progress {
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .expect("a valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            )
+            .expect("a valid template"),
         );
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -150,7 +159,8 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     bar.finish_and_clear();
     results.sort_by_key(|(i, _, _)| *i);
 
-    let histories: Vec<(RunRecord, Option<History>)> = results.into_iter().map(|(_, r, h)| (r, h)).collect();
+    let histories: Vec<(RunRecord, Option<History>)> =
+        results.into_iter().map(|(_, r, h)| (r, h)).collect();
     let report = RunReport {
         run_id,
         started_at: started_at.to_rfc3339(),
@@ -161,7 +171,9 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     let lookup = |record: &RunRecord| {
         histories
             .iter()
-            .find(|(r, _)| r.dir == record.dir && r.scenario == record.scenario && r.profile == record.profile)
+            .find(|(r, _)| {
+                r.dir == record.dir && r.scenario == record.scenario && r.profile == record.profile
+            })
             .and_then(|(_, h)| h.clone())
     };
     crate::report::write_all(&run_dir, &report, &lookup)?;
@@ -207,7 +219,10 @@ fn write_meta(job: &Job, _history: &History) {
         expectation: job.expectation.clone(),
     };
     let path = job.spec.dir.join("check.json");
-    if let Err(err) = std::fs::write(&path, serde_json::to_string_pretty(&meta).expect("meta serialises")) {
+    if let Err(err) = std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&meta).expect("meta serialises"),
+    ) {
         eprintln!("chaos: failed to write {}: {err}", path.display());
     }
 }
@@ -270,15 +285,17 @@ pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
         };
         let dir = run_dir.join(dir);
         let history_path = dir.join("history.jsonl");
-        let history = History::from_jsonl(&read(&history_path)?).map_err(|source| RejudgeError::History {
-            path: history_path.clone(),
-            source,
-        })?;
+        let history =
+            History::from_jsonl(&read(&history_path)?).map_err(|source| RejudgeError::History {
+                path: history_path.clone(),
+                source,
+            })?;
         let meta_path = dir.join("check.json");
-        let meta: RecordMeta = serde_json::from_str(&read(&meta_path)?).map_err(|source| RejudgeError::Parse {
-            path: meta_path.clone(),
-            source,
-        })?;
+        let meta: RecordMeta =
+            serde_json::from_str(&read(&meta_path)?).map_err(|source| RejudgeError::Parse {
+                path: meta_path.clone(),
+                source,
+            })?;
         record.checks = crate::check::check_all(&history, &meta.check);
         record.verdict = verdict::verdict(&record.checks, &meta.focus);
         record.as_expected = verdict::as_expected(&record.expectation, &record.verdict);
@@ -288,7 +305,9 @@ pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
         report
             .records
             .iter()
-            .position(|r| r.dir == record.dir && r.scenario == record.scenario && r.profile == record.profile)
+            .position(|r| {
+                r.dir == record.dir && r.scenario == record.scenario && r.profile == record.profile
+            })
             .and_then(|i| histories[i].clone())
     };
     crate::report::write_all(run_dir, &report, &lookup)?;

@@ -34,7 +34,18 @@ fn main() -> ExitCode {
                 jobs,
                 out,
                 quiet,
-            } => run(default_paths(paths), profile, seed, repeat, jobs, out, quiet).await,
+            } => {
+                run(
+                    default_paths(paths),
+                    profile,
+                    seed,
+                    repeat,
+                    jobs,
+                    out,
+                    quiet,
+                )
+                .await
+            }
         }
     });
     ExitCode::from(code)
@@ -64,7 +75,12 @@ fn validate(paths: &[std::path::PathBuf]) -> Result<Vec<(std::path::PathBuf, Arc
     for (file, s) in &loaded {
         if let Some(other) = names.insert(s.name.clone(), file.clone()) {
             bad += 1;
-            eprintln!("{}: scenario name {:?} is also used by {}", file.display(), s.name, other.display());
+            eprintln!(
+                "{}: scenario name {:?} is also used by {}",
+                file.display(),
+                s.name,
+                other.display()
+            );
         }
     }
     if bad > 0 {
@@ -76,10 +92,17 @@ fn validate(paths: &[std::path::PathBuf]) -> Result<Vec<(std::path::PathBuf, Arc
 }
 
 fn list(paths: &[std::path::PathBuf]) -> u8 {
-    let Ok(scenarios) = validate(paths) else { return 1 };
+    let Ok(scenarios) = validate(paths) else {
+        return 1;
+    };
     for (_, s) in scenarios {
         let expect: Vec<String> = s.expect.iter().map(|(p, e)| format!("{p}: {e}")).collect();
-        println!("{:<40} covers {:<18} {}", s.name, s.covers.join(","), expect.join("; "));
+        println!(
+            "{:<40} covers {:<18} {}",
+            s.name,
+            s.covers.join(","),
+            expect.join("; ")
+        );
         println!("    {}", s.description.lines().next().unwrap_or_default());
     }
     0
@@ -107,7 +130,9 @@ async fn run(
     out: std::path::PathBuf,
     quiet: bool,
 ) -> u8 {
-    let Ok(scenarios) = validate(&paths) else { return 1 };
+    let Ok(scenarios) = validate(&paths) else {
+        return 1;
+    };
     let profile = match profile.as_str() {
         "all" => None,
         p if scenario::load::PROFILES.contains(&p) => Some(p.to_owned()),
@@ -144,10 +169,20 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
     let total = report.records.len();
     let expected = report.records.iter().filter(|r| r.as_expected).count();
     println!();
-    println!("{expected}/{total} verdicts as expected; reports in {}", dir.display());
+    println!(
+        "{expected}/{total} verdicts as expected; reports in {}",
+        dir.display()
+    );
     for r in report.records.iter().filter(|r| !r.as_expected) {
-        println!("  UNEXPECTED {} [{}]: expected {}, got {}", r.scenario, r.profile, r.expectation, r.verdict);
-        for c in r.checks.iter().filter(|c| c.outcome != chaos::check::Outcome::Holds) {
+        println!(
+            "  UNEXPECTED {} [{}]: expected {}, got {}",
+            r.scenario, r.profile, r.expectation, r.verdict
+        );
+        for c in r
+            .checks
+            .iter()
+            .filter(|c| c.outcome != chaos::check::Outcome::Holds)
+        {
             println!("    {} {}: {}", c.invariant, c.outcome, c.summary);
         }
         println!("    rerun: {}", r.rerun);

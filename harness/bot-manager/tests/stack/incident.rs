@@ -22,7 +22,7 @@ async fn stop_and_expect_stuck(stack: &Stack, native: &str, meeting_id: i64, lea
         protocol::bot_commands_channel(leave_uid),
         serde_json::json!({"action": "leave"}),
     );
-    assert_eq!(commands.wait_for(1).await, [leave.clone()]);
+    assert_eq!(commands.wait_for(1).await, std::slice::from_ref(&leave));
 
     // The delayed stop's SIGTERM is swallowed (PID-1 shell): SIGKILL after the grace.
     assert_eq!(stack.wait_container_exit(meeting_id).await, 137);

@@ -474,8 +474,13 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-        if let Some(sample) = std::env::var_os("CHAOS_SAVE_SAMPLE_TIMELINE") {
-            std::fs::copy(&written[3], sample).unwrap();
+        // For looking at the output: copies the reports to that folder.
+        if let Some(out) = std::env::var_os("CHAOS_SAVE_SAMPLE_REPORTS") {
+            let out = std::path::PathBuf::from(out);
+            std::fs::create_dir_all(&out).unwrap();
+            for (path, name) in written.iter().zip(&names) {
+                std::fs::copy(path, out.join(name.replace('/', "-"))).unwrap();
+            }
         }
     }
 

@@ -272,10 +272,10 @@ pub fn render_timeline(record: &RunRecord, history: Option<&History>) -> String 
             lane.height()
         );
     }
-    h.push_str("</div>\n<div class=\"scroll\" id=\"scroll\">\n");
-    let _ = write!(
+    h.push_str("<div class=\"fault-strip\"></div></div>\n<div class=\"scroll\" id=\"scroll\">\n");
+    let _ = writeln!(
         h,
-        "<div class=\"plot\" id=\"plot\" data-span=\"{span_ms:.3}\" data-scale=\"{scale:.5}\" style=\"--span:{span_ms:.3};--scale:{scale:.5}\">\n"
+        "<div class=\"plot\" id=\"plot\" data-span=\"{span_ms:.3}\" data-scale=\"{scale:.5}\" style=\"--span:{span_ms:.3};--scale:{scale:.5}\">"
     );
     let _ = write!(
         h,
@@ -312,19 +312,20 @@ pub fn render_timeline(record: &RunRecord, history: Option<&History>) -> String 
             p.target,
             fmt_ms(p.from_us)
         );
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<div class=\"{class}\" style=\"--t:{from:.3};--w:{:.3}\" title=\"{}\"><span>{}</span></div>\n",
+            "<div class=\"{class}\" style=\"--t:{from:.3};--w:{:.3}\" title=\"{}\"><span>{}</span></div>",
             (to - from).max(0.0),
             esc(&tip),
             esc(&format!("{} · {}", p.name, p.target))
         );
     }
-    for lane in &lanes {
+    for (i, lane) in lanes.iter().enumerate() {
         let name = actor_name(lane.actor);
+        let alt = if i % 2 == 1 { " alt" } else { "" };
         let _ = write!(
             h,
-            "<div class=\"lane\" data-actor=\"{name}\" style=\"height:{}px\">",
+            "<div class=\"lane{alt}\" data-actor=\"{name}\" style=\"height:{}px\">",
             lane.height()
         );
         for mark in &lane.marks {
@@ -513,13 +514,14 @@ th{background:#f4f5f7}
 .timeline{display:flex;border:1px solid #ccc}
 .labels{flex:none;width:84px;border-right:1px solid #ccc;background:#fafafa}
 .labels div{box-sizing:border-box;padding:0 8px;display:flex;align-items:center;font-size:.85em;font-weight:600;border-bottom:1px solid #eee}
+.fault-strip{height:16px;border-bottom:none !important}
 .axis-label{color:#888;font-weight:400 !important;border-bottom:1px solid #ccc !important}
 .scroll{overflow-x:auto;flex:1;min-width:0}
-.plot{--pad:24px;position:relative;width:calc(var(--span)*var(--scale)*1px + 2*var(--pad))}
+.plot{--pad:24px;position:relative;padding-bottom:16px;width:calc(var(--span)*var(--scale)*1px + 2*var(--pad))}
 .axis{position:relative;border-bottom:1px solid #ccc;box-sizing:border-box}
 .tick{position:absolute;top:0;bottom:0;left:calc(var(--t)*var(--scale)*1px + var(--pad));border-left:1px solid #ccc;font-size:10px;padding:5px 0 0 3px;color:#666;white-space:nowrap}
 .lane{position:relative;border-bottom:1px solid #eee;box-sizing:border-box}
-.lane:nth-of-type(even){background:rgba(0,0,0,.018)}
+.lane.alt{background:rgba(0,0,0,.022)}
 .ev{position:absolute;left:calc(var(--t)*var(--scale)*1px + var(--pad));width:8px;height:8px;border-radius:50%;transform:translate(-50%,-50%);cursor:pointer;z-index:2;box-sizing:border-box}
 .ev:hover,.ev:focus,.ev.sel{outline:2px solid #000;outline-offset:1px;z-index:5}
 .ev.ph-info{background:#fff !important;border:2px solid currentColor}
@@ -537,7 +539,7 @@ th{background:#f4f5f7}
 .a-fault{background:#ef6c00;color:#ef6c00}
 .fault{position:absolute;top:0;bottom:0;left:calc(var(--t)*var(--scale)*1px + var(--pad));width:max(calc(var(--w)*var(--scale)*1px),2px);background:rgba(255,152,0,.16);border-left:1px solid #ef6c00;border-right:1px solid #ef6c00;z-index:1;box-sizing:border-box}
 .fault.unhealed{border-right:2px dashed #ef6c00;background:repeating-linear-gradient(135deg,rgba(255,152,0,.16) 0 8px,rgba(255,152,0,.26) 8px 16px)}
-.fault span{position:absolute;bottom:2px;left:3px;font-size:10px;color:#a35200;white-space:nowrap;pointer-events:none}
+.fault span{position:absolute;bottom:3px;left:3px;font-size:10px;color:#a35200;white-space:nowrap;pointer-events:none}
 .notice{background:#fff3cd;border:1px solid #e0c36a;padding:6px 10px}
 .detail{background:#f6f8fa;border:1px solid #ddd;padding:8px;max-height:260px;overflow:auto;font-size:.85em;white-space:pre-wrap}
 .events summary{cursor:pointer;margin:10px 0 6px;font-weight:600}

@@ -44,7 +44,9 @@ fn token(user: &str) -> &'static str {
 
 impl Ctx {
     fn meeting(&self, label: &str) -> &Meeting {
-        self.scenario.meeting(label).expect("validated meeting label")
+        self.scenario
+            .meeting(label)
+            .expect("validated meeting label")
     }
 
     fn native(&self, label: &str) -> String {
@@ -68,7 +70,13 @@ impl Ctx {
         let body = json!({"platform": m.platform, "native_meeting_id": self.native(label)});
         let answer = self
             .client
-            .call(Method::POST, "/bots", Some(token(&m.user)), Some(&body), Some(label))
+            .call(
+                Method::POST,
+                "/bots",
+                Some(token(&m.user)),
+                Some(&body),
+                Some(label),
+            )
             .await;
         answer.map(|(s, _)| s)
     }
@@ -78,7 +86,12 @@ impl Ctx {
         let result = self.act(action).await;
         if let (Ok(Some(heal)), true) = (&result, action.is_fault()) {
             let target = action.meeting().unwrap_or("system").to_owned();
-            self.fault(action.name(), &target, FaultPhase::Applied, json!({"heal_after_ms": heal_after_ms}));
+            self.fault(
+                action.name(),
+                &target,
+                FaultPhase::Applied,
+                json!({"heal_after_ms": heal_after_ms}),
+            );
             match heal_after_ms {
                 Some(ms) => {
                     let ctx = self.clone();
@@ -88,11 +101,12 @@ impl Ctx {
                         ctx.heal(name, &target, heal).await;
                     });
                 }
-                None => self
-                    .heals
-                    .lock()
-                    .await
-                    .push((action.name().to_owned(), target, heal.clone())),
+                None => {
+                    self.heals
+                        .lock()
+                        .await
+                        .push((action.name().to_owned(), target, heal.clone()))
+                }
             }
         }
         match result {
@@ -145,7 +159,11 @@ impl Ctx {
     }
 
     async fn control(&self, path: &str, body: Value) -> Result<(), String> {
-        match self.stack.runtime_call(Method::POST, path, Some(&body)).await {
+        match self
+            .stack
+            .runtime_call(Method::POST, path, Some(&body))
+            .await
+        {
             Ok((status, _)) if (200..300).contains(&status) => Ok(()),
             Ok((status, body)) => Err(format!("{path} answered {status}: {body}")),
             Err(err) => Err(err.to_string()),
@@ -168,7 +186,13 @@ impl Ctx {
                 let path = format!("/bots/{}/{}", m.platform, self.native(meeting));
                 let answer = self
                     .client
-                    .call(Method::DELETE, &path, Some(token(&m.user)), None, Some(meeting))
+                    .call(
+                        Method::DELETE,
+                        &path,
+                        Some(token(&m.user)),
+                        None,
+                        Some(meeting),
+                    )
                     .await;
                 expect_answer(answer.map(|(s, _)| s))
             }
@@ -178,25 +202,38 @@ impl Ctx {
                 let body = json!({"language": "de"});
                 let answer = self
                     .client
-                    .call(Method::PUT, &path, Some(token(&m.user)), Some(&body), Some(meeting))
+                    .call(
+                        Method::PUT,
+                        &path,
+                        Some(token(&m.user)),
+                        Some(&body),
+                        Some(meeting),
+                    )
                     .await;
                 expect_answer(answer.map(|(s, _)| s))
             }
             Action::RestartBot { meeting, new_uid } => {
                 let c = self.container(meeting)?;
-                self.control(&format!("/_runtime/containers/{c}/restart"), json!({"new_uid": new_uid}))
-                    .await
-                    .map(|()| None)
+                self.control(
+                    &format!("/_runtime/containers/{c}/restart"),
+                    json!({"new_uid": new_uid}),
+                )
+                .await
+                .map(|()| None)
             }
             Action::KillBot { meeting, signal } => {
                 let c = self.container(meeting)?;
-                self.control(&format!("/_runtime/containers/{c}/signal"), json!({"signal": signal}))
-                    .await
-                    .map(|()| None)
+                self.control(
+                    &format!("/_runtime/containers/{c}/signal"),
+                    json!({"signal": signal}),
+                )
+                .await
+                .map(|()| None)
             }
             Action::PauseBot { meeting } => {
                 let c = self.container(meeting)?;
-                self.control(&format!("/_runtime/containers/{c}/pause"), json!({})).await?;
+                self.control(&format!("/_runtime/containers/{c}/pause"), json!({}))
+                    .await?;
                 Ok(Some(Heal::ResumeBot(c)))
             }
             Action::ResumeBot { meeting } => {
@@ -230,24 +267,39 @@ impl Ctx {
                     .await
                 {
                     Ok((200, _)) => Ok(Some(Heal::ClearRuntimeFaults)),
-                    Ok((status, body)) => Err(format!("/_runtime/faults answered {status}: {body}")),
+                    Ok((status, body)) => {
+                        Err(format!("/_runtime/faults answered {status}: {body}"))
+                    }
                     Err(err) => Err(err.to_string()),
                 }
             }
-            Action::ForgetContainers => self.control("/_runtime/forget", json!({})).await.map(|()| None),
+            Action::ForgetContainers => self
+                .control("/_runtime/forget", json!({}))
+                .await
+                .map(|()| None),
             Action::RestartService { down_ms } => {
                 self.stack.stop_manager().await.map_err(|e| e.to_string())?;
                 tokio::time::sleep(Duration::from_millis(*down_ms)).await;
-                self.stack.start_manager().await.map_err(|e| e.to_string())?;
+                self.stack
+                    .start_manager()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(None)
             }
             Action::StopService => {
                 self.stack.stop_manager().await.map_err(|e| e.to_string())?;
                 Ok(Some(Heal::StartService))
             }
-            Action::StartService => self.stack.start_manager().await.map(|()| None).map_err(|e| e.to_string()),
+            Action::StartService => self
+                .stack
+                .start_manager()
+                .await
+                .map(|()| None)
+                .map_err(|e| e.to_string()),
             Action::PauseRedis => {
-                self.stack.signal_redis(Signal::SIGSTOP).map_err(|e| e.to_string())?;
+                self.stack
+                    .signal_redis(Signal::SIGSTOP)
+                    .map_err(|e| e.to_string())?;
                 Ok(Some(Heal::ResumeRedis))
             }
             Action::Callback {
@@ -270,7 +322,8 @@ impl Ctx {
                     }
                     b
                 } else {
-                    let mut b = json!({"connection_id": uid, "status": status, "container_id": container});
+                    let mut b =
+                        json!({"connection_id": uid, "status": status, "container_id": container});
                     if let Some(r) = completion_reason {
                         b["completion_reason"] = json!(r);
                     }
@@ -306,9 +359,12 @@ impl Ctx {
         let Ok(containers) = self.stack.runtime_containers().await else {
             return false;
         };
-        !containers
-            .iter()
-            .any(|c| matches!(c["state"].as_str(), Some("running" | "paused" | "created" | "restarting")))
+        !containers.iter().any(|c| {
+            matches!(
+                c["state"].as_str(),
+                Some("running" | "paused" | "created" | "restarting")
+            )
+        })
     }
 }
 

@@ -52,7 +52,9 @@ impl Client {
         };
         self.recorder
             .record(event(HttpPhase::Invoke, None, body.cloned(), None));
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base_url));
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url));
         if let Some(token) = token {
             req = req.header("X-API-Key", token);
         }
@@ -65,13 +67,21 @@ impl Client {
                 match resp.text().await {
                     Ok(text) => {
                         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                        self.recorder
-                            .record(event(HttpPhase::Ok, Some(status), Some(body.clone()), None));
+                        self.recorder.record(event(
+                            HttpPhase::Ok,
+                            Some(status),
+                            Some(body.clone()),
+                            None,
+                        ));
                         Some((status, body))
                     }
                     Err(err) => {
-                        self.recorder
-                            .record(event(HttpPhase::Info, Some(status), None, Some(err.to_string())));
+                        self.recorder.record(event(
+                            HttpPhase::Info,
+                            Some(status),
+                            None,
+                            Some(err.to_string()),
+                        ));
                         None
                     }
                 }
@@ -79,8 +89,13 @@ impl Client {
             Err(err) => {
                 // Refused before anything was sent: it certainly did not happen.
                 // Anything else (a timeout, a reset after sending) is unknown.
-                let phase = if err.is_connect() { HttpPhase::Fail } else { HttpPhase::Info };
-                self.recorder.record(event(phase, None, None, Some(err.to_string())));
+                let phase = if err.is_connect() {
+                    HttpPhase::Fail
+                } else {
+                    HttpPhase::Info
+                };
+                self.recorder
+                    .record(event(phase, None, None, Some(err.to_string())));
                 None
             }
         }

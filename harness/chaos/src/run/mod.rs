@@ -16,8 +16,8 @@ use serde_json::json;
 
 use crate::check::{self, CheckResult};
 use crate::history::{
-    EventKind, FinalContainer, FinalMeeting, FinalSession, FinalState, History, MeetingLabel, Recorder,
-    meeting_id_from_container_name,
+    EventKind, FinalContainer, FinalMeeting, FinalSession, FinalState, History, MeetingLabel,
+    Recorder, meeting_id_from_container_name,
 };
 use crate::scenario::{Scenario, Step};
 use crate::stack::{Stack, StackConfig, StackError};
@@ -73,7 +73,9 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
         return RunOutcome {
             history: None,
             checks: Vec::new(),
-            verdict: Verdict::Pending { reason: reason.clone() },
+            verdict: Verdict::Pending {
+                reason: reason.clone(),
+            },
             duration: started.elapsed(),
         };
     }
@@ -100,13 +102,15 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
     }
 }
 
-async fn execute(spec: &RunSpec, mut interrupted: tokio::sync::watch::Receiver<bool>) -> Result<History, RunError> {
+async fn execute(
+    spec: &RunSpec,
+    mut interrupted: tokio::sync::watch::Receiver<bool>,
+) -> Result<History, RunError> {
     let scenario = &spec.scenario;
     std::fs::create_dir_all(&spec.dir).map_err(|source| RunError::Write {
         path: spec.dir.clone(),
         source,
     })?;
-    let recorder = Recorder::new(Utc::now());
     let stack = Stack::start(StackConfig {
         profile: spec.profile.clone(),
         service: scenario.service.clone(),
@@ -114,12 +118,21 @@ async fn execute(spec: &RunSpec, mut interrupted: tokio::sync::watch::Receiver<b
         log_dir: spec.dir.join("logs"),
     })
     .await?;
-    recorder.attach_postgres(&stack.pool, stack.database_url()).await?;
+    // The scenario's clock starts once the system under test is up.
+    let recorder = Recorder::new(Utc::now());
+    recorder
+        .attach_postgres(&stack.pool, stack.database_url())
+        .await?;
     recorder.attach_redis(stack.redis_url()).await?;
     recorder.attach_runtime(&stack.runtime_url).await?;
     recorder.attach_bot_logs(stack.bot_log_dir.clone());
 
-    let labels = Labels(native_ids(scenario, spec.seed, spec.repetition, &spec.profile));
+    let labels = Labels(native_ids(
+        scenario,
+        spec.seed,
+        spec.repetition,
+        &spec.profile,
+    ));
     recorder.record(EventKind::RunStarted {
         scenario: scenario.name.clone(),
         profile: spec.profile.clone(),
@@ -127,7 +140,11 @@ async fn execute(spec: &RunSpec, mut interrupted: tokio::sync::watch::Receiver<b
         meetings: labels.0.clone(),
     });
     let ctx = Arc::new(Ctx {
-        client: Client::new(stack.base_url.clone(), recorder.clone(), Duration::from_secs(30)),
+        client: Client::new(
+            stack.base_url.clone(),
+            recorder.clone(),
+            Duration::from_secs(30),
+        ),
         stack,
         recorder: recorder.clone(),
         labels,
@@ -144,7 +161,7 @@ async fn execute(spec: &RunSpec, mut interrupted: tokio::sync::watch::Receiver<b
             ctx.create(&meeting.label).await;
         }
         let mut tasks = tokio::task::JoinSet::new();
-        for step in scenario.steps.iter().cloned() {
+        for step in scenario.steps.clone() {
             let ctx = ctx.clone();
             tasks.spawn(async move { run_step(&ctx, &step).await });
         }
@@ -183,11 +200,17 @@ fn native_ids(scenario: &Scenario, seed: u64, repetition: u32, profile: &str) ->
         .map(|m| {
             let native = match m.platform {
                 protocol::Platform::GoogleMeet => {
-                    let l: String = (0..10).map(|_| rng.random_range(b'a'..=b'z') as char).collect();
+                    let l: String = (0..10)
+                        .map(|_| rng.random_range(b'a'..=b'z') as char)
+                        .collect();
                     format!("{}-{}-{}", &l[0..3], &l[3..7], &l[7..10])
                 }
-                protocol::Platform::Zoom => (0..10).map(|_| rng.random_range(b'0'..=b'9') as char).collect(),
-                protocol::Platform::Teams => (0..13).map(|_| rng.random_range(b'0'..=b'9') as char).collect(),
+                protocol::Platform::Zoom => (0..10)
+                    .map(|_| rng.random_range(b'0'..=b'9') as char)
+                    .collect(),
+                protocol::Platform::Teams => (0..13)
+                    .map(|_| rng.random_range(b'0'..=b'9') as char)
+                    .collect(),
             };
             MeetingLabel {
                 label: m.label.clone(),
@@ -263,7 +286,15 @@ async fn settle(ctx: &Ctx, fault_end_us: i64) {
 }
 
 async fn final_state(ctx: &Ctx) -> Result<FinalState, RunError> {
-    let rows: Vec<(i32, String, Option<String>, String, Option<String>, serde_json::Value)> = sqlx::query_as(
+    type Row = (
+        i32,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        serde_json::Value,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, platform, platform_specific_id, status, bot_container_id, data FROM meetings ORDER BY id",
     )
     .fetch_all(&ctx.stack.pool)
@@ -278,14 +309,16 @@ async fn final_state(ctx: &Ctx) -> Result<FinalState, RunError> {
     Ok(FinalState {
         meetings: rows
             .into_iter()
-            .map(|(id, platform, native, status, container, data)| FinalMeeting {
-                id: id.into(),
-                platform,
-                native_meeting_id: native.unwrap_or_default(),
-                status,
-                bot_container_id: container,
-                data,
-            })
+            .map(
+                |(id, platform, native, status, container, data)| FinalMeeting {
+                    id: id.into(),
+                    platform,
+                    native_meeting_id: native.unwrap_or_default(),
+                    status,
+                    bot_container_id: container,
+                    data,
+                },
+            )
             .collect(),
         sessions: sessions
             .into_iter()
@@ -297,7 +330,11 @@ async fn final_state(ctx: &Ctx) -> Result<FinalState, RunError> {
         containers: containers
             .iter()
             .map(|c| {
-                let name = c["name"].as_str().unwrap_or_default().trim_start_matches('/').to_owned();
+                let name = c["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_owned();
                 FinalContainer {
                     id: c["id"].as_str().unwrap_or_default().to_owned(),
                     meeting_id: meeting_id_from_container_name(&name),
@@ -323,6 +360,7 @@ fn write(path: &Path, text: &str) -> Result<(), RunError> {
 
 /// The JSON the runtime's rules take.
 fn rule_body(native: &str, env: &[(String, String)]) -> serde_json::Value {
-    let env: serde_json::Map<String, serde_json::Value> = env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    let env: serde_json::Map<String, serde_json::Value> =
+        env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     json!({"match": {"native_meeting_id": native}, "env": env})
 }

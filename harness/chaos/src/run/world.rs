@@ -40,7 +40,9 @@ impl Labels {
         let ids = self.meeting_ids(label, events);
         events.iter().rev().find_map(|e| match &e.kind {
             EventKind::Container {
-                name, meeting_id: Some(id), ..
+                name,
+                meeting_id: Some(id),
+                ..
             } if ids.contains(id) => Some(name.clone()),
             _ => None,
         })

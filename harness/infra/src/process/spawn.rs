@@ -53,7 +53,7 @@ fn set_parent_death_signal(parent: libc::pid_t) -> io::Result<()> {
 /// Spawns `cmd` (as by [`die_with_parent_tokio`]) with stdout piped and waits, for at most
 /// `deadline`, until it prints a line for which `pred` holds. Returns the guard and that line.
 ///
-/// Every line (the matching one too) is forwarded to stderr prefixed with the program name
+/// Every line (the matching one too) is logged at debug level, prefixed with the program name
 /// and pid, and draining continues in a background task, so the child never blocks on a
 /// full pipe. Needs a tokio runtime with IO enabled.
 pub async fn spawn_until_line(
@@ -75,7 +75,7 @@ pub async fn spawn_until_line(
 
     let search = async {
         while let Some(line) = next_line(&mut reader).await? {
-            eprintln!("{prefix} {line}");
+            tracing::debug!("{prefix} {line}");
             if pred(&line) {
                 return Ok(Some(line));
             }
@@ -114,7 +114,7 @@ pub async fn spawn_until_line(
 
 async fn forward_lines<R: AsyncRead + Unpin>(mut reader: BufReader<R>, prefix: String) {
     while let Ok(Some(line)) = next_line(&mut reader).await {
-        eprintln!("{prefix} {line}");
+        tracing::debug!("{prefix} {line}");
     }
 }
 
