@@ -5,7 +5,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup build test chaos repro bench lint fmt clean-reports
+.PHONY: setup bins build test chaos repro bench lint fmt
 
 ## Install what the harness needs that the machine lacks (Debian packages).
 setup:
@@ -22,13 +22,19 @@ else
 	$(CARGO) test --workspace --no-fail-fast
 endif
 
-## Reproduce the incident (legacy profile) and print what proves it.
-repro: setup
-	$(CARGO) nextest run -p bot-manager --test stack -E 'test(/^incident::/)' --no-fail-fast --success-output final
+CHAOS := target/debug/chaos
+JOBS ?= 3
 
-## The main job: run the scenario catalogue and write reports under reports/.
-chaos: setup
-	bash scripts/chaos.sh
+bins: setup
+	$(CARGO) build --workspace --bins
+
+## The main job: run the scenario catalogue under every profile, write reports/<run-id>/.
+chaos: bins
+	$(CHAOS) run scenarios/ --jobs $(JOBS)
+
+## Reproduce the incident (H1, legacy profile) and print the witness.
+repro: bins
+	$(CHAOS) run scenarios/h1-leave-hangs.toml --profile legacy
 
 ## Figures (not asserted anywhere): lifecycle wall times and throughput, in release.
 bench: setup

@@ -1,6 +1,7 @@
 //! The run's history: what happened, in order, from every source.
 
 mod event;
+pub mod normalise;
 mod recorder;
 
 pub use event::{

@@ -1,0 +1,112 @@
+//! The catalogue as a regression suite: every scenario under every profile it names gives
+//! its expected verdict (a scenario expecting a violation that does not occur fails), and
+//! its normalised history matches the reviewed insta snapshot, so a change in behaviour
+//! shows up in review.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chaos::history::normalise;
+use chaos::run::{self, RunSpec};
+use chaos::verdict::{self, Verdict};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
+}
+
+async fn check_scenario(name: &str) {
+    let path = scenarios_dir().join(format!("{name}.toml"));
+    let scenario = Arc::new(chaos::scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_never, interrupted) = tokio::sync::watch::channel(false);
+    for (profile, expectation) in &scenario.expect {
+        let spec = RunSpec {
+            scenario: scenario.clone(),
+            profile: profile.clone(),
+            seed: 1,
+            repetition: 1,
+            dir: dir.path().join(profile),
+        };
+        let outcome = run::run(&spec, interrupted.clone()).await;
+        let findings: Vec<String> = outcome
+            .checks
+            .iter()
+            .map(|c| format!("{} {}: {}", c.invariant, c.outcome, c.summary))
+            .collect();
+        assert!(
+            verdict::as_expected(expectation, &outcome.verdict),
+            "{name} under {profile}: expected {expectation}, got {}\n{}",
+            outcome.verdict,
+            findings.join("\n")
+        );
+        if let Some(history) = &outcome.history {
+            insta::assert_snapshot!(format!("{name}-{profile}"), normalise::render(history));
+        } else {
+            assert!(
+                matches!(outcome.verdict, Verdict::Pending { .. }),
+                "{}",
+                outcome.verdict
+            );
+        }
+    }
+}
+
+macro_rules! catalogue {
+    ($($test:ident => $file:literal),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                check_scenario($file).await;
+            }
+        )*
+        const NAMES: &[&str] = &[$($file),*];
+    };
+}
+
+#[test]
+fn every_scenario_file_has_a_catalogue_test() {
+    let mut files: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .expect("scenarios/")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".toml")
+                .map(str::to_owned)
+        })
+        .collect();
+    files.sort();
+    let mut names: Vec<&str> = NAMES.to_vec();
+    names.sort_unstable();
+    assert_eq!(files, names, "add the new scenario to the catalogue! macro");
+    assert!(files.len() >= 20, "the catalogue has at least 20 scenarios");
+}
+
+catalogue! {
+    bot_crash_while_active_gives_its_expected_verdicts => "bot-crash-while-active",
+    bot_killed_then_stopped_gives_its_expected_verdicts => "bot-killed-then-stopped",
+    callback_races_stop_gives_its_expected_verdicts => "callback-races-stop",
+    duplicate_terminal_callbacks_gives_its_expected_verdicts => "duplicate-terminal-callbacks",
+    exit_callback_failure_code_gives_its_expected_verdicts => "exit-callback-failure-code",
+    exit_callback_legacy_path_gives_its_expected_verdicts => "exit-callback-legacy-path",
+    failed_start_error_row_gives_its_expected_verdicts => "failed-start-error-row",
+    h1_callback_dropped_gives_its_expected_verdicts => "h1-callback-dropped",
+    h1_hung_container_gives_its_expected_verdicts => "h1-hung-container",
+    h1_leave_hangs_gives_its_expected_verdicts => "h1-leave-hangs",
+    h2_reconnect_rows_earlier_gives_its_expected_verdicts => "h2-reconnect-rows-earlier",
+    h2_restart_new_uid_gives_its_expected_verdicts => "h2-restart-new-uid",
+    h2_uid_switch_in_process_gives_its_expected_verdicts => "h2-uid-switch-in-process",
+    h3_graceful_sigterm_rescues_gives_its_expected_verdicts => "h3-graceful-sigterm-rescues",
+    h3_subscription_failed_gives_its_expected_verdicts => "h3-subscription-failed",
+    h3_subscription_late_gives_its_expected_verdicts => "h3-subscription-late",
+    h4_rejected_completion_reason_gives_its_expected_verdicts => "h4-rejected-completion-reason",
+    happy_path_gives_its_expected_verdicts => "happy-path",
+    late_joining_after_leave_gives_its_expected_verdicts => "late-joining-after-leave",
+    post_then_immediate_delete_gives_its_expected_verdicts => "post-then-immediate-delete",
+    redis_down_during_delete_gives_its_expected_verdicts => "redis-down-during-delete",
+    runtime_forgets_containers_gives_its_expected_verdicts => "runtime-forgets-containers",
+    runtime_stop_answers_404_gives_its_expected_verdicts => "runtime-stop-answers-404",
+    second_delete_gives_its_expected_verdicts => "second-delete",
+    service_restart_loses_delayed_stop_gives_its_expected_verdicts => "service-restart-loses-delayed-stop",
+    two_live_rows_gives_its_expected_verdicts => "two-live-rows",
+}
