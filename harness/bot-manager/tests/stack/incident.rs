@@ -179,7 +179,7 @@ async fn stopping_published_while_database_keeps_active() {
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
     stack.wait_status(meeting.id, "active").await;
 
-    let client = redis::Client::open(stack.redis.url()).unwrap();
+    let client = redis::Client::open(stack.redis_url()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
         .subscribe(protocol::status_channel(1, Platform::GoogleMeet, &native))

@@ -1,10 +1,7 @@
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use infra::postgres::TestDatabase;
-use infra::process::ChildGuard;
-use infra::redis::RedisServer;
 use protocol::{CreateBotRequest, MeetingJson, Platform};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -44,103 +41,98 @@ impl Default for StackOptions {
     }
 }
 
+/// The engine's stack (`chaos::stack`) with test-style helpers that panic with the
+/// evidence instead of answering errors.
 pub struct Stack {
-    _db: TestDatabase,
+    inner: chaos::stack::Stack,
     pub pool: PgPool,
-    pub redis: RedisServer,
     pub http: reqwest::Client,
     pub base_url: String,
     pub runtime_url: String,
+    /// Where the runtime keeps each bot's output (`<container>.log`).
     pub log_dir: PathBuf,
-    // Dropped in declaration order: the service first, then the runtime (which kills
-    // its containers), then the temp dir.
-    manager: Option<ChildGuard>,
-    manager_args: ManagerArgs,
-    runtime: ChildGuard,
-    _dir: tempfile::TempDir,
+    logs: tempfile::TempDir,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// How the stack starts its bot-manager, kept so a test can restart it.
-struct ManagerArgs {
-    port: u16,
-    database_url: String,
-    redis_url: String,
-    docker_host: String,
-    options: StackOptions,
-}
-
-impl ManagerArgs {
-    async fn spawn(&self) -> ChildGuard {
-        let port = self.port;
-        let options = &self.options;
-        let mut cmd = tokio::process::Command::new(
-            infra::bins::workspace_bin("bot-manager").expect("bot-manager binary"),
-        );
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info,sqlx=warn")
-            .args([
-                "--profile",
-                "legacy",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--database-url", &self.database_url])
-            .args(["--redis-url", &self.redis_url])
-            .args(["--docker-host", &self.docker_host])
-            .args([
-                "--callback-url",
-                &format!("http://bot-manager:{port}/bots/internal/callback/exited"),
-            ])
-            .args(["--delayed-stop-ms", &options.delayed_stop_ms.to_string()])
-            .args(["--stop-grace-s", &options.stop_grace_s.to_string()])
-            .args([
-                "--pre-active-window-ms",
-                &options.pre_active_window_ms.to_string(),
-            ])
-            .args([
-                "--exited-failure-stop-ms",
-                &options.exited_failure_stop_ms.to_string(),
-            ])
-            .args([
-                "--session-record-delay-ms",
-                &options.session_record_delay_ms.to_string(),
-            ]);
-        let (manager, _) = infra::process::spawn_until_line(
-            cmd,
-            |l| l.starts_with("bot-manager listening on "),
-            DEADLINE,
-        )
-        .await
-        .expect("start the bot-manager");
-        manager
+impl Drop for Stack {
+    // A failing test shows what the service and runtime said.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["service.log", "runtime.log"] {
+                let text = std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("--- last lines of {name} ---");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 
 impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Stack {
+        let logs = tempfile::Builder::new()
+            .prefix("stopflow-test-logs-")
+            .tempdir()
+            .expect("temp dir");
+        let service = chaos::scenario::ServiceSettings {
+            delayed_stop_ms: Some(options.delayed_stop_ms),
+            stop_grace_s: Some(options.stop_grace_s),
+            pre_active_window_ms: Some(options.pre_active_window_ms),
+            exited_failure_stop_ms: Some(options.exited_failure_stop_ms),
+            session_record_delay_ms: Some(options.session_record_delay_ms),
+            ..Default::default()
+        };
+        let inner = chaos::stack::Stack::start(chaos::stack::StackConfig {
+            profile: "legacy".into(),
+            service,
+            bot_env: options.bot_env,
+            log_dir: logs.path().to_owned(),
+        })
+        .await
+        .expect("start the stack");
+        Stack {
+            pool: inner.pool.clone(),
+            http: reqwest::Client::builder()
+                .timeout(DEADLINE)
+                .build()
+                .expect("http client"),
+            base_url: inner.base_url.clone(),
+            runtime_url: inner.runtime_url.clone(),
+            log_dir: inner.bot_log_dir.clone(),
+            inner,
+            logs,
+        }
+    }
+
+    pub fn redis_url(&self) -> &str {
+        self.inner.redis_url()
+    }
+
     /// Stops the bot-manager with SIGTERM and answers how it exited.
     pub async fn stop_manager(&mut self) -> std::process::ExitStatus {
-        let mut manager = self.manager.take().expect("the bot-manager is running");
-        manager.signal(nix::sys::signal::Signal::SIGTERM);
-        manager
-            .wait_exit(DEADLINE)
+        self.inner
+            .stop_manager()
             .await
-            .expect("the bot-manager exits after SIGTERM")
+            .expect("stop the bot-manager")
     }
 
     /// Starts the bot-manager again on the same port, database and Redis.
     pub async fn start_manager(&mut self) {
-        assert!(self.manager.is_none(), "the bot-manager is already running");
-        self.manager = Some(self.manager_args.spawn().await);
+        self.inner
+            .start_manager()
+            .await
+            .expect("start the bot-manager");
     }
 
     /// The pids of the runtime and every container process it ever ran.
     pub async fn process_ids(&self) -> Vec<u32> {
-        let mut pids = vec![self.runtime.pid().as_raw() as u32];
+        let mut pids = vec![self.inner.runtime_pid()];
         pids.extend(
             self.runtime_containers()
                 .await
@@ -149,85 +141,6 @@ impl Stack {
                 .map(|p| p as u32),
         );
         pids
-    }
-
-    pub async fn start() -> Stack {
-        Self::start_with(StackOptions::default()).await
-    }
-
-    pub async fn start_with(options: StackOptions) -> Stack {
-        let db = infra::postgres::test_database()
-            .await
-            .expect("create a test database");
-        let redis = infra::redis::test_redis().expect("start a test redis");
-        let dir = tempfile::Builder::new()
-            .prefix("stopflow-stack-")
-            .tempdir()
-            .expect("temp dir");
-        let log_dir = dir.path().join("logs");
-        std::fs::create_dir_all(&log_dir).expect("log dir");
-        let socket = dir.path().join("docker.sock");
-
-        let mut runtime_cmd = tokio::process::Command::new(
-            infra::bins::workspace_bin("runtime").expect("runtime binary"),
-        );
-        runtime_cmd
-            .arg("--socket")
-            .arg(&socket)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--add-host",
-                "bot-manager=127.0.0.1",
-            ])
-            .arg("--images")
-            .arg(workspace_root().join("fixtures/images.toml"))
-            .arg("--log-dir")
-            .arg(&log_dir);
-        for (key, value) in &options.bot_env {
-            runtime_cmd.arg("--env").arg(format!("{key}={value}"));
-        }
-        let (runtime, line) = infra::process::spawn_until_line(
-            runtime_cmd,
-            |l| l.starts_with("runtime listening on ") && !l.contains('/'),
-            DEADLINE,
-        )
-        .await
-        .expect("start the runtime");
-        let runtime_addr = line
-            .trim_start_matches("runtime listening on ")
-            .trim()
-            .to_owned();
-
-        let port = infra::process::free_port().expect("free port");
-        let manager_args = ManagerArgs {
-            port,
-            database_url: db.url().to_owned(),
-            redis_url: redis.url().to_owned(),
-            docker_host: format!("unix://{}", socket.display()),
-            options,
-        };
-        let manager = manager_args.spawn().await;
-
-        let pool = PgPool::connect(db.url())
-            .await
-            .expect("connect to the test database");
-        Stack {
-            _db: db,
-            pool,
-            redis,
-            http: reqwest::Client::builder()
-                .timeout(DEADLINE)
-                .build()
-                .expect("http client"),
-            base_url: format!("http://127.0.0.1:{port}"),
-            runtime_url: format!("http://{runtime_addr}"),
-            log_dir,
-            manager: Some(manager),
-            manager_args,
-            runtime,
-            _dir: dir,
-        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -466,7 +379,7 @@ impl Stack {
 
     /// Starts recording every command published on `bot_commands:*`.
     pub async fn watch_commands(&self) -> CommandWatch {
-        let client = redis::Client::open(self.redis.url()).expect("redis client");
+        let client = redis::Client::open(self.redis_url()).expect("redis client");
         let mut pubsub = client.get_async_pubsub().await.expect("pubsub connection");
         pubsub
             .psubscribe("bot_commands:*")

@@ -197,7 +197,7 @@ pub fn normalise(history: &History) -> BTreeMap<String, Vec<String>> {
                 bot_container_id,
                 ..
             } => (
-                format!("database meeting {meeting_id}"),
+                format!("database meeting {meeting_id} updates"),
                 format!(
                     "updated (container {}{})",
                     if bot_container_id.is_some() {

@@ -1,0 +1,219 @@
+//! The `chaos` command as a user runs it: validation errors, exit codes, the reports it
+//! writes, re-judging a stored run, and cleaning up after Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn chaos() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    cmd.env("CI", "1");
+    cmd
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const HAPPY: &str = r#"
+description = "a well-behaved bot is stopped"
+[service]
+delayed_stop_ms = 1000
+stop_grace_s = 1
+pre_active_window_ms = 0
+[[meetings]]
+name = "m1"
+[[steps]]
+name = "stop"
+when = { meeting = "m1", bot_event = "session_started" }
+action = "stop"
+meeting = "m1"
+[expect]
+legacy = "holds"
+focus = ["INV-TERMINAL"]
+"#;
+
+#[test]
+fn validate_points_at_the_line_of_each_error_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = HAPPY
+        .replace("action = \"stop\"", "action = \"stopp\"")
+        .replace("[service]", "[service]\nfoo = 1");
+    let path = scenario(dir.path(), "bad", &bad);
+    let output = chaos().args(["validate"]).arg(&path).output().unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("{}:4:", path.display())) && all.contains("foo"),
+        "{all}"
+    );
+    let output = chaos().args(["validate", "scenarios"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+#[test]
+fn run_writes_every_report_and_report_rejudges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "happy", HAPPY);
+    let out = dir.path().join("reports");
+    let output = chaos()
+        .args(["run", "--profile", "legacy", "--seed", "5", "--out"])
+        .arg(&out)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for file in [
+        "results.json",
+        "junit.xml",
+        "summary.md",
+        "happy/legacy-1/history.jsonl",
+        "happy/legacy-1/timeline.html",
+    ] {
+        assert!(run_dir.join(file).is_file(), "missing {file}: {all}");
+    }
+    let results = std::fs::read_to_string(run_dir.join("results.json")).unwrap();
+    assert!(results.contains("\"seed\": 5"), "{results}");
+
+    let output = chaos().arg("report").arg(&run_dir).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+#[test]
+fn unexpected_verdict_exits_1_and_prints_the_rerun_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = HAPPY.replace("legacy = \"holds\"", "legacy = \"violates INV-TERMINAL\"");
+    let path = scenario(dir.path(), "wrong", &wrong);
+    let output = chaos()
+        .args(["run", "--profile", "legacy", "--seed", "9", "--out"])
+        .arg(dir.path().join("reports"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("run {} --profile legacy --seed 9", path.display())),
+        "{all}"
+    );
+}
+
+/// Pids of the direct children of `pid`, from /proc.
+fn children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces; the fields after its ')' are fixed.
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bot that hangs and a long deadline: the run is still going when interrupted.
+    let long = HAPPY
+        .replace(
+            "[[meetings]]\nname = \"m1\"",
+            "[[meetings]]\nname = \"m1\"\nbot = { leave = \"hang\" }",
+        )
+        .replace("[expect]", "[convergence]\ndeadline_ms = 60000\n[expect]");
+    let path = scenario(dir.path(), "long", &long);
+    let mut child = chaos()
+        .args(["run", "--profile", "legacy", "--out"])
+        .arg(dir.path().join("reports"))
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the run's bot-manager is up among chaos's children.
+    let started = Instant::now();
+    let stack = loop {
+        let kids = children(pid);
+        let names: Vec<String> = kids
+            .iter()
+            .filter_map(|k| std::fs::read_to_string(format!("/proc/{k}/comm")).ok())
+            .collect();
+        if names.iter().any(|n| n.trim() == "bot-manager")
+            && names.iter().any(|n| n.trim() == "runtime")
+        {
+            break kids;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the run never started its stack"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "chaos did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "an interrupted run is a harness error, not a verdict"
+    );
+    for pid in stack {
+        assert!(
+            infra::process::wait_until_gone(pid, DEADLINE) || !alive(pid),
+            "process {pid} outlived the interrupted run"
+        );
+    }
+}
