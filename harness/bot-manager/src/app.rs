@@ -10,10 +10,14 @@ use crate::bus::{Bus, BusError};
 use crate::config::Config;
 use crate::containers::{Runtime, RuntimeError};
 use crate::db::{self, DbError, Meeting};
+use crate::profile::{Fixes, Profile, ProfileError};
+use crate::transitions::{Applied, TransitionDetails, update_meeting_status};
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    pub profile: Arc<Profile>,
+    pub fixes: Fixes,
     pub pool: PgPool,
     pub bus: Bus,
     pub runtime: Runtime,
@@ -35,6 +39,8 @@ pub enum StartupError {
     },
     #[error("serve HTTP: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
 }
 
 impl AppState {
@@ -56,6 +62,22 @@ impl AppState {
         }
     }
 
+    /// Applies a status change under this profile's locking, and publishes it.
+    pub async fn transition(
+        &self,
+        meeting_id: i32,
+        to: MeetingStatus,
+        details: TransitionDetails,
+    ) -> Result<Applied, DbError> {
+        let applied =
+            update_meeting_status(&self.pool, meeting_id, to, details, self.fixes.row_locks)
+                .await?;
+        if let Applied::Changed(updated) = &applied {
+            self.publish_applied(updated).await;
+        }
+        Ok(applied)
+    }
+
     /// Publishes the status a row now holds.
     pub async fn publish_applied(&self, meeting: &Meeting) {
         if let (Some(platform), Some(status)) = (meeting.platform(), meeting.known_status()) {
@@ -68,6 +90,10 @@ impl AppState {
 /// Connects to every dependency, applies the migrations, and serves until SIGTERM or
 /// Ctrl-C. Prints `bot-manager listening on <addr>` once ready.
 pub async fn run(config: Config) -> Result<(), StartupError> {
+    let profile = match &config.profile_file {
+        Some(path) => Profile::from_file(path)?,
+        None => config.profile.clone(),
+    };
     let timeout = config.timers.dependency_timeout();
     let pool = db::connect(&config.database_url, timeout).await?;
     db::MIGRATOR.run(&pool).await.map_err(DbError::from)?;
@@ -88,16 +114,20 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     let state = AppState {
         config: Arc::new(config),
+        fixes: profile.fixes,
+        profile: Arc::new(profile),
         pool,
         bus,
         runtime,
     };
-    tracing::info!(%addr, profile = %state.config.profile, "bot-manager ready");
+    tracing::info!(%addr, profile = %state.profile, fixes = ?state.fixes, "bot-manager ready");
+    let mut workers = crate::workers::spawn(&state);
     println!("bot-manager listening on {addr}");
-    axum::serve(listener, crate::api::router(state))
+    let served = axum::serve(listener, crate::api::router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartupError::Serve)?;
+        .await;
+    workers.abort_all();
+    served.map_err(StartupError::Serve)?;
     tracing::info!("bot-manager stopped; scheduled container stops are dropped with it");
     Ok(())
 }

@@ -15,9 +15,14 @@ use crate::profile::Profile;
     about = "The reference stop-flow service"
 )]
 pub struct Config {
-    /// Which behaviour to run: `legacy` is the incident's code, bugs included.
+    /// Which fixes are on: `legacy` (the incident's code, bugs included), `fixed`, a
+    /// single-fix profile of `fixtures/profiles/`, or a combination `a+b+c`.
     #[arg(long, env = "BOT_MANAGER_PROFILE", default_value = "legacy")]
     pub profile: Profile,
+
+    /// A profile file of the same format, instead of `--profile`.
+    #[arg(long, env = "BOT_MANAGER_PROFILE_FILE")]
+    pub profile_file: Option<std::path::PathBuf>,
 
     /// Address the HTTP API listens on.
     #[arg(long, env = "BOT_MANAGER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -102,6 +107,10 @@ pub struct Timers {
     #[arg(long, env = "RECONCILE_INTERVAL_MS", default_value_t = 300_000)]
     pub reconcile_interval_ms: u64,
 
+    /// How often the durable stop worker looks for due stops (fixed profile).
+    #[arg(long, env = "STOP_JOB_POLL_MS", default_value_t = 250)]
+    pub stop_job_poll_ms: u64,
+
     /// Bound on each call to Postgres, Redis and the runtime, so a hung dependency
     /// turns into an error instead of a hung request.
     #[arg(long, env = "DEPENDENCY_TIMEOUT_MS", default_value_t = 10_000)]
@@ -120,6 +129,15 @@ impl Timers {
     }
     pub fn session_record_delay(&self) -> Duration {
         Duration::from_millis(self.session_record_delay_ms)
+    }
+    pub fn finalizer_grace(&self) -> Duration {
+        Duration::from_millis(self.finalizer_grace_ms)
+    }
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_millis(self.reconcile_interval_ms)
+    }
+    pub fn stop_job_poll(&self) -> Duration {
+        Duration::from_millis(self.stop_job_poll_ms)
     }
     pub fn dependency_timeout(&self) -> Duration {
         Duration::from_millis(self.dependency_timeout_ms)

@@ -180,6 +180,113 @@ impl Runtime {
     }
 }
 
+/// A bot container as the runtime lists it.
+#[derive(Debug, Clone)]
+pub struct BotContainer {
+    pub id: String,
+    pub name: String,
+    pub meeting_id: i32,
+    /// Docker's `State`: `running`, `paused`, `exited`, `created`, ...
+    pub state: String,
+}
+
+impl BotContainer {
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "running" | "paused" | "restarting" | "created"
+        )
+    }
+}
+
+impl Runtime {
+    /// Every bot container the runtime knows, whatever its state or user.
+    pub async fn bots(&self) -> Result<Vec<BotContainer>, RuntimeError> {
+        let filters = HashMap::from([("label", vec![USER_LABEL.to_owned()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| RuntimeError::Call {
+                action: "list",
+                target: "every bot".into(),
+                source,
+            })?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c
+                    .names
+                    .as_ref()?
+                    .first()?
+                    .trim_start_matches('/')
+                    .to_owned();
+                let meeting_id = meeting_id_from_name(&name)?.parse().ok()?;
+                Some(BotContainer {
+                    id: c.id.clone().unwrap_or_default(),
+                    meeting_id,
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    name,
+                })
+            })
+            .collect())
+    }
+
+    /// Whether a container runs right now, per `inspect` (`None`: the runtime does not
+    /// know it).
+    pub async fn is_running(&self, container: &str) -> Result<Option<bool>, RuntimeError> {
+        match self
+            .docker
+            .inspect_container(
+                container,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+        {
+            Ok(info) => Ok(Some(info.state.and_then(|s| s.running).unwrap_or(false))),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(source) => Err(RuntimeError::Call {
+                action: "inspect",
+                target: container.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The runtime's `die` events from `since` (unix seconds) on: (container name, exit code).
+    pub fn deaths(
+        &self,
+        since: i64,
+    ) -> impl futures::Stream<Item = Result<(String, Option<i64>), RuntimeError>> + use<> {
+        use futures::StreamExt;
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("event", vec!["die".to_owned()]),
+        ]);
+        let options = bollard::query_parameters::EventsOptionsBuilder::new()
+            .since(&since.to_string())
+            .filters(&filters)
+            .build();
+        self.docker.events(Some(options)).map(|event| {
+            let event = event.map_err(|source| RuntimeError::Call {
+                action: "follow the events of",
+                target: "the runtime".into(),
+                source,
+            })?;
+            let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+            let name = attributes.get("name").cloned().unwrap_or_default();
+            let exit_code = attributes.get("exitCode").and_then(|c| c.parse().ok());
+            Ok((name, exit_code))
+        })
+    }
+}
+
 /// `vexa-bot-{meeting_id}-{hex8}`.
 pub fn container_name(meeting_id: i32) -> String {
     let suffix: u32 = rand::random();

@@ -296,3 +296,95 @@ pub async fn meeting_exists(pool: &PgPool, id: i32) -> Result<bool, DbError> {
             .await?,
     )
 }
+
+/// Every non-terminal row of a meeting key, latest first.
+pub async fn live_rows(
+    pool: &PgPool,
+    user_id: i32,
+    platform: Platform,
+    native_id: &str,
+) -> Result<Vec<Meeting>, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings \
+         WHERE user_id = $1 AND platform = $2 AND platform_specific_id = $3 \
+         AND status NOT IN ('completed', 'failed') ORDER BY created_at DESC, id DESC"
+    )))
+    .bind(user_id)
+    .bind(platform.as_str())
+    .bind(native_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Every row not completed or failed (any user), for the reconcile sweep.
+pub async fn non_terminal_meetings(pool: &PgPool) -> Result<Vec<Meeting>, DbError> {
+    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
+        "SELECT {MEETING_COLUMNS} FROM meetings WHERE status NOT IN ('completed', 'failed') ORDER BY id"
+    )))
+    .fetch_all(pool)
+    .await?)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StopJob {
+    pub id: i32,
+    pub meeting_id: i32,
+    pub container: String,
+    pub attempts: i32,
+}
+
+/// The most attempts a durable stop gets before it gives up (and says so in the row).
+pub const STOP_JOB_ATTEMPTS: i32 = 5;
+
+pub async fn insert_stop_job(
+    pool: &PgPool,
+    meeting_id: i32,
+    container: &str,
+    delay: std::time::Duration,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO stop_jobs (meeting_id, container, due_at) \
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(meeting_id)
+    .bind(container)
+    .bind(delay.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Claims due stops: each claim pushes `due_at` forward as a lease (so another instance,
+/// or this one after a crash, retries it later) and counts the attempt.
+pub async fn claim_stop_jobs(
+    pool: &PgPool,
+    lease: std::time::Duration,
+) -> Result<Vec<StopJob>, DbError> {
+    Ok(sqlx::query_as::<_, StopJob>(
+        "UPDATE stop_jobs SET attempts = attempts + 1, due_at = now() + make_interval(secs => $1) \
+         WHERE id IN (SELECT id FROM stop_jobs WHERE done_at IS NULL AND due_at <= now() \
+                      ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT 16) \
+         RETURNING id, meeting_id, container, attempts",
+    )
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn finish_stop_job(pool: &PgPool, id: i32, error: Option<&str>) -> Result<(), DbError> {
+    sqlx::query("UPDATE stop_jobs SET done_at = now(), last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn fail_stop_job(pool: &PgPool, id: i32, error: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE stop_jobs SET last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

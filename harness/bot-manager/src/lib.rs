@@ -11,6 +11,7 @@ pub mod error;
 pub mod profile;
 pub mod stop;
 pub mod transitions;
+pub mod workers;
 
 pub use app::{AppState, StartupError, run};
 pub use config::Config;

@@ -1,33 +1,282 @@
-//! Service profiles. `legacy` reproduces the incident's code, bugs included; the fixes
-//! arrive as switches of their own (the fixed-profile issue).
+//! Service profiles as data (`fixtures/profiles/*.toml`): which fixes are on. `legacy`
+//! is the incident's code, bugs included; `fixed` turns on every fix; each single-fix
+//! profile adds one fix to legacy, so the harness can show which fix closes which
+//! failure. `a+b+c` combines profiles: later ones override the fields they set.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Legacy,
+use serde::Deserialize;
+
+/// Where `DELETE` sends the leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteLeave {
+    /// Legacy: the earliest `meeting_sessions` row.
+    Earliest,
+    /// Redis `current_uid`, else the latest session; kept current when a bot calls back
+    /// under a new uid.
+    CurrentUid,
+    /// `bot_commands:meeting:{id}` with `meeting_id` in the payload.
+    MeetingChannel,
 }
 
+/// One switch per fix of protocol.md section 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixes {
+    pub route_leave: RouteLeave,
+    pub persist_stopping: bool,
+    pub finalize_after_forced_stop: bool,
+    pub durable_stop: bool,
+    pub reconcile: bool,
+    pub idempotent_callbacks: bool,
+    pub row_locks: bool,
+    pub stop_all_rows: bool,
+    pub runtime_exit_evidence: bool,
+}
+
+impl Fixes {
+    pub const LEGACY: Fixes = Fixes {
+        route_leave: RouteLeave::Earliest,
+        persist_stopping: false,
+        finalize_after_forced_stop: false,
+        durable_stop: false,
+        reconcile: false,
+        idempotent_callbacks: false,
+        row_locks: false,
+        stop_all_rows: false,
+        runtime_exit_evidence: false,
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub fixes: Fixes,
+}
+
+/// A profile file: every field optional, applied over its `base` (legacy by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    #[allow(dead_code)]
+    description: Option<String>,
+    base: Option<String>,
+    route_leave: Option<RouteLeave>,
+    persist_stopping: Option<bool>,
+    finalize_after_forced_stop: Option<bool>,
+    durable_stop: Option<bool>,
+    reconcile: Option<bool>,
+    idempotent_callbacks: Option<bool>,
+    row_locks: Option<bool>,
+    stop_all_rows: Option<bool>,
+    runtime_exit_evidence: Option<bool>,
+}
+
+impl ProfileFile {
+    fn apply(&self, fixes: &mut Fixes) {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { fixes.$field = v; } )* };
+        }
+        set!(
+            route_leave,
+            persist_stopping,
+            finalize_after_forced_stop,
+            durable_stop,
+            reconcile,
+            idempotent_callbacks,
+            row_locks,
+            stop_all_rows,
+            runtime_exit_evidence
+        );
+    }
+}
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        /// The profiles of `fixtures/profiles/`, built in so the binary needs no files.
+        pub const BUILTIN: &[(&str, &str)] = &[
+            $(($name, include_str!(concat!("../../../fixtures/profiles/", $name, ".toml")))),*
+        ];
+    };
+}
+
+builtin!(
+    "legacy",
+    "fixed",
+    "route-current-uid",
+    "route-meeting-channel",
+    "persist-stopping",
+    "finalize-after-forced-stop",
+    "durable-stop",
+    "reconcile",
+    "idempotent-callbacks",
+    "row-locks",
+    "stop-all-rows",
+    "runtime-exit-evidence",
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("select profile {0:?}: the only profile implemented so far is `legacy`")]
-pub struct UnknownProfile(String);
+pub enum ProfileError {
+    #[error(
+        "select profile {name:?}: not one of {known} (combine them with '+', or give --profile-file)"
+    )]
+    Unknown { name: String, known: String },
+    #[error("parse profile {name:?}: {message}")]
+    Parse { name: String, message: String },
+    #[error("read profile file {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("resolve profile {name:?}: its bases form a cycle")]
+    Cycle { name: String },
+}
+
+fn parse_file(name: &str, text: &str) -> Result<ProfileFile, ProfileError> {
+    toml::from_str(text).map_err(|e| ProfileError::Parse {
+        name: name.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn builtin_file(name: &str) -> Result<ProfileFile, ProfileError> {
+    let (_, text) =
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ProfileError::Unknown {
+                name: name.to_owned(),
+                known: BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+    parse_file(name, text)
+}
+
+/// The fixes of one named file, its bases applied first.
+fn resolve_file(name: &str, file: &ProfileFile, depth: usize) -> Result<Fixes, ProfileError> {
+    if depth > 8 {
+        return Err(ProfileError::Cycle {
+            name: name.to_owned(),
+        });
+    }
+    let mut fixes = match &file.base {
+        Some(base) => resolve_file(base, &builtin_file(base)?, depth + 1)?,
+        None => Fixes::LEGACY,
+    };
+    file.apply(&mut fixes);
+    Ok(fixes)
+}
+
+impl Profile {
+    pub fn legacy() -> Profile {
+        Profile {
+            name: "legacy".into(),
+            fixes: Fixes::LEGACY,
+        }
+    }
+
+    /// `fixed`, `legacy+route-current-uid+row-locks`, ...
+    pub fn resolve(spec: &str) -> Result<Profile, ProfileError> {
+        let mut fixes = Fixes::LEGACY;
+        for (i, part) in spec.split('+').map(str::trim).enumerate() {
+            let file = builtin_file(part)?;
+            if i == 0 {
+                fixes = resolve_file(part, &file, 0)?;
+            } else {
+                file.apply(&mut fixes);
+            }
+        }
+        Ok(Profile {
+            name: spec.to_owned(),
+            fixes,
+        })
+    }
+
+    /// A profile from a file of the same format (its `base` names a built-in profile).
+    pub fn from_file(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file = parse_file(&name, &text)?;
+        Ok(Profile {
+            fixes: resolve_file(&name, &file, 0)?,
+            name,
+        })
+    }
+}
 
 impl FromStr for Profile {
-    type Err = UnknownProfile;
+    type Err = ProfileError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "legacy" => Ok(Profile::Legacy),
-            other => Err(UnknownProfile(other.to_owned())),
-        }
+        Profile::resolve(s)
     }
 }
 
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Profile::Legacy => f.write_str("legacy"),
+        f.write_str(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_has_every_fix_off_and_fixed_every_fix_on() {
+        assert_eq!(Profile::resolve("legacy").unwrap().fixes, Fixes::LEGACY);
+        let fixed = Profile::resolve("fixed").unwrap().fixes;
+        assert_eq!(fixed.route_leave, RouteLeave::MeetingChannel);
+        assert!(fixed.persist_stopping && fixed.durable_stop && fixed.reconcile && fixed.row_locks);
+        assert!(fixed.idempotent_callbacks && fixed.stop_all_rows && fixed.runtime_exit_evidence);
+        assert!(fixed.finalize_after_forced_stop);
+    }
+
+    #[test]
+    fn every_single_fix_profile_differs_from_legacy_in_one_switch() {
+        for (name, _) in BUILTIN
+            .iter()
+            .filter(|(n, _)| !matches!(*n, "legacy" | "fixed"))
+        {
+            let fixes = Profile::resolve(name).unwrap().fixes;
+            let l = Fixes::LEGACY;
+            let differences = [
+                fixes.route_leave != l.route_leave,
+                fixes.persist_stopping != l.persist_stopping,
+                fixes.finalize_after_forced_stop != l.finalize_after_forced_stop,
+                fixes.durable_stop != l.durable_stop,
+                fixes.reconcile != l.reconcile,
+                fixes.idempotent_callbacks != l.idempotent_callbacks,
+                fixes.row_locks != l.row_locks,
+                fixes.stop_all_rows != l.stop_all_rows,
+                fixes.runtime_exit_evidence != l.runtime_exit_evidence,
+            ];
+            assert_eq!(differences.iter().filter(|d| **d).count(), 1, "{name}");
         }
+    }
+
+    #[test]
+    fn combinations_apply_left_to_right() {
+        let p = Profile::resolve("legacy+persist-stopping+route-current-uid").unwrap();
+        assert!(p.fixes.persist_stopping);
+        assert_eq!(p.fixes.route_leave, RouteLeave::CurrentUid);
+        assert!(!p.fixes.reconcile);
+    }
+
+    #[test]
+    fn unknown_profile_names_the_known_ones() {
+        let err = Profile::resolve("fixd").unwrap_err().to_string();
+        assert!(
+            err.contains("fixd") && err.contains("legacy") && err.contains("fixed"),
+            "{err}"
+        );
     }
 }

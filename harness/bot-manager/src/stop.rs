@@ -1,4 +1,5 @@
-//! The stop algorithm of `DELETE /bots/...` and the container stops it schedules.
+//! The stop algorithm of `DELETE /bots/...`, the container stops it leads to, and the
+//! finalizing that the fixes add.
 
 use std::time::Duration;
 
@@ -7,25 +8,51 @@ use protocol::{BotCommand, CompletionReason, MeetingStatus};
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::containers::StopOutcome;
 use crate::db::{self, Meeting};
 use crate::error::ApiError;
-use crate::transitions::{Applied, TransitionDetails, update_meeting_status};
+use crate::profile::RouteLeave;
+use crate::transitions::{Applied, TransitionDetails};
 
-/// Legacy, step by step as protocol.md section 4 gives it. Answers the 202 message.
-pub async fn request_stop(state: &AppState, meeting: Meeting) -> Result<String, ApiError> {
+fn stopped(source: &'static str) -> TransitionDetails {
+    TransitionDetails {
+        source,
+        completion_reason: Some(CompletionReason::Stopped),
+        ..Default::default()
+    }
+}
+
+/// Stops the meeting a `DELETE` names: its latest row (legacy), or every live row
+/// (`stop_all_rows`). Answers the 202 message of the latest row.
+pub async fn request_stop(state: &AppState, latest: Meeting) -> Result<String, ApiError> {
+    if state.fixes.stop_all_rows {
+        let platform = latest
+            .platform()
+            .ok_or_else(|| ApiError::internal("read the platform of the meeting"))?;
+        for row in db::live_rows(&state.pool, latest.user_id, platform, latest.native_id()).await? {
+            if row.id != latest.id {
+                stop_row(state, row).await?;
+            }
+        }
+    }
+    stop_row(state, latest).await
+}
+
+/// Legacy, step by step as protocol.md section 4 gives it, with each fix where it applies.
+async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError> {
+    let fixes = state.fixes;
     let status = meeting.known_status();
     // 2. Terminal: nothing to do.
     if let Some(s) = status.filter(|s| s.is_terminal()) {
         return Ok(format!("Meeting already {s}."));
     }
-    let stopped = TransitionDetails {
-        source: "stop_request",
-        completion_reason: Some(CompletionReason::Stopped),
-        ..Default::default()
-    };
+    // A repeated DELETE does not stop twice once the stop is on record.
+    if fixes.persist_stopping && meeting.stop_requested() {
+        return Ok("Stop already in progress.".into());
+    }
     // 3. No container: completed at once. A row in `error` fails here, forever.
     let Some(container_id) = meeting.bot_container_id.clone() else {
-        finalize(state, &meeting, stopped).await?;
+        finalize(state, &meeting, stopped("stop_request")).await?;
         return Ok("Meeting had no running container; marked completed.".into());
     };
     // 4. Pre-active fast path.
@@ -34,39 +61,62 @@ pub async fn request_stop(state: &AppState, meeting: Meeting) -> Result<String, 
         .unwrap_or(chrono::Duration::MAX);
     if status.is_some_and(MeetingStatus::is_pre_active) && age < window {
         db::set_data_flag(&state.pool, meeting.id, "stop_requested", json!(true)).await?;
-        schedule_container_stop(state, container_id, Duration::ZERO, "pre-active stop");
-        finalize(state, &meeting, stopped).await?;
+        schedule_container_stop(
+            state,
+            meeting.id,
+            container_id,
+            Duration::ZERO,
+            "pre-active stop",
+        )
+        .await?;
+        if fixes.finalize_after_forced_stop {
+            // Teardown confirmed before the row is completed: the finalizer completes it.
+            return Ok("Stop request accepted; the bot is being stopped (pre-active).".into());
+        }
+        finalize(state, &meeting, stopped("stop_request")).await?;
         return Ok("Stop request accepted; meeting finalized immediately (pre-active).".into());
     }
-    // 5. Leave to the earliest session uid; errors only logged, receivers ignored.
-    match db::earliest_session_uid(&state.pool, meeting.id).await? {
-        Some(uid) => {
-            let channel = protocol::bot_commands_channel(&uid);
-            match state
-                .bus
-                .publish_command(&channel, &BotCommand::leave())
-                .await
-            {
-                Ok(receivers) => {
-                    tracing::info!(meeting_id = meeting.id, %channel, receivers, "leave published")
-                }
-                Err(err) => {
-                    tracing::error!(meeting_id = meeting.id, %channel, error = %err, "failed to publish leave")
-                }
+    // Fix: the stop is on record (and `stopping` stored once the bot reached the meeting)
+    // before anything else happens.
+    let mut published_stopping = false;
+    if fixes.persist_stopping {
+        let deadline = Utc::now()
+            + chrono::Duration::from_std(state.config.timers.delayed_stop()).unwrap_or_default();
+        let record = vec![
+            ("stop_requested", json!(true)),
+            ("stop_deadline", json!(db::rfc3339(deadline))),
+        ];
+        if status == Some(MeetingStatus::Active) {
+            let details = TransitionDetails {
+                source: "stop_request",
+                data: record,
+                ..Default::default()
+            };
+            published_stopping = matches!(
+                state
+                    .transition(meeting.id, MeetingStatus::Stopping, details)
+                    .await?,
+                Applied::Changed(_)
+            );
+        } else {
+            for (key, value) in record {
+                db::set_data_flag(&state.pool, meeting.id, key, value).await?;
             }
         }
-        None => tracing::warn!(meeting_id = meeting.id, "no session found; leave not sent"),
     }
-    // 6. Delayed stop, in process memory only: it never writes the database and is
-    // lost if the service restarts.
+    // 5. The leave; errors only logged, receivers ignored.
+    send_leave(state, &meeting).await?;
+    // 6. The delayed stop.
     schedule_container_stop(
         state,
+        meeting.id,
         container_id,
         state.config.timers.delayed_stop(),
         "delayed stop",
-    );
-    // 7-8. The row stays as it is; `stopping` is only published.
-    if let Some(platform) = meeting.platform() {
+    )
+    .await?;
+    // 7-8. Legacy leaves the row as it is and only publishes `stopping`.
+    if let Some(platform) = meeting.platform().filter(|_| !published_stopping) {
         state
             .publish_status(
                 meeting.user_id,
@@ -79,18 +129,68 @@ pub async fn request_stop(state: &AppState, meeting: Meeting) -> Result<String, 
     Ok("Stop request accepted and is being processed.".into())
 }
 
-/// Applies a `completed` transition and publishes it; an illegal one is a 500, as the
-/// production service answers when its update fails.
+async fn send_leave(state: &AppState, meeting: &Meeting) -> Result<(), ApiError> {
+    let (channel, command) = match state.fixes.route_leave {
+        RouteLeave::Earliest => match db::earliest_session_uid(&state.pool, meeting.id).await? {
+            Some(uid) => (protocol::bot_commands_channel(&uid), BotCommand::leave()),
+            None => {
+                tracing::warn!(meeting_id = meeting.id, "no session found; leave not sent");
+                return Ok(());
+            }
+        },
+        RouteLeave::CurrentUid => {
+            let current = match meeting.platform() {
+                Some(p) => state.bus.current_uid(p, meeting.native_id()).await.unwrap_or_else(|err| {
+                    tracing::warn!(meeting_id = meeting.id, error = %err, "current_uid unavailable; using the latest session");
+                    None
+                }),
+                None => None,
+            };
+            let uid = match current {
+                Some(uid) => Some(uid),
+                None => db::latest_session_uid(&state.pool, meeting.id).await?,
+            };
+            match uid {
+                Some(uid) => (protocol::bot_commands_channel(&uid), BotCommand::leave()),
+                None => {
+                    tracing::warn!(
+                        meeting_id = meeting.id,
+                        "no current uid or session; leave not sent"
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        RouteLeave::MeetingChannel => (
+            protocol::meeting_commands_channel(meeting.id.into()),
+            BotCommand::Leave {
+                meeting_id: Some(meeting.id.into()),
+            },
+        ),
+    };
+    match state.bus.publish_command(&channel, &command).await {
+        Ok(receivers) => {
+            tracing::info!(meeting_id = meeting.id, %channel, receivers, "leave published")
+        }
+        Err(err) => {
+            tracing::error!(meeting_id = meeting.id, %channel, error = %err, "failed to publish leave")
+        }
+    }
+    Ok(())
+}
+
+/// Applies a `completed` transition; an illegal one is a 500, as the production service
+/// answers when its update fails.
 async fn finalize(
     state: &AppState,
     meeting: &Meeting,
     details: TransitionDetails,
 ) -> Result<(), ApiError> {
-    match update_meeting_status(&state.pool, meeting.id, MeetingStatus::Completed, details).await? {
-        Applied::Changed(updated) => {
-            state.publish_applied(&updated).await;
-            Ok(())
-        }
+    match state
+        .transition(meeting.id, MeetingStatus::Completed, details)
+        .await?
+    {
+        Applied::Changed(_) => Ok(()),
         Applied::Rejected(row) => Err(ApiError::internal(format!(
             "finalize meeting {}: status {:?} cannot become completed",
             row.id, row.status
@@ -102,22 +202,97 @@ async fn finalize(
     }
 }
 
-/// Stops a container after `delay` in a task of this process (`docker stop -t grace`).
-pub fn schedule_container_stop(
+/// Schedules a container stop after `delay`: a task of this process (legacy, lost if the
+/// process ends), or a row of `stop_jobs` any instance performs (`durable_stop`).
+pub async fn schedule_container_stop(
     state: &AppState,
+    meeting_id: i32,
     container: String,
     delay: Duration,
     why: &'static str,
-) {
-    let runtime = state.runtime.clone();
-    let grace = state.config.timers.stop_grace_s;
+) -> Result<(), ApiError> {
+    if state.fixes.durable_stop {
+        db::insert_stop_job(&state.pool, meeting_id, &container, delay).await?;
+        return Ok(());
+    }
+    let state = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        match runtime.stop(&container, grace).await {
-            Ok(outcome) => tracing::info!(%container, ?outcome, why, "container stop done"),
-            Err(err) => tracing::error!(%container, error = %err, why, "container stop failed"),
+        if let Err(err) = force_stop(&state, meeting_id, &container, why).await {
+            tracing::error!(%container, error = %err, why, "container stop failed");
         }
     });
+    Ok(())
+}
+
+/// `docker stop -t grace`, then (with `finalize_after_forced_stop`) the finalizer: only a
+/// confirmed stop counts, and a late callback gets a short grace to land first.
+pub async fn force_stop(
+    state: &AppState,
+    meeting_id: i32,
+    container: &str,
+    why: &'static str,
+) -> Result<StopOutcome, crate::containers::RuntimeError> {
+    let outcome = state
+        .runtime
+        .stop(container, state.config.timers.stop_grace_s)
+        .await?;
+    tracing::info!(%container, ?outcome, why, "container stop done");
+    if state.fixes.finalize_after_forced_stop {
+        match outcome {
+            StopOutcome::Stopped => {
+                tokio::time::sleep(state.config.timers.finalizer_grace()).await;
+                if let Err(err) = finalize_if_live(state, meeting_id, "finalizer", None).await {
+                    tracing::error!(meeting_id, error = %err, "failed to finalize after the forced stop");
+                }
+            }
+            // A 404 is not proof the bot is gone (a runtime that lost track answers it too).
+            StopOutcome::NotFound => {
+                tracing::warn!(meeting_id, %container, "stop answered 404: not proof of death; not finalizing")
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Finalizes a row that is still live, from evidence that its bot is gone: completed
+/// (`stopped`) when a stop was requested, failed otherwise (the bot died unasked).
+pub async fn finalize_if_live(
+    state: &AppState,
+    meeting_id: i32,
+    source: &'static str,
+    exit_code: Option<i64>,
+) -> Result<(), crate::db::DbError> {
+    let mut conn = state.pool.acquire().await?;
+    let Some(meeting) = db::meeting_by_id(&mut conn, meeting_id, false).await? else {
+        return Ok(());
+    };
+    drop(conn);
+    let Some(status) = meeting.known_status().filter(|s| !s.is_terminal()) else {
+        return Ok(());
+    };
+    let (to, details) = if meeting.stop_requested() || status == MeetingStatus::Stopping {
+        (MeetingStatus::Completed, stopped(source))
+    } else {
+        let stage = match status {
+            MeetingStatus::Requested => protocol::FailureStage::Requested,
+            MeetingStatus::Joining => protocol::FailureStage::Joining,
+            MeetingStatus::AwaitingAdmission => protocol::FailureStage::AwaitingAdmission,
+            _ => protocol::FailureStage::Active,
+        };
+        (
+            MeetingStatus::Failed,
+            TransitionDetails {
+                source,
+                reason: Some("the container exited without a callback".into()),
+                failure_stage: Some(stage),
+                exit_code: exit_code.and_then(|c| i32::try_from(c).ok()),
+                ..Default::default()
+            },
+        )
+    };
+    state.transition(meeting_id, to, details).await?;
+    Ok(())
 }
 
 /// The fire-and-forget write of the connectionId session row: errors are only logged,

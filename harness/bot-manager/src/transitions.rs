@@ -21,6 +21,8 @@ pub struct TransitionDetails {
     pub exit_code: Option<i32>,
     /// `active` overwrites `bot_container_id` with what the bot reports (its name).
     pub container_id: Option<String>,
+    /// Further keys written into `meetings.data` with the change (`stop_requested`, ...).
+    pub data: Vec<(&'static str, Value)>,
 }
 
 /// The outcome of an attempted status change.
@@ -33,18 +35,39 @@ pub enum Applied {
     Missing,
 }
 
-/// Legacy semantics: read the row, validate, write, with no row lock, so two callbacks
-/// can interleave and the later write wins (its audit list lacks the other's entry).
+/// Applies `to` if the status machine allows it. Legacy (`row_locks` off) reads the row,
+/// validates and writes with no lock, so two callbacks can interleave and the later write
+/// wins (its audit list lacks the other's entry). With `row_locks`, the read and the
+/// write happen in one transaction under `SELECT ... FOR UPDATE`.
 pub async fn update_meeting_status(
     pool: &PgPool,
     meeting_id: i32,
     to: MeetingStatus,
     details: TransitionDetails,
+    row_locks: bool,
 ) -> Result<Applied, DbError> {
-    let mut conn = pool.acquire().await?;
-    let Some(meeting) = db::meeting_by_id(&mut conn, meeting_id, false).await? else {
+    let mut tx = pool.begin().await?;
+    let Some(meeting) = db::meeting_by_id(&mut tx, meeting_id, row_locks).await? else {
         return Ok(Applied::Missing);
     };
+    if !row_locks {
+        // Legacy: nothing holds the row between this read and the write below.
+        tx.commit().await?;
+        let mut conn = pool.acquire().await?;
+        return apply(&mut conn, meeting, to, details).await;
+    }
+    let applied = apply(&mut tx, meeting, to, details).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+async fn apply(
+    conn: &mut sqlx::PgConnection,
+    meeting: Meeting,
+    to: MeetingStatus,
+    details: TransitionDetails,
+) -> Result<Applied, DbError> {
+    let meeting_id = meeting.id;
     let Some(from) = meeting.known_status() else {
         tracing::warn!(meeting_id, status = %meeting.status, %to, "status outside the status machine; transition rejected");
         return Ok(Applied::Rejected(meeting));
@@ -137,6 +160,9 @@ fn next_data(
             );
         }
         _ => {}
+    }
+    for (key, value) in &details.data {
+        data.insert((*key).to_owned(), value.clone());
     }
     let transitions = data
         .entry("status_transition")

@@ -1,7 +1,9 @@
 //! The scripted behaviour of one bot, parsed strictly from `MOCK_BOT_*` variables.
 //!
 //! Defaults mirror the production bot at the time of the incident, so a bot started with
-//! no `MOCK_BOT_*` variable behaves like the legacy one. Timings are milliseconds so tests
+//! no `MOCK_BOT_*` variable behaves like the legacy one (its extra subscription to the
+//! meeting channel, `MOCK_BOT_MEETING_CHANNEL`, is silent under a legacy service, which
+//! never publishes there). Timings are milliseconds so tests
 //! can shrink them. An unknown `MOCK_BOT_*` variable, an unknown value or a non-number is
 //! an error naming the variable and the value (the bot then exits 1).
 //!
@@ -18,6 +20,7 @@
 //! | `MOCK_BOT_SUBSCRIBE_DELAY_MS` | ms (1000) | delay of a `late` subscription |
 //! | `MOCK_BOT_SUBSCRIBE_TIMEOUT_MS` | ms (5000) | a connect and subscribe (first or resubscribe) taking longer counts as failed |
 //! | `MOCK_BOT_RESUBSCRIBE` | `0`\|`1` (1) | resubscribe with bounded backoff when the subscription stream ends (messages in the gap are lost) |
+//! | `MOCK_BOT_MEETING_CHANNEL` | `0`\|`1` (1) | also subscribe to `bot_commands:meeting:{meeting_id}` on the same connection (`MOCK_BOT_SUBSCRIBE*` and `MOCK_BOT_RESUBSCRIBE` apply to it alike; a uid switch leaves it in place); `0`: a bot from before that fix, listening on `bot_commands:{connectionId}` only |
 //! | `MOCK_BOT_CALLBACK` | `once`\|`retry`\|`drop` (once) | terminal callback: `once` one attempt, no timeout; `retry` 3 attempts with timeout and backoff; `drop` never sent |
 //! | `MOCK_BOT_CALLBACK_TIMEOUT_MS` | ms (5000) | per-attempt timeout of `retry` |
 //! | `MOCK_BOT_CALLBACK_BACKOFF_MS` | ms list (`1000,2000`) | waits between `retry` attempts (the last one repeats) |
@@ -72,6 +75,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "MOCK_BOT_SUBSCRIBE_DELAY_MS",
     "MOCK_BOT_SUBSCRIBE_TIMEOUT_MS",
     "MOCK_BOT_RESUBSCRIBE",
+    "MOCK_BOT_MEETING_CHANNEL",
     "MOCK_BOT_CALLBACK",
     "MOCK_BOT_CALLBACK_TIMEOUT_MS",
     "MOCK_BOT_CALLBACK_BACKOFF_MS",
@@ -229,6 +233,8 @@ pub struct SubscribeBehaviour {
     /// A connect and subscribe taking longer counts as failed.
     pub timeout: Duration,
     pub resubscribe: bool,
+    /// Also subscribe to the meeting-scoped channel.
+    pub meeting_channel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,6 +334,7 @@ impl Behaviour {
                 delay: vars.millis("MOCK_BOT_SUBSCRIBE_DELAY_MS", 1000)?,
                 timeout: vars.millis("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", 5000)?,
                 resubscribe: vars.flag("MOCK_BOT_RESUBSCRIBE", true)?,
+                meeting_channel: vars.flag("MOCK_BOT_MEETING_CHANNEL", true)?,
             },
             callback: CallbackPolicy {
                 mode: vars.choice(
@@ -502,6 +509,7 @@ mod tests {
         assert_eq!(b.sigterm, SigtermMode::Ignore);
         assert_eq!(b.subscribe.mode, SubscribeMode::Ok);
         assert!(b.subscribe.resubscribe);
+        assert!(b.subscribe.meeting_channel);
         assert_eq!(b.subscribe.timeout, Duration::from_secs(5));
         assert_eq!(b.callback.mode, CallbackMode::Once);
         assert_eq!(b.callback.attempts(), 1);
@@ -534,6 +542,7 @@ mod tests {
             ("MOCK_BOT_COMPLETION_REASON", "removed_by_admin"),
             ("MOCK_BOT_ACTIVE_FOR_MS", "250"),
             ("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "40"),
+            ("MOCK_BOT_MEETING_CHANNEL", "0"),
         ])
         .unwrap();
         assert_eq!(b.leave, LeaveMode::Hang);
@@ -553,6 +562,7 @@ mod tests {
         assert_eq!(b.completion_reason.as_deref(), Some("removed_by_admin"));
         assert_eq!(b.active_for, Some(Duration::from_millis(250)));
         assert_eq!(b.subscribe.timeout, Duration::from_millis(40));
+        assert!(!b.subscribe.meeting_channel);
     }
 
     #[rstest]
@@ -560,6 +570,8 @@ mod tests {
     #[case("MOCK_BOT_JOIN_DELAY_MS", "fast")]
     #[case("MOCK_BOT_JOIN_DELAY_MS", "-1")]
     #[case("MOCK_BOT_RESUBSCRIBE", "yes")]
+    #[case("MOCK_BOT_MEETING_CHANNEL", "true")]
+    #[case("MOCK_BOT_MEETING_CHANNEL", "")]
     #[case("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "5s")]
     #[case("MOCK_BOT_SUBSCRIBE_TIMEOUT_MS", "")]
     #[case("MOCK_BOT_CALLBACK_BACKOFF_MS", "1000,")]

@@ -1,15 +1,21 @@
-//! The Redis subscription to `bot_commands:{uid}`: at-most-once, like the real bot's.
+//! The Redis subscription to `bot_commands:{uid}` and, unless `MOCK_BOT_MEETING_CHANNEL=0`,
+//! `bot_commands:meeting:{meeting_id}`: at-most-once, like the real bot's.
 //!
-//! A task owns the pub/sub connection, forwards every message, follows the current uid (a
-//! restart under a new uid moves the subscription) and, when the stream ends (connection
-//! reset), resubscribes with bounded backoff as node-redis does. Whatever is published while
-//! it is not subscribed is lost.
+//! A task owns the one pub/sub connection carrying both channels, forwards every message,
+//! follows the current uid (a restart under a new uid moves the uid channel only) and, when
+//! the stream ends (connection reset), resubscribes both with bounded backoff as node-redis
+//! does. Whatever is published while it is not subscribed is lost.
+//!
+//! Both channels share each attempt's fate: one connect and subscribe within
+//! `MOCK_BOT_SUBSCRIBE_TIMEOUT_MS`, then one `subscribed` (or `subscribe_failed`,
+//! `subscription_lost`) event per channel, the meeting channel's first, so that the last
+//! `subscribed` names the uid channel, as it did when that was the only one.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::behaviour::{SubscribeBehaviour, SubscribeMode};
@@ -37,18 +43,23 @@ pub struct Subscription {
     pub settled: oneshot::Receiver<()>,
 }
 
-/// Starts the subscription task.
+/// Starts the subscription task for the bot of meeting `meeting_id`.
 pub fn spawn(
     redis_url: String,
     behaviour: SubscribeBehaviour,
+    meeting_id: i64,
     uid: watch::Receiver<String>,
     events: EventLog,
 ) -> Subscription {
     let (tx, messages) = mpsc::channel(QUEUE);
     let (settled_tx, settled) = oneshot::channel();
+    let meeting_channel = behaviour
+        .meeting_channel
+        .then(|| protocol::meeting_commands_channel(meeting_id));
     let subscriber = Subscriber {
         redis_url,
         behaviour,
+        meeting_channel,
         uid,
         events,
         tx,
@@ -60,6 +71,8 @@ pub fn spawn(
 struct Subscriber {
     redis_url: String,
     behaviour: SubscribeBehaviour,
+    /// `bot_commands:meeting:{meeting_id}`, unless `MOCK_BOT_MEETING_CHANNEL=0`.
+    meeting_channel: Option<String>,
     uid: watch::Receiver<String>,
     events: EventLog,
     tx: mpsc::Sender<Received>,
@@ -84,16 +97,36 @@ enum SubscribeError {
 }
 
 impl Subscriber {
-    fn channel(&self) -> String {
-        protocol::bot_commands_channel(&self.uid.borrow())
+    /// Every channel for the current uid.
+    fn channels(&self) -> Vec<String> {
+        self.channels_with(protocol::bot_commands_channel(&self.uid.borrow()))
+    }
+
+    /// The meeting channel (if any), then `uid_channel`: the subscription order.
+    fn channels_with(&self, uid_channel: String) -> Vec<String> {
+        self.meeting_channel
+            .iter()
+            .cloned()
+            .chain([uid_channel])
+            .collect()
+    }
+
+    /// One event per channel, each with its `channel` and the shared `fields`.
+    fn emit_per_channel(&self, event: &str, channels: &[String], fields: &Value) {
+        for channel in channels {
+            let mut line = json!({ "channel": channel });
+            merge(&mut line, fields);
+            self.events.emit(event, line);
+        }
     }
 
     async fn run(mut self, settled: oneshot::Sender<()>) {
         let connection = match self.behaviour.mode {
             SubscribeMode::Fail => {
-                self.events.emit(
+                self.emit_per_channel(
                     "subscribe_failed",
-                    json!({"channel": self.channel(), "error": "scripted by MOCK_BOT_SUBSCRIBE=fail"}),
+                    &self.channels(),
+                    &json!({"error": "scripted by MOCK_BOT_SUBSCRIBE=fail"}),
                 );
                 let _ = settled.send(());
                 return;
@@ -115,44 +148,46 @@ impl Subscriber {
         }
     }
 
-    /// Connects and subscribes to the current channel, reporting the outcome.
+    /// Connects and subscribes to every current channel, reporting the outcome.
     async fn subscribe_or_log(&mut self, attempt: Option<u32>) -> Option<Connection> {
         // Marks the uid seen: a change from here on moves the subscription.
-        let channel = protocol::bot_commands_channel(&self.uid.borrow_and_update());
+        let uid_channel = protocol::bot_commands_channel(&self.uid.borrow_and_update());
+        let channels = self.channels_with(uid_channel.clone());
         // Past `MOCK_BOT_SUBSCRIBE_TIMEOUT_MS` the attempt counts as failed (the legacy
         // bot's client would keep trying in the background, with commands lost all the same).
         let timeout = self.behaviour.timeout;
-        match tokio::time::timeout(timeout, connect(&self.redis_url, &channel)).await {
+        match tokio::time::timeout(timeout, connect(&self.redis_url, &channels)).await {
             Ok(Ok((sink, stream))) => {
-                let mut fields = json!({ "channel": channel });
+                let mut fields = json!({});
                 if let Some(attempt) = attempt {
                     fields["resubscribe_attempt"] = attempt.into();
                 }
-                self.events.emit("subscribed", fields);
+                self.emit_per_channel("subscribed", &channels, &fields);
                 Some(Connection {
                     sink,
                     stream,
-                    channel,
+                    channel: uid_channel,
                 })
             }
             Ok(Err(error)) => {
-                self.report_failure(&channel, &error, attempt);
+                self.report_failure(&channels, &error, attempt);
                 None
             }
             Err(_) => {
-                self.report_failure(&channel, &SubscribeError::Timeout(timeout), attempt);
+                self.report_failure(&channels, &SubscribeError::Timeout(timeout), attempt);
                 None
             }
         }
     }
 
-    fn report_failure(&self, channel: &str, error: &SubscribeError, attempt: Option<u32>) {
+    fn report_failure(&self, channels: &[String], error: &SubscribeError, attempt: Option<u32>) {
         match attempt {
             None => {
                 tracing::warn!("failed to {error}; going on without commands");
-                self.events.emit(
+                self.emit_per_channel(
                     "subscribe_failed",
-                    json!({"channel": channel, "error": error.to_string()}),
+                    channels,
+                    &json!({"error": error.to_string()}),
                 );
             }
             Some(attempt) => {
@@ -180,9 +215,11 @@ impl Subscriber {
                         }
                     }
                     None => {
-                        self.events.emit(
+                        let channels = self.channels_with(connection.channel.clone());
+                        self.emit_per_channel(
                             "subscription_lost",
-                            json!({"channel": connection.channel, "resubscribe": self.behaviour.resubscribe}),
+                            &channels,
+                            &json!({"resubscribe": self.behaviour.resubscribe}),
                         );
                         if !self.behaviour.resubscribe {
                             return;
@@ -216,8 +253,9 @@ impl Subscriber {
         }
     }
 
-    /// Unsubscribes the old channel, then subscribes the new one, so that once
-    /// `subscribed` is out a publish on the old channel reaches nobody.
+    /// Unsubscribes the old uid channel, then subscribes the new one, so that once
+    /// `subscribed` is out a publish on the old channel reaches nobody. The meeting channel
+    /// stays as it is.
     async fn move_subscription(&mut self, connection: &mut Connection) {
         let channel = protocol::bot_commands_channel(&self.uid.borrow_and_update());
         if channel == connection.channel {
@@ -248,10 +286,10 @@ impl Subscriber {
             }
             delay = (delay * 2).min(RESUBSCRIBE_MAX_DELAY);
         }
-        self.events.emit(
+        self.emit_per_channel(
             "subscribe_failed",
-            json!({
-                "channel": self.channel(),
+            &self.channels(),
+            &json!({
                 "error": format!("resubscribe after {RESUBSCRIBE_ATTEMPTS} attempts; going on without commands"),
             }),
         );
@@ -262,22 +300,35 @@ impl Subscriber {
 struct Connection {
     sink: PubSubSink,
     stream: PubSubStream,
+    /// The uid channel (`bot_commands:{uid}`); the meeting channel never moves.
     channel: String,
 }
 
-async fn connect(url: &str, channel: &str) -> Result<(PubSubSink, PubSubStream), SubscribeError> {
+/// One connection subscribed to every channel, each confirmed by the server, in order.
+async fn connect(
+    url: &str,
+    channels: &[String],
+) -> Result<(PubSubSink, PubSubStream), SubscribeError> {
     let connect_error = |source| SubscribeError::Connect {
         url: url.to_owned(),
         source,
     };
     let client = redis::Client::open(url).map_err(connect_error)?;
     let mut pubsub = client.get_async_pubsub().await.map_err(connect_error)?;
-    pubsub
-        .subscribe(channel)
-        .await
-        .map_err(|source| SubscribeError::Subscribe {
-            channel: channel.to_owned(),
-            source,
-        })?;
+    for channel in channels {
+        pubsub
+            .subscribe(channel)
+            .await
+            .map_err(|source| SubscribeError::Subscribe {
+                channel: channel.clone(),
+                source,
+            })?;
+    }
     Ok(pubsub.split())
+}
+
+fn merge(into: &mut Value, fields: &Value) {
+    if let (Value::Object(into), Value::Object(fields)) = (into, fields) {
+        into.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }

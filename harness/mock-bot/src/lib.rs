@@ -138,7 +138,13 @@ pub async fn run() -> u8 {
         uid = %config.connection_id,
         "mock bot starting"
     );
-    let subscription = commands::spawn(redis_url, behaviour.subscribe, uid_rx, events.clone());
+    let subscription = commands::spawn(
+        redis_url,
+        behaviour.subscribe,
+        config.meeting_id,
+        uid_rx,
+        events.clone(),
+    );
     let bot = Bot::new(config, behaviour, events.clone(), callbacks, uid);
     let code = bot.run(subscription, sigterm).await;
     events.emit("exiting", json!({ "code": code }));

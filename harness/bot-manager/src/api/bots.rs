@@ -31,13 +31,24 @@ pub async fn create_bot(
     let native_id = req.native_meeting_id.as_str();
 
     // Legacy quirk: only `requested` and `active` block a new bot.
-    let latest = db::latest_meeting(&state.pool, user.id, req.platform, native_id).await?;
-    if let Some(existing) = latest.filter(|m| {
-        matches!(
-            m.known_status(),
-            Some(MeetingStatus::Requested | MeetingStatus::Active)
-        )
-    }) {
+    // Legacy quirk: only `requested` and `active` block a new bot; with `stop_all_rows`
+    // any live row does.
+    let blocking = if state.fixes.stop_all_rows {
+        db::live_rows(&state.pool, user.id, req.platform, native_id)
+            .await?
+            .into_iter()
+            .next()
+    } else {
+        db::latest_meeting(&state.pool, user.id, req.platform, native_id)
+            .await?
+            .filter(|m| {
+                matches!(
+                    m.known_status(),
+                    Some(MeetingStatus::Requested | MeetingStatus::Active)
+                )
+            })
+    };
+    if let Some(existing) = blocking {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(

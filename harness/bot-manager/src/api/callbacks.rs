@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 
 use super::extract::ApiJson;
 use crate::app::AppState;
-use crate::db;
+use crate::db::{self, Meeting};
 use crate::error::ApiError;
+use crate::profile::RouteLeave;
 use crate::stop::schedule_container_stop;
-use crate::transitions::{Applied, TransitionDetails, update_meeting_status};
+use crate::transitions::{Applied, TransitionDetails};
 
 fn session_not_found(connection_id: &str) -> Json<Value> {
     tracing::warn!(%connection_id, "callback for an unknown session");
@@ -28,6 +29,93 @@ fn update_failed() -> Json<Value> {
     Json(json!({"status": "error", "detail": "Failed to update meeting status"}))
 }
 
+/// The meeting a callback is about: through its session row, or (with `current_uid`
+/// routing) a bot that restarted under a new uid, recognised by its container's name,
+/// whose new uid becomes a session and the meeting's `current_uid`.
+async fn callback_meeting(
+    state: &AppState,
+    connection_id: &str,
+    container: Option<&str>,
+) -> Result<Option<Meeting>, ApiError> {
+    if let Some(meeting) = db::meeting_by_session_uid(&state.pool, connection_id).await? {
+        return Ok(Some(meeting));
+    }
+    if state.fixes.route_leave != RouteLeave::CurrentUid {
+        return Ok(None);
+    }
+    let Some(id) = container
+        .and_then(crate::containers::meeting_id_from_name)
+        .and_then(|id| id.parse::<i32>().ok())
+    else {
+        return Ok(None);
+    };
+    let mut conn = state.pool.acquire().await.map_err(db::DbError::from)?;
+    let Some(meeting) = db::meeting_by_id(&mut conn, id, false).await? else {
+        return Ok(None);
+    };
+    drop(conn);
+    db::insert_session(&state.pool, id, connection_id, None).await?;
+    if let Some(platform) = meeting.platform() {
+        let ttl = state.config.timers.current_uid_ttl_s;
+        if let Err(err) = state
+            .bus
+            .set_current_uid(platform, meeting.native_id(), connection_id, ttl)
+            .await
+        {
+            tracing::error!(meeting_id = id, error = %err, "failed to move current_uid to the restarted bot");
+        }
+    }
+    tracing::info!(meeting_id = id, %connection_id, "adopted the new uid of a restarted bot");
+    Ok(Some(meeting))
+}
+
+/// With `idempotent_callbacks`: a repeated terminal changes nothing (answered as
+/// applied), a conflicting late one is refused. `None`: go on.
+fn settled_terminal(
+    state: &AppState,
+    meeting: &Meeting,
+    to: MeetingStatus,
+) -> Option<Result<Json<Value>, ApiError>> {
+    if !state.fixes.idempotent_callbacks || !to.is_terminal() {
+        return None;
+    }
+    let current = meeting.known_status().filter(|s| s.is_terminal())?;
+    if current == to || meeting.stop_requested() {
+        return Some(Ok(Json(
+            json!({"status": current, "meeting_id": meeting.id}),
+        )));
+    }
+    Some(Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "Meeting {} is already {current}; a late {to} is refused.",
+            meeting.id
+        ),
+    )))
+}
+
+/// With `idempotent_callbacks`, stop dominates: once a stop was requested, any terminal
+/// outcome is recorded as completed with reason `stopped` (what the bot said is kept in
+/// the audit entry's `reason`).
+fn stop_dominates(
+    state: &AppState,
+    meeting: &Meeting,
+    to: MeetingStatus,
+    details: &mut TransitionDetails,
+) -> MeetingStatus {
+    if !(state.fixes.idempotent_callbacks && meeting.stop_requested() && to.is_terminal()) {
+        return to;
+    }
+    let reported = match (to, details.completion_reason) {
+        (MeetingStatus::Completed, Some(reason)) => format!("completed ({reason})"),
+        (other, _) => other.to_string(),
+    };
+    details.reason = Some(format!("bot reported {reported}"));
+    details.completion_reason = Some(CompletionReason::Stopped);
+    details.failure_stage = None;
+    MeetingStatus::Completed
+}
+
 /// `POST /bots/internal/callback/status_change`, answered as production answers it:
 /// the meeting's status after handling (the intended `"processed"` is overwritten by a
 /// duplicate key), except for a rejected joining/awaiting_admission.
@@ -35,15 +123,23 @@ pub async fn status_change(
     State(state): State<AppState>,
     ApiJson(payload): ApiJson<StatusChangePayload>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(meeting) = db::meeting_by_session_uid(&state.pool, &payload.connection_id).await?
+    let Some(meeting) = callback_meeting(
+        &state,
+        &payload.connection_id,
+        payload.container_id.as_deref(),
+    )
+    .await?
     else {
         return Ok(session_not_found(&payload.connection_id));
     };
     if meeting.stop_requested() && !payload.status.is_terminal() {
         return Ok(Json(json!({"status": "ignored", "meeting_id": meeting.id})));
     }
-    let to = payload.status.as_meeting_status();
-    let details = TransitionDetails {
+    let mut to = payload.status.as_meeting_status();
+    if let Some(answer) = settled_terminal(&state, &meeting, to) {
+        return answer;
+    }
+    let mut details = TransitionDetails {
         source: "bot_callback",
         reason: payload.reason.clone(),
         completion_reason: match payload.status {
@@ -60,13 +156,11 @@ pub async fn status_change(
             CallbackStatus::Active => payload.container_id.clone(),
             _ => None,
         },
+        data: Vec::new(),
     };
-    let applied = update_meeting_status(&state.pool, meeting.id, to, details).await?;
-    let status_after = match applied {
-        Applied::Changed(updated) => {
-            state.publish_applied(&updated).await;
-            updated.status
-        }
+    to = stop_dominates(&state, &meeting, to, &mut details);
+    let status_after = match state.transition(meeting.id, to, details).await? {
+        Applied::Changed(updated) => updated.status,
         Applied::Rejected(row) => match payload.status {
             CallbackStatus::Joining | CallbackStatus::AwaitingAdmission => {
                 return Ok(update_failed());
@@ -86,11 +180,10 @@ pub async fn exited(
     State(state): State<AppState>,
     ApiJson(payload): ApiJson<ExitedPayload>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(meeting) = db::meeting_by_session_uid(&state.pool, &payload.connection_id).await?
-    else {
+    let Some(meeting) = callback_meeting(&state, &payload.connection_id, None).await? else {
         return Ok(session_not_found(&payload.connection_id));
     };
-    let (to, details) = if payload.exit_code == 0 {
+    let (mut to, mut details) = if payload.exit_code == 0 {
         (
             MeetingStatus::Completed,
             TransitionDetails {
@@ -118,9 +211,12 @@ pub async fn exited(
             },
         )
     };
-    match update_meeting_status(&state.pool, meeting.id, to, details).await? {
+    if let Some(answer) = settled_terminal(&state, &meeting, to) {
+        return answer;
+    }
+    to = stop_dominates(&state, &meeting, to, &mut details);
+    match state.transition(meeting.id, to, details).await? {
         Applied::Changed(updated) => {
-            state.publish_applied(&updated).await;
             if let Some(container) = updated
                 .bot_container_id
                 .clone()
@@ -128,10 +224,12 @@ pub async fn exited(
             {
                 schedule_container_stop(
                     &state,
+                    updated.id,
                     container,
                     state.config.timers.exited_failure_stop(),
                     "stop after failed exit",
-                );
+                )
+                .await?;
             }
             Ok(Json(json!(ExitedResponse {
                 status: "callback processed".into(),

@@ -31,7 +31,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     (
         status,
         Json(
-            json!({"status": if db_ok { "ok" } else { "degraded" }, "profile": state.config.profile.to_string(), "database": db_ok}),
+            json!({"status": if db_ok { "ok" } else { "degraded" }, "profile": state.profile.to_string(), "database": db_ok}),
         ),
     )
 }

@@ -159,6 +159,9 @@ async fn stop_inside_pre_active_window_finalizes_immediately() {
         .bot_behaviour(&native, &[("MOCK_BOT_JOIN_DELAY_MS", "600000")])
         .await;
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
+    // Once `joining` is stored: a stop racing the bot's first callback could lose to its
+    // stale write (legacy has no row lock), which is not what this test is about.
+    stack.wait_status(meeting.id, "joining").await;
     let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(

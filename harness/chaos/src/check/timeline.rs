@@ -180,40 +180,46 @@ pub(crate) struct BotLog<'h> {
 }
 
 /// Where a bot listens for commands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Listening {
-    Nowhere,
-    On(String),
-}
+/// The channels a bot listens on (a bot may listen on its connection channel and on the
+/// meeting channel at once).
+pub(crate) type Listening = std::collections::BTreeSet<String>;
 
 impl BotLog<'_> {
-    /// The channel the bot listens on at `t`, from its `subscribed`, `subscribe_failed`,
-    /// `subscription_lost` and `uid_changed` lines at or before `t`, and the last of those
-    /// lines.
+    /// The channels the bot listens on at `t`, from its `started`, `subscribed`,
+    /// `subscribe_failed`, `subscription_lost` and `uid_changed` lines at or before `t`, and
+    /// the last of those lines. A failure or loss naming no channel ends every subscription.
     pub fn listening_at(&self, t: i64) -> (Listening, Option<&Event>) {
-        let mut state = Listening::Nowhere;
+        let mut state = Listening::new();
         let mut last = None;
         for e in self.events.iter().copied().filter(|e| e.at_us <= t) {
             let EventKind::Bot { event, fields, .. } = &e.kind else {
                 continue;
             };
+            let channel = fields.get("channel").and_then(Value::as_str);
             match event.as_str() {
-                "subscribed" => match fields.get("channel").and_then(Value::as_str) {
-                    Some(channel) => state = Listening::On(channel.to_owned()),
-                    None => state = Listening::Nowhere,
+                // A new process (a restart in the same container) starts with nothing.
+                "started" => state.clear(),
+                "subscribed" => {
+                    if let Some(replaced) = fields.get("replaces").and_then(Value::as_str) {
+                        state.remove(replaced);
+                    }
+                    if let Some(channel) = channel {
+                        state.insert(channel.to_owned());
+                    }
+                }
+                "subscribe_failed" | "subscription_lost" => match channel {
+                    Some(channel) => {
+                        state.remove(channel);
+                    }
+                    None => state.clear(),
                 },
-                "subscribe_failed" | "subscription_lost" => state = Listening::Nowhere,
                 "uid_changed" => {
                     let old = fields.get("old_uid").and_then(Value::as_str);
                     let new = fields.get("new_uid").and_then(Value::as_str);
-                    if let (Listening::On(channel), Some(new)) = (&state, new) {
-                        let on_old_uid = match old {
-                            Some(old) => *channel == format!("bot_commands:{old}"),
-                            None => !channel.starts_with("bot_commands:meeting:"),
-                        };
-                        if on_old_uid {
-                            state = Listening::On(format!("bot_commands:{new}"));
-                        }
+                    if let (Some(old), Some(new)) = (old, new)
+                        && state.remove(&format!("bot_commands:{old}"))
+                    {
+                        state.insert(format!("bot_commands:{new}"));
                     }
                 }
                 _ => continue,

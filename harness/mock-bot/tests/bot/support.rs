@@ -478,11 +478,14 @@ impl Bot {
         self.wait_nth(1, name, |_| true).await
     }
 
-    /// Waits until the bot reported `active` and is subscribed: ready for commands.
+    /// Waits until the bot reported `active` and is subscribed: ready for commands. The
+    /// uid channel's `subscribed` comes last, so every channel is in by then.
     pub async fn wait_ready(&self) {
         self.wait_nth(1, "status_sent", |e| e["status"] == "active")
             .await;
-        self.wait_event("subscribed").await;
+        let channel = protocol::bot_commands_channel(&self.uid);
+        self.wait_nth(1, "subscribed", |e| e["channel"] == channel.as_str())
+            .await;
     }
 
     pub fn signal(&self, signal: Signal) {

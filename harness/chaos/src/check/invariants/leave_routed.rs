@@ -11,7 +11,7 @@
 //! (container gone, not started yet, or meeting unknown) is ignored.
 
 use super::Findings;
-use crate::check::timeline::{Alive, BotLog, Listening, Timeline, json_payload, ms};
+use crate::check::timeline::{Alive, BotLog, Timeline, json_payload, ms};
 use crate::check::{CheckConfig, CheckResult, Invariant};
 use crate::history::{Event, EventKind, History};
 
@@ -93,7 +93,7 @@ fn check_leave(
     let mut heard = Vec::new();
     for bot in &live {
         let (listening, last) = bot.listening_at(t);
-        if listening == Listening::On(channel.to_owned()) {
+        if listening.contains(channel) {
             findings.held();
             return true;
         }
@@ -101,8 +101,11 @@ fn check_leave(
     }
     let (bot, listening, last) = &heard[0];
     let place = match listening {
-        Listening::Nowhere => "listened nowhere".to_owned(),
-        Listening::On(other) => format!("listened on {other}"),
+        l if l.is_empty() => "listened nowhere".to_owned(),
+        l => format!(
+            "listened on {}",
+            l.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
     };
     findings.violated(
         format!(

@@ -1,0 +1,214 @@
+//! Background work the fixes add: the durable stop worker (`durable_stop`), the
+//! reconcile sweep (`reconcile`) and the runtime's exit evidence
+//! (`runtime_exit_evidence`). Legacy runs none of them.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use protocol::MeetingStatus;
+use tokio::task::JoinSet;
+
+use crate::app::AppState;
+use crate::containers::StopOutcome;
+use crate::db::{self, STOP_JOB_ATTEMPTS};
+use crate::stop::{finalize_if_live, force_stop};
+
+/// The advisory lock that makes the sweep single-flight across service instances.
+const RECONCILE_LOCK: i64 = 0x5707_f10e;
+
+pub fn spawn(state: &AppState) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    if state.fixes.durable_stop {
+        set.spawn(stop_worker(state.clone()));
+    }
+    if state.fixes.reconcile {
+        set.spawn(reconcile_loop(state.clone()));
+    }
+    if state.fixes.runtime_exit_evidence {
+        set.spawn(exit_evidence(state.clone()));
+    }
+    set
+}
+
+async fn stop_worker(state: AppState) {
+    let t = &state.config.timers;
+    // Long enough for a stop with its whole grace and the finalizer after it.
+    let lease = Duration::from_secs(u64::from(t.stop_grace_s))
+        + t.dependency_timeout()
+        + t.finalizer_grace()
+        + Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(t.stop_job_poll()).await;
+        let jobs = match db::claim_stop_jobs(&state.pool, lease).await {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to claim due stops; retrying");
+                continue;
+            }
+        };
+        for job in jobs {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let result =
+                    force_stop(&state, job.meeting_id, &job.container, "durable stop").await;
+                let recorded = match result {
+                    Ok(_) => db::finish_stop_job(&state.pool, job.id, None).await,
+                    Err(err) if job.attempts >= STOP_JOB_ATTEMPTS => {
+                        tracing::error!(job = job.id, error = %err, "durable stop gave up");
+                        let message = format!("gave up after {} attempts: {err}", job.attempts);
+                        db::finish_stop_job(&state.pool, job.id, Some(&message)).await
+                    }
+                    Err(err) => {
+                        tracing::warn!(job = job.id, attempt = job.attempts, error = %err, "durable stop failed; will retry");
+                        db::fail_stop_job(&state.pool, job.id, &err.to_string()).await
+                    }
+                };
+                if let Err(err) = recorded {
+                    tracing::error!(job = job.id, error = %err, "failed to record the outcome of a durable stop");
+                }
+            });
+        }
+    }
+}
+
+async fn reconcile_loop(state: AppState) {
+    loop {
+        tokio::time::sleep(state.config.timers.reconcile_interval()).await;
+        if let Err(err) = sweep(&state).await {
+            tracing::warn!(error = %err, "reconcile sweep failed");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SweepError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Runtime(#[from] crate::containers::RuntimeError),
+}
+
+/// One sweep: rows against containers, acting only on confirmed evidence. Held under a
+/// session advisory lock so that of several instances only one sweeps at a time.
+async fn sweep(state: &AppState) -> Result<(), SweepError> {
+    let mut conn = state.pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(RECONCILE_LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        tracing::debug!("another instance is sweeping");
+        return Ok(());
+    }
+    let result = sweep_locked(state).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(RECONCILE_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn sweep_locked(state: &AppState) -> Result<(), SweepError> {
+    // An unreachable runtime proves nothing: the error ends this sweep.
+    let containers = state.runtime.bots().await?;
+    let now = chrono::Utc::now();
+    let grace =
+        chrono::Duration::from_std(state.config.timers.finalizer_grace()).unwrap_or_default();
+    for row in db::non_terminal_meetings(&state.pool).await? {
+        let mine: Vec<_> = containers
+            .iter()
+            .filter(|c| c.meeting_id == row.id)
+            .collect();
+        if mine.is_empty() {
+            // Not listed is not proof of death (a runtime that lost track lists nothing).
+            continue;
+        }
+        if let Some(live) = mine.iter().find(|c| c.is_live()) {
+            let overdue = row
+                .data
+                .get("stop_deadline")
+                .and_then(|d| d.as_str())
+                .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+                .is_some_and(|deadline| now > deadline + grace);
+            let stopping =
+                row.known_status() == Some(MeetingStatus::Stopping) || row.stop_requested();
+            if stopping && overdue {
+                tracing::info!(meeting_id = row.id, container = %live.name, "reconcile: stop overdue; tearing the container down");
+                if force_stop(state, row.id, &live.id, "reconcile").await? == StopOutcome::Stopped {
+                    finalize_if_live(state, row.id, "reconcile", None).await?;
+                }
+            }
+            continue;
+        }
+        // Every container of the row is listed as exited: evidence.
+        tracing::info!(
+            meeting_id = row.id,
+            "reconcile: container exited; finalizing"
+        );
+        finalize_if_live(state, row.id, "reconcile", None).await?;
+    }
+    // Containers still running for a row that is already terminal: tear them down.
+    let live: Vec<_> = containers.iter().filter(|c| c.is_live()).collect();
+    let ids: Vec<i32> = live.iter().map(|c| c.meeting_id).collect();
+    let rows = db::meetings_by_ids(&state.pool, &ids).await?;
+    for c in live {
+        let terminal = rows
+            .iter()
+            .find(|r| r.id == c.meeting_id)
+            .and_then(|r| r.known_status())
+            .is_some_and(MeetingStatus::is_terminal);
+        if terminal {
+            tracing::info!(meeting_id = c.meeting_id, container = %c.name, "reconcile: container outlives its terminal row; stopping it");
+            state
+                .runtime
+                .stop(&c.id, state.config.timers.stop_grace_s)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Follows the runtime's `die` events: a container that died without a callback
+/// finalizes its row, after a grace for a late callback, unless it runs again (a
+/// restart).
+async fn exit_evidence(state: AppState) {
+    let mut since = chrono::Utc::now().timestamp() - 1;
+    loop {
+        let mut deaths = Box::pin(state.runtime.deaths(since));
+        while let Some(death) = deaths.next().await {
+            let (name, exit_code) = match death {
+                Ok(death) => death,
+                Err(err) => {
+                    tracing::warn!(error = %err, "runtime events broke off; following again");
+                    break;
+                }
+            };
+            since = chrono::Utc::now().timestamp() - 1;
+            let Some(meeting_id) = crate::containers::meeting_id_from_name(&name)
+                .and_then(|id| id.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(state.config.timers.finalizer_grace()).await;
+                match state.runtime.is_running(&name).await {
+                    Ok(Some(true)) => return,
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(%name, error = %err, "cannot tell whether the container runs again; not finalizing");
+                        return;
+                    }
+                }
+                if let Err(err) =
+                    finalize_if_live(&state, meeting_id, "runtime_exit", exit_code).await
+                {
+                    tracing::error!(meeting_id, error = %err, "failed to finalize from the exit event");
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
