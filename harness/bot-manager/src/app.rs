@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::containers::{Runtime, RuntimeError};
 use crate::db::{self, DbError, Meeting};
 use crate::profile::{Fixes, Profile, ProfileError};
-use crate::transitions::{Applied, TransitionDetails, update_meeting_status};
+use crate::transitions::{
+    Applied, TransitionDetails, update_meeting_status, update_meeting_status_with,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,6 +73,22 @@ impl AppState {
     ) -> Result<Applied, DbError> {
         let applied =
             update_meeting_status(&self.pool, meeting_id, to, details, self.fixes.row_locks)
+                .await?;
+        if let Applied::Changed(updated) = &applied {
+            self.publish_applied(updated).await;
+        }
+        Ok(applied)
+    }
+
+    /// Like [`AppState::transition`], deciding the change from the row as read (under the
+    /// row lock with `row_locks`).
+    pub async fn transition_with(
+        &self,
+        meeting_id: i32,
+        decide: impl FnOnce(&Meeting) -> Option<(MeetingStatus, TransitionDetails)>,
+    ) -> Result<Applied, DbError> {
+        let applied =
+            update_meeting_status_with(&self.pool, meeting_id, decide, self.fixes.row_locks)
                 .await?;
         if let Applied::Changed(updated) = &applied {
             self.publish_applied(updated).await;

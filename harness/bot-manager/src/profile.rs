@@ -34,6 +34,9 @@ pub struct Fixes {
     pub row_locks: bool,
     pub stop_all_rows: bool,
     pub runtime_exit_evidence: bool,
+    /// A container that fails to start fails its row (stage `requested`) instead of
+    /// leaving it in `error`, outside the status machine.
+    pub start_failure_fails: bool,
 }
 
 impl Fixes {
@@ -47,6 +50,7 @@ impl Fixes {
         row_locks: false,
         stop_all_rows: false,
         runtime_exit_evidence: false,
+        start_failure_fails: false,
     };
 }
 
@@ -72,6 +76,7 @@ struct ProfileFile {
     row_locks: Option<bool>,
     stop_all_rows: Option<bool>,
     runtime_exit_evidence: Option<bool>,
+    start_failure_fails: Option<bool>,
 }
 
 impl ProfileFile {
@@ -88,7 +93,8 @@ impl ProfileFile {
             idempotent_callbacks,
             row_locks,
             stop_all_rows,
-            runtime_exit_evidence
+            runtime_exit_evidence,
+            start_failure_fails
         );
     }
 }
@@ -115,6 +121,7 @@ builtin!(
     "row-locks",
     "stop-all-rows",
     "runtime-exit-evidence",
+    "start-failure-fails",
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,7 +244,7 @@ mod tests {
         assert_eq!(fixed.route_leave, RouteLeave::MeetingChannel);
         assert!(fixed.persist_stopping && fixed.durable_stop && fixed.reconcile && fixed.row_locks);
         assert!(fixed.idempotent_callbacks && fixed.stop_all_rows && fixed.runtime_exit_evidence);
-        assert!(fixed.finalize_after_forced_stop);
+        assert!(fixed.finalize_after_forced_stop && fixed.start_failure_fails);
     }
 
     #[test]
@@ -258,6 +265,7 @@ mod tests {
                 fixes.row_locks != l.row_locks,
                 fixes.stop_all_rows != l.stop_all_rows,
                 fixes.runtime_exit_evidence != l.runtime_exit_evidence,
+                fixes.start_failure_fails != l.start_failure_fails,
             ];
             assert_eq!(differences.iter().filter(|d| **d).count(), 1, "{name}");
         }

@@ -92,12 +92,19 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
                 data: record,
                 ..Default::default()
             };
-            published_stopping = matches!(
-                state
-                    .transition(meeting.id, MeetingStatus::Stopping, details)
-                    .await?,
-                Applied::Changed(_)
-            );
+            match state
+                .transition(meeting.id, MeetingStatus::Stopping, details)
+                .await?
+            {
+                Applied::Changed(_) => published_stopping = true,
+                // It ended while this request ran: nothing is left to stop or announce.
+                Applied::Rejected(row)
+                    if row.known_status().is_some_and(MeetingStatus::is_terminal) =>
+                {
+                    return Ok(format!("Meeting already {}.", row.status));
+                }
+                Applied::Rejected(_) | Applied::Missing => {}
+            }
         } else {
             for (key, value) in record {
                 db::set_data_flag(&state.pool, meeting.id, key, value).await?;
@@ -263,24 +270,19 @@ pub async fn finalize_if_live(
     source: &'static str,
     exit_code: Option<i64>,
 ) -> Result<(), crate::db::DbError> {
-    let mut conn = state.pool.acquire().await?;
-    let Some(meeting) = db::meeting_by_id(&mut conn, meeting_id, false).await? else {
-        return Ok(());
-    };
-    drop(conn);
-    let Some(status) = meeting.known_status().filter(|s| !s.is_terminal()) else {
-        return Ok(());
-    };
-    let (to, details) = if meeting.stop_requested() || status == MeetingStatus::Stopping {
-        (MeetingStatus::Completed, stopped(source))
-    } else {
+    // Decided from the row under its lock, so a stop recorded meanwhile still dominates.
+    let decide = |meeting: &Meeting| {
+        let status = meeting.known_status().filter(|s| !s.is_terminal())?;
+        if meeting.stop_requested() || status == MeetingStatus::Stopping {
+            return Some((MeetingStatus::Completed, stopped(source)));
+        }
         let stage = match status {
             MeetingStatus::Requested => protocol::FailureStage::Requested,
             MeetingStatus::Joining => protocol::FailureStage::Joining,
             MeetingStatus::AwaitingAdmission => protocol::FailureStage::AwaitingAdmission,
             _ => protocol::FailureStage::Active,
         };
-        (
+        Some((
             MeetingStatus::Failed,
             TransitionDetails {
                 source,
@@ -289,9 +291,9 @@ pub async fn finalize_if_live(
                 exit_code: exit_code.and_then(|c| i32::try_from(c).ok()),
                 ..Default::default()
             },
-        )
+        ))
     };
-    state.transition(meeting_id, to, details).await?;
+    state.transition_with(meeting_id, decide).await?;
     Ok(())
 }
 

@@ -46,9 +46,23 @@ pub async fn update_meeting_status(
     details: TransitionDetails,
     row_locks: bool,
 ) -> Result<Applied, DbError> {
+    update_meeting_status_with(pool, meeting_id, |_| Some((to, details)), row_locks).await
+}
+
+/// Like [`update_meeting_status`], with the change decided from the row as read (under
+/// the lock, with `row_locks`): `decide` answers `None` to leave the row alone.
+pub async fn update_meeting_status_with(
+    pool: &PgPool,
+    meeting_id: i32,
+    decide: impl FnOnce(&Meeting) -> Option<(MeetingStatus, TransitionDetails)>,
+    row_locks: bool,
+) -> Result<Applied, DbError> {
     let mut tx = pool.begin().await?;
     let Some(meeting) = db::meeting_by_id(&mut tx, meeting_id, row_locks).await? else {
         return Ok(Applied::Missing);
+    };
+    let Some((to, details)) = decide(&meeting) else {
+        return Ok(Applied::Rejected(meeting));
     };
     if !row_locks {
         // Legacy: nothing holds the row between this read and the write below.

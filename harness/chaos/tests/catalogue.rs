@@ -1,7 +1,7 @@
 //! The catalogue as a regression suite: every scenario under every profile it names gives
 //! its expected verdict (a scenario expecting a violation that does not occur fails), and
-//! its normalised history matches the reviewed insta snapshot, so a change in behaviour
-//! shows up in review.
+//! its normalised legacy history matches the reviewed insta snapshot, so a change in
+//! behaviour shows up in review.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,14 +39,19 @@ async fn check_scenario(name: &str) {
             outcome.verdict,
             findings.join("\n")
         );
-        if let Some(history) = &outcome.history {
-            insta::assert_snapshot!(format!("{name}-{profile}"), normalise::render(history));
-        } else {
-            assert!(
+        match &outcome.history {
+            // Legacy is deterministic to the event; the fixed profile's background workers
+            // (finalizer, exit evidence, sweep) may take turns differently from run to
+            // run, so only its verdict is asserted.
+            Some(history) if profile == "legacy" => {
+                insta::assert_snapshot!(format!("{name}-{profile}"), normalise::render(history));
+            }
+            Some(_) => {}
+            None => assert!(
                 matches!(outcome.verdict, Verdict::Pending { .. }),
                 "{}",
                 outcome.verdict
-            );
+            ),
         }
     }
 }

@@ -169,10 +169,7 @@ pub enum AttributeError {
         value: String,
     },
     #[error("a {toxic} toxic {rule}")]
-    Invalid {
-        toxic: &'static str,
-        rule: String,
-    },
+    Invalid { toxic: &'static str, rule: String },
 }
 
 impl ToxicKind {
@@ -191,7 +188,9 @@ impl ToxicKind {
     /// The attributes as name-value pairs, in the API's order.
     pub fn fields(&self) -> Vec<(&'static str, u64)> {
         match *self {
-            ToxicKind::Latency { latency, jitter } => vec![("latency", latency), ("jitter", jitter)],
+            ToxicKind::Latency { latency, jitter } => {
+                vec![("latency", latency), ("jitter", jitter)]
+            }
             ToxicKind::Bandwidth { rate } => vec![("rate", rate)],
             ToxicKind::SlowClose { delay } => vec![("delay", delay)],
             ToxicKind::Timeout { timeout } | ToxicKind::ResetPeer { timeout } => {
@@ -263,9 +262,9 @@ impl ToxicKind {
             ToxicKind::Bandwidth { rate: 0 } => {
                 invalid("needs a rate of at least 1 KB/s (use `timeout` to stop data)".into())
             }
-            ToxicKind::Slicer { average_size: 0, .. } => {
-                invalid("needs an average_size of at least 1".into())
-            }
+            ToxicKind::Slicer {
+                average_size: 0, ..
+            } => invalid("needs an average_size of at least 1".into()),
             ToxicKind::Slicer {
                 average_size,
                 size_variation,

@@ -20,6 +20,7 @@ pub(crate) enum Purpose {
 }
 
 impl Rng {
+    #[cfg(test)]
     pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
@@ -96,6 +97,10 @@ mod tests {
     #[test]
     fn unit_stays_in_the_half_open_interval() {
         let mut rng = Rng::new(1);
-        assert!((0..10_000).map(|_| rng.unit()).all(|x| (0.0..1.0).contains(&x)));
+        assert!(
+            (0..10_000)
+                .map(|_| rng.unit())
+                .all(|x| (0.0..1.0).contains(&x))
+        );
     }
 }

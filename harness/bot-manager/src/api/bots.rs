@@ -129,9 +129,22 @@ pub async fn create_bot(
     let container_id = match started.await {
         Ok(id) => id,
         Err(err) => {
-            // Production leaves the row in `error`, outside the status machine: no later
-            // status update of it can succeed.
-            if let Err(db_err) = db::set_raw_status(&state.pool, meeting.id, "error").await {
+            if state.fixes.start_failure_fails {
+                let details = crate::transitions::TransitionDetails {
+                    source: "container_start",
+                    reason: Some(format!("the container did not start: {err}")),
+                    failure_stage: Some(protocol::FailureStage::Requested),
+                    ..Default::default()
+                };
+                if let Err(db_err) = state
+                    .transition(meeting.id, MeetingStatus::Failed, details)
+                    .await
+                {
+                    tracing::error!(meeting_id = meeting.id, error = %db_err, "failed to fail the meeting");
+                }
+            } else if let Err(db_err) = db::set_raw_status(&state.pool, meeting.id, "error").await {
+                // Production leaves the row in `error`, outside the status machine: no
+                // later status update of it can succeed.
                 tracing::error!(meeting_id = meeting.id, error = %db_err, "failed to mark the meeting as error");
             }
             return Err(ApiError::internal(err));

@@ -22,7 +22,9 @@ pub(super) fn apply(
     clock: &mut Option<Instant>,
     key: Key,
 ) -> Vec<Piece> {
-    let burst = usize::try_from(rate.saturating_mul(100)).unwrap_or(usize::MAX).max(1);
+    let burst = usize::try_from(rate.saturating_mul(100))
+        .unwrap_or(usize::MAX)
+        .max(1);
     let mut out = Vec::with_capacity(pieces.len());
     for piece in pieces {
         let start = clock.map_or(piece.at, |free| free.max(piece.at));

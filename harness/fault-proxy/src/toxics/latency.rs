@@ -36,7 +36,10 @@ mod tests {
             .map(|_| delay(100, 20, &mut rng).as_millis() as u64)
             .collect();
         assert!(delays.iter().all(|d| (80..120).contains(d)), "{delays:?}");
-        assert!(delays.iter().any(|d| *d != delays[0]), "jitter varies the delay");
+        assert!(
+            delays.iter().any(|d| *d != delays[0]),
+            "jitter varies the delay"
+        );
     }
 
     #[test]

@@ -1,0 +1,366 @@
+//! The REST API: Toxiproxy's shapes, defaults and status codes, malformed requests
+//! answered with a clear message, and the crate's client over it.
+
+mod common;
+
+use common::Rig;
+use fault_proxy::model::{NewProxy, NewToxic, ProxyUpdate, Stream, ToxicKind};
+use serde_json::{Value, json};
+
+/// Raw calls, to see exact status codes and bodies.
+struct Raw {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Raw {
+    fn new(rig: &Rig) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: rig.server.url(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// Asserts Toxiproxy's error shape, and that the message says what went wrong.
+fn assert_error(answer: (u16, Value), status: u16, says: &str) {
+    let (got, body) = answer;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"));
+    assert!(message.contains(says), "{message:?} should say {says:?}");
+}
+
+async fn rig_with_proxy() -> (Rig, Raw) {
+    let rig = Rig::new().await;
+    rig.proxy("p").await;
+    let raw = Raw::new(&rig);
+    (rig, raw)
+}
+
+#[tokio::test]
+async fn a_new_toxic_defaults_to_downstream_full_toxicity_and_a_type_stream_name() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let (status, toxic) = raw
+        .post(
+            "/proxies/p/toxics",
+            r#"{"type": "latency", "attributes": {"latency": 5}}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        toxic,
+        json!({"name": "latency_downstream", "type": "latency", "stream": "downstream",
+               "toxicity": 1.0, "attributes": {"latency": 5, "jitter": 0}})
+    );
+    let (status, listed) = raw.get("/proxies/p/toxics").await;
+    assert_eq!((status, listed), (200, json!([toxic])));
+}
+
+#[tokio::test]
+async fn proxies_show_with_their_toxics_and_the_bound_address() {
+    let (rig, raw) = rig_with_proxy().await;
+    let (status, all) = raw.get("/proxies").await;
+    assert_eq!(status, 200);
+    let proxy = &all["p"];
+    assert_eq!(proxy["name"], "p");
+    assert_eq!(proxy["enabled"], true);
+    assert_eq!(proxy["upstream"], rig.upstream_addr().to_string());
+    assert_eq!(proxy["toxics"], json!([]));
+    assert!(
+        !proxy["listen"].as_str().unwrap().ends_with(":0"),
+        "{proxy}"
+    );
+    let (status, version) = raw.get("/version").await;
+    assert_eq!(status, 200);
+    assert!(version["version"].is_string(), "{version}");
+}
+
+#[tokio::test]
+async fn an_unknown_toxic_type_is_a_400() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let answer = raw.post("/proxies/p/toxics", r#"{"type": "lag"}"#).await;
+    assert_error(answer, 400, "invalid toxic type: `lag`");
+}
+
+#[tokio::test]
+async fn bad_attributes_are_a_400_that_names_the_attribute() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let cases = [
+        (
+            r#"{"type": "latency", "attributes": {"latency": "slow"}}"#,
+            "`latency`",
+        ),
+        (
+            r#"{"type": "latency", "attributes": {"latency": -5}}"#,
+            "non-negative",
+        ),
+        (
+            r#"{"type": "latency", "attributes": {"latncy": 5}}"#,
+            "unknown attribute `latncy`",
+        ),
+        (
+            r#"{"type": "bandwidth", "attributes": {"rate": 0}}"#,
+            "rate",
+        ),
+        (
+            r#"{"type": "slicer", "attributes": {"average_size": 4, "size_variation": 4}}"#,
+            "size_variation",
+        ),
+        (r#"{"type": "timeout", "toxicity": 1.5}"#, "toxicity"),
+        (r#"{"type": "timeout", "attributes": [1]}"#, "attributes"),
+    ];
+    for (body, says) in cases {
+        let answer = raw.post("/proxies/p/toxics", body).await;
+        assert_error(answer, 400, says);
+    }
+    let (_, toxics) = raw.get("/proxies/p/toxics").await;
+    assert_eq!(toxics, json!([]), "nothing was added");
+}
+
+#[tokio::test]
+async fn an_invalid_stream_is_a_400() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let answer = raw
+        .post(
+            "/proxies/p/toxics",
+            r#"{"type": "timeout", "stream": "sideways"}"#,
+        )
+        .await;
+    assert_error(answer, 400, "can be either upstream or downstream");
+}
+
+#[tokio::test]
+async fn duplicate_names_are_a_409() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let spec = r#"{"name": "p", "upstream": "127.0.0.1:1"}"#;
+    assert_error(
+        raw.post("/proxies", spec).await,
+        409,
+        "proxy already exists: p",
+    );
+    let toxic = r#"{"type": "timeout", "stream": "upstream"}"#;
+    assert_eq!(raw.post("/proxies/p/toxics", toxic).await.0, 200);
+    let answer = raw.post("/proxies/p/toxics", toxic).await;
+    assert_error(answer, 409, "toxic already exists: timeout_upstream");
+}
+
+#[tokio::test]
+async fn unknown_proxies_and_toxics_are_a_404() {
+    let (_rig, raw) = rig_with_proxy().await;
+    assert_error(raw.get("/proxies/nope").await, 404, "proxy not found: nope");
+    assert_error(raw.delete("/proxies/nope").await, 404, "proxy not found");
+    assert_error(
+        raw.post("/proxies/nope", r#"{"enabled": false}"#).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        raw.get("/proxies/nope/toxics").await,
+        404,
+        "proxy not found",
+    );
+    let toxic = r#"{"type": "timeout"}"#;
+    assert_error(
+        raw.post("/proxies/nope/toxics", toxic).await,
+        404,
+        "proxy not found",
+    );
+    assert_error(
+        raw.get("/proxies/p/toxics/nope").await,
+        404,
+        "toxic not found: nope",
+    );
+    assert_error(
+        raw.delete("/proxies/p/toxics/nope").await,
+        404,
+        "toxic not found",
+    );
+    let update = r#"{"attributes": {"timeout": 1}}"#;
+    assert_error(
+        raw.post("/proxies/p/toxics/nope", update).await,
+        404,
+        "toxic not found",
+    );
+}
+
+#[tokio::test]
+async fn bad_json_is_a_400() {
+    let (_rig, raw) = rig_with_proxy().await;
+    for (path, body) in [
+        ("/proxies", "{not json"),
+        ("/populate", r#"{"name": "not a list"}"#),
+        ("/proxies/p", r#"{"enabled": "yes"}"#),
+        ("/proxies/p/toxics", "{\"type\": "),
+        ("/proxies", r#"{"name": 5, "upstream": "x"}"#),
+    ] {
+        assert_error(raw.post(path, body).await, 400, "bad request body");
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_without_name_or_upstream_is_a_400() {
+    let rig = Rig::new().await;
+    let raw = Raw::new(&rig);
+    let answer = raw.post("/proxies", r#"{"upstream": "127.0.0.1:1"}"#).await;
+    assert_error(answer, 400, "missing required field: name");
+    let answer = raw
+        .post(
+            "/populate",
+            r#"[{"name": "a", "upstream": "x:1"}, {"name": "b"}]"#,
+        )
+        .await;
+    assert_error(answer, 400, "missing required field: upstream at proxy 2");
+    assert_eq!(
+        raw.get("/proxies").await.1,
+        json!({}),
+        "populate checks before creating"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_that_cannot_listen_is_a_500_naming_the_address() {
+    let (rig, raw) = rig_with_proxy().await;
+    let taken = rig.client.proxy("p").await.unwrap().listen;
+    let body = json!({"name": "q", "listen": taken, "upstream": "127.0.0.1:1"}).to_string();
+    assert_error(raw.post("/proxies", &body).await, 500, &taken);
+}
+
+#[tokio::test]
+async fn populate_creates_keeps_and_replaces() {
+    let rig = Rig::new().await;
+    let upstream = rig.upstream_addr().to_string();
+    let first = rig
+        .client
+        .populate(&[
+            NewProxy::new("a", "127.0.0.1:0", upstream.clone()),
+            NewProxy::new("b", "127.0.0.1:0", upstream.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    rig.add("a", Stream::Upstream, ToxicKind::Timeout { timeout: 0 })
+        .await;
+    // `a` unchanged (its toxic stays), `b` moved to another upstream.
+    let again = rig
+        .client
+        .populate(&[
+            NewProxy::new("a", first[0].listen.clone(), upstream.clone()),
+            NewProxy::new("b", "127.0.0.1:0", "127.0.0.1:1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0], rig.client.proxy("a").await.unwrap());
+    assert_eq!(again[0].toxics.len(), 1);
+    assert_eq!(again[1].upstream, "127.0.0.1:1");
+}
+
+#[tokio::test]
+async fn updating_a_proxy_moves_it_and_reset_restores_everything() {
+    let rig = Rig::new().await;
+    let proxy = rig.proxy("m").await;
+    let moved = rig
+        .client
+        .update_proxy(
+            "m",
+            &ProxyUpdate {
+                listen: Some("127.0.0.1:0".into()),
+                ..ProxyUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(moved.listen, proxy.listen);
+    let mut conn = rig.connect(&moved).await;
+    conn.round_trip().await;
+
+    rig.add("m", Stream::Downstream, ToxicKind::Timeout { timeout: 0 })
+        .await;
+    rig.client.set_enabled("m", false).await.unwrap();
+    rig.client.reset().await.unwrap();
+    let reset = rig.client.proxy("m").await.unwrap();
+    assert!(reset.enabled && reset.toxics.is_empty(), "{reset:?}");
+    rig.connect(&reset).await.round_trip().await;
+
+    rig.client.delete_proxy("m").await.unwrap();
+    assert_eq!(rig.client.proxy("m").await.unwrap_err().status(), Some(404));
+}
+
+#[tokio::test]
+async fn the_client_names_the_call_and_the_servers_message() {
+    let (rig, _raw) = rig_with_proxy().await;
+    let toxic = NewToxic::new(ToxicKind::Timeout { timeout: 0 }).named("cut");
+    rig.client.add_toxic("p", &toxic).await.unwrap();
+    let err = rig.client.add_toxic("p", &toxic).await.unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    assert_eq!(
+        err.to_string(),
+        "add toxic cut to proxy p: toxic already exists: cut (HTTP 409)"
+    );
+    let gone = fault_proxy::client::Client::new("127.0.0.1:1");
+    let err = gone.version().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "get the proxy server's version: no answer from the proxy server"
+    );
+}
+
+#[tokio::test]
+async fn a_browser_is_refused() {
+    let rig = Rig::new().await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/proxies", rig.server.url()))
+        .header("User-Agent", "Mozilla/5.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn names_with_colons_work_as_link_names() {
+    let rig = Rig::new().await;
+    let proxy = rig.proxy("bot:m1:redis").await;
+    rig.add(
+        "bot:m1:redis",
+        Stream::Upstream,
+        ToxicKind::LimitData { bytes: 1 },
+    )
+    .await;
+    let toxics = rig.client.toxics("bot:m1:redis").await.unwrap();
+    assert_eq!(toxics[0].name, "limit_data_upstream");
+    assert_eq!(
+        rig.client.proxy("bot:m1:redis").await.unwrap().listen,
+        proxy.listen
+    );
+}
