@@ -367,4 +367,25 @@ mod tests {
             .end();
         assert!(!leave_routed(&h, &config()).precondition_met);
     }
+
+    // Pins a restart in the same container (runtime control API): the killed process
+    // logs no loss, so the new process's `started` must end the old subscriptions, or a
+    // leave to the old uid would look heard.
+    #[test]
+    fn leave_to_the_uid_of_a_restarted_process_violates_leave_routed() {
+        let h = running_bot("first")
+            .at(30)
+            .subscribed(1, "first")
+            .at(500)
+            .bot(1, "second", "started", json!({}))
+            .at(530)
+            .subscribed(1, "second")
+            .at(1000)
+            .leave("first")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(r.summary.contains("bot_commands:second"), "{}", r.summary);
+    }
 }
