@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod history;
+pub mod links;
 pub mod report;
 pub mod results;
 pub mod run;

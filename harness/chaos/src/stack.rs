@@ -42,6 +42,10 @@ pub enum StackError {
     Database(#[source] sqlx::Error),
     #[error("signal the Redis server: {0}")]
     Signal(#[source] nix::Error),
+    #[error("set up the links: {0}")]
+    Links(#[from] crate::links::LinkError),
+    #[error("route {what} through a link: cannot read host:port from {url:?}")]
+    LinkUrl { what: String, url: String },
 }
 
 /// What to start.
@@ -53,6 +57,8 @@ pub struct StackConfig {
     pub bot_env: Vec<(String, String)>,
     /// Where service, runtime and bot logs go.
     pub log_dir: PathBuf,
+    /// Route every link through the fault proxy (seeded); `None`: direct connections.
+    pub links: Option<u64>,
 }
 
 pub struct Stack {
@@ -66,6 +72,9 @@ pub struct Stack {
     manager: tokio::sync::Mutex<Option<ChildGuard>>,
     manager_args: tokio::sync::Mutex<ManagerArgs>,
     runtime: ChildGuard,
+    /// The fault proxy every link goes through, when the run asked for it.
+    pub links: Option<crate::links::Links>,
+    service_addr: String,
     redis: RedisServer,
     db: TestDatabase,
     _dir: tempfile::TempDir,
@@ -80,6 +89,17 @@ struct ManagerArgs {
     service: ServiceSettings,
     log_dir: PathBuf,
     starts: u32,
+}
+
+/// `url` routed through a new link.
+async fn through(links: &crate::links::Links, link: &str, url: &str) -> Result<String, StackError> {
+    let bad = || StackError::LinkUrl {
+        what: link.to_owned(),
+        url: url.to_owned(),
+    };
+    let upstream = crate::links::authority(url).ok_or_else(bad)?;
+    let listen = links.create(link, upstream).await?;
+    crate::links::with_authority(url, &listen).ok_or_else(bad)
 }
 
 fn workspace_root() -> PathBuf {
@@ -195,12 +215,28 @@ impl Stack {
             .to_owned();
 
         let port = infra::process::free_port()?;
+        let mut database_url = db.url().to_owned();
+        let mut redis_url = redis.url().to_owned();
+        let mut docker_host = format!("unix://{}", socket.display());
+        let links = match config.links {
+            Some(seed) => {
+                let links = crate::links::Links::start(seed).await?;
+                database_url = through(&links, "service:postgres", &database_url).await?;
+                redis_url = through(&links, "service:redis", &redis_url).await?;
+                docker_host = format!(
+                    "tcp://{}",
+                    links.create("service:runtime", &runtime_addr).await?
+                );
+                Some(links)
+            }
+            None => None,
+        };
         let mut manager_args = ManagerArgs {
             port,
             profile: config.profile.clone(),
-            database_url: db.url().to_owned(),
-            redis_url: redis.url().to_owned(),
-            docker_host: format!("unix://{}", socket.display()),
+            database_url,
+            redis_url,
+            docker_host,
             service: config.service.clone(),
             log_dir: config.log_dir.clone(),
             starts: 0,
@@ -224,6 +260,8 @@ impl Stack {
             manager: tokio::sync::Mutex::new(Some(manager)),
             manager_args: tokio::sync::Mutex::new(manager_args),
             runtime,
+            links,
+            service_addr: format!("127.0.0.1:{port}"),
             redis,
             db,
             _dir: dir,
@@ -232,6 +270,25 @@ impl Stack {
 
     pub fn redis_url(&self) -> &str {
         self.redis.url()
+    }
+
+    /// Creates the links of one scenario meeting's bots and answers the environment that
+    /// points its bots at them (none without links).
+    pub async fn bot_links(&self, meeting: &str) -> Result<Vec<(String, String)>, StackError> {
+        let Some(links) = &self.links else {
+            return Ok(Vec::new());
+        };
+        let redis = through(links, &format!("bot:{meeting}:redis"), self.redis.url()).await?;
+        let callbacks = links
+            .create(&format!("bot:{meeting}:callbacks"), &self.service_addr)
+            .await?;
+        Ok(vec![
+            ("MOCK_BOT_REDIS_URL".to_owned(), redis),
+            (
+                "MOCK_BOT_CALLBACK_BASE".to_owned(),
+                format!("http://{callbacks}"),
+            ),
+        ])
     }
 
     pub fn database_url(&self) -> &str {

@@ -36,6 +36,11 @@
 //! | `MOCK_BOT_CRASH_AFTER_MS` | ms (0) | delay of the crash after entering its phase |
 //! | `MOCK_BOT_EXIT_DELAY_MS` | ms (0) | slow exit: wait this long after the terminal callback |
 //! | `MOCK_BOT_ACTIVE_FOR_MS` | ms (forever) | leave by itself after this long active (completion reason `left_alone`): how a scenario scripts "everyone left" |
+//! | `MOCK_BOT_REDIS_URL` | `redis://` URL (`BOT_CONFIG.redisUrl`) | replaces `redisUrl` for every Redis connection (subscription and resubscriptions), e.g. a per-bot fault proxy; `STOPFLOW_HOST_ALIASES` still applies to its host |
+//! | `MOCK_BOT_CALLBACK_BASE` | `http://host[:port]` (the callback URL's own) | replaces scheme, host and port of `BOT_CONFIG.botManagerCallbackUrl`, keeping its path, for every callback and `session_start` request; no path, query, fragment or user info; `STOPFLOW_HOST_ALIASES` still applies to its host |
+//!
+//! The two URL variables exist for the harness's fault proxy, which gives each bot its own
+//! port (host aliases cannot change a port). The `started` event logs the effective URLs.
 //!
 //! The `MOCK_BOT_CALLBACK*` variables govern the terminal callback only; `joining`,
 //! `awaiting_admission` and `active` are always one attempt with no timeout, their answer
@@ -58,6 +63,8 @@ use std::ffi::OsString;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use reqwest::Url;
 
 /// The prefix of every behaviour variable.
 pub const PREFIX: &str = "MOCK_BOT_";
@@ -91,6 +98,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "MOCK_BOT_CRASH_AFTER_MS",
     "MOCK_BOT_EXIT_DELAY_MS",
     "MOCK_BOT_ACTIVE_FOR_MS",
+    "MOCK_BOT_REDIS_URL",
+    "MOCK_BOT_CALLBACK_BASE",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,6 +246,48 @@ pub struct SubscribeBehaviour {
     pub meeting_channel: bool,
 }
 
+/// Where the bot connects instead of what `BOT_CONFIG` says (`MOCK_BOT_REDIS_URL`,
+/// `MOCK_BOT_CALLBACK_BASE`); `None` keeps the configured URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub redis_url: Option<String>,
+    /// Scheme, host and port only (checked: no path, query, fragment or user info).
+    pub callback_base: Option<Url>,
+}
+
+impl Endpoints {
+    /// `MOCK_BOT_REDIS_URL` if set, else `configured`.
+    pub fn redis_url(&self, configured: &str) -> String {
+        self.redis_url
+            .clone()
+            .unwrap_or_else(|| configured.to_owned())
+    }
+
+    /// `configured` with scheme, host and port from `MOCK_BOT_CALLBACK_BASE` if set (path
+    /// and query kept), else `configured` unchanged.
+    pub fn callback_url(&self, configured: &str) -> Result<String, BehaviourError> {
+        let Some(base) = &self.callback_base else {
+            return Ok(configured.to_owned());
+        };
+        let original = Url::parse(configured).map_err(|error| {
+            Vars::invalid(
+                CALLBACK_BASE_VAR,
+                base.as_str().trim_end_matches('/'),
+                format!(
+                    "BOT_CONFIG.botManagerCallbackUrl {configured:?} is not a URL whose path can be kept ({error})"
+                ),
+            )
+        })?;
+        let mut url = base.clone();
+        url.set_path(original.path());
+        url.set_query(original.query());
+        Ok(url.into())
+    }
+}
+
+const REDIS_URL_VAR: &str = "MOCK_BOT_REDIS_URL";
+const CALLBACK_BASE_VAR: &str = "MOCK_BOT_CALLBACK_BASE";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Behaviour {
     pub join_delay: Duration,
@@ -260,6 +311,7 @@ pub struct Behaviour {
     pub crash_after: Duration,
     pub exit_delay: Duration,
     pub active_for: Option<Duration>,
+    pub endpoints: Endpoints,
 }
 
 impl Default for Behaviour {
@@ -368,6 +420,10 @@ impl Behaviour {
             crash_after: vars.millis("MOCK_BOT_CRASH_AFTER_MS", 0)?,
             exit_delay: vars.millis("MOCK_BOT_EXIT_DELAY_MS", 0)?,
             active_for: vars.optional_millis("MOCK_BOT_ACTIVE_FOR_MS")?,
+            endpoints: Endpoints {
+                redis_url: vars.redis_url(REDIS_URL_VAR)?,
+                callback_base: vars.http_base(CALLBACK_BASE_VAR)?,
+            },
         })
     }
 }
@@ -466,6 +522,60 @@ impl Vars {
             Some("") => Err(Self::invalid(var, "", "expected a non-empty value")),
             other => Ok(other.map(str::to_owned)),
         }
+    }
+
+    /// A `redis://` URL the Redis client accepts, with a host.
+    fn redis_url(&self, var: &'static str) -> Result<Option<String>, BehaviourError> {
+        let Some(value) = self.get(var) else {
+            return Ok(None);
+        };
+        let invalid = || Self::invalid(var, value, "expected a redis://host[:port][/db] URL");
+        let url = Self::untrimmed_url(value).ok_or_else(invalid)?;
+        if url.scheme() != "redis"
+            || url.host_str().is_none_or(str::is_empty)
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || redis::IntoConnectionInfo::into_connection_info(value).is_err()
+        {
+            return Err(invalid());
+        }
+        Ok(Some(value.to_owned()))
+    }
+
+    /// An `http://host[:port]` base: nothing but scheme, host and port (a trailing `/` is
+    /// allowed).
+    fn http_base(&self, var: &'static str) -> Result<Option<Url>, BehaviourError> {
+        let Some(value) = self.get(var) else {
+            return Ok(None);
+        };
+        let invalid = || {
+            Self::invalid(
+                var,
+                value,
+                "expected an http://host[:port] base URL without path, query or user info",
+            )
+        };
+        let url = Self::untrimmed_url(value).ok_or_else(invalid)?;
+        if url.scheme() != "http"
+            || url.host_str().is_none_or(str::is_empty)
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(invalid());
+        }
+        Ok(Some(url))
+    }
+
+    /// `value` parsed as a URL, unless it has surrounding whitespace (which the URL parser
+    /// would silently strip).
+    fn untrimmed_url(value: &str) -> Option<Url> {
+        if value.trim() != value {
+            return None;
+        }
+        Url::parse(value).ok()
     }
 
     fn crash(&self, var: &'static str) -> Result<Option<Crash>, BehaviourError> {
@@ -579,10 +689,90 @@ mod tests {
     #[case("MOCK_BOT_CRASH", "requested:1")]
     #[case("MOCK_BOT_CRASH", "active:256")]
     #[case("MOCK_BOT_COMPLETION_REASON", "")]
+    #[case("MOCK_BOT_REDIS_URL", "")]
+    #[case("MOCK_BOT_REDIS_URL", "127.0.0.1:6379")]
+    #[case("MOCK_BOT_REDIS_URL", "http://127.0.0.1:6379")]
+    #[case("MOCK_BOT_REDIS_URL", "redis://")]
+    #[case("MOCK_BOT_REDIS_URL", "redis://127.0.0.1:6379/zero")]
+    #[case("MOCK_BOT_REDIS_URL", " redis://127.0.0.1:6379")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "127.0.0.1:4567")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "https://127.0.0.1:4567")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "redis://127.0.0.1:4567")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:4567/bots")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:4567?x=1")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "http://user@127.0.0.1:4567")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:99999")]
+    #[case("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:4567 ")]
     fn bad_values_name_the_variable_and_value(#[case] var: &str, #[case] value: &str) {
         let err = parse(&[(var, value)]).unwrap_err().to_string();
         assert!(err.contains(var), "{err}");
         assert!(err.contains(&format!("{value:?}")), "{err}");
+    }
+
+    #[test]
+    fn without_url_overrides_the_configured_urls_are_kept() {
+        let endpoints = Behaviour::default().endpoints;
+        assert_eq!(endpoints, Endpoints::default());
+        assert_eq!(
+            endpoints.redis_url("redis://redis:6379/0"),
+            "redis://redis:6379/0"
+        );
+        assert_eq!(
+            endpoints
+                .callback_url("http://bot-manager:8080/bots/internal/callback/exited")
+                .unwrap(),
+            "http://bot-manager:8080/bots/internal/callback/exited"
+        );
+    }
+
+    #[test]
+    fn the_redis_url_override_replaces_the_configured_one() {
+        let b = parse(&[("MOCK_BOT_REDIS_URL", "redis://127.0.0.1:7001/2")]).unwrap();
+        assert_eq!(
+            b.endpoints.redis_url("redis://redis:6379/0"),
+            "redis://127.0.0.1:7001/2"
+        );
+    }
+
+    #[rstest]
+    #[case(
+        "http://127.0.0.1:4567",
+        "http://bot-manager:8080/bots/internal/callback/exited",
+        "http://127.0.0.1:4567/bots/internal/callback/exited"
+    )]
+    #[case(
+        "http://fault-proxy:4567/",
+        "https://bot-manager/prefix/bots/internal/callback/exited?x=1",
+        "http://fault-proxy:4567/prefix/bots/internal/callback/exited?x=1"
+    )]
+    #[case(
+        "http://127.0.0.1",
+        "http://bot-manager:8080/callback",
+        "http://127.0.0.1/callback"
+    )]
+    fn the_callback_base_replaces_scheme_host_and_port_and_keeps_the_path(
+        #[case] base: &str,
+        #[case] configured: &str,
+        #[case] want: &str,
+    ) {
+        let b = parse(&[("MOCK_BOT_CALLBACK_BASE", base)]).unwrap();
+        assert_eq!(b.endpoints.callback_url(configured).unwrap(), want);
+    }
+
+    #[test]
+    fn a_callback_base_over_an_unparsable_callback_url_is_an_error_naming_the_variable() {
+        let b = parse(&[("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:4567")]).unwrap();
+        let err = b
+            .endpoints
+            .callback_url("http://bad host/callback")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MOCK_BOT_CALLBACK_BASE=\"http://127.0.0.1:4567\""),
+            "{err}"
+        );
+        assert!(err.contains("http://bad host/callback"), "{err}");
     }
 
     #[test]

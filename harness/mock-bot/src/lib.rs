@@ -3,7 +3,7 @@
 //!
 //! Everything comes from the environment, so the runtime or a real Docker daemon can start
 //! it unchanged: `BOT_CONFIG` (the service's JSON), `STOPFLOW_HOST_ALIASES` (see [`hosts`])
-//! and the `MOCK_BOT_*` behaviours (see [`behaviour`]). It writes one JSON event per line
+//! and the `MOCK_BOT_*` behaviours and URL overrides (see [`behaviour`]). It writes one JSON event per line
 //! on stdout (see [`events`]) and human logs on stderr (`RUST_LOG`). A configuration
 //! problem is one line on stderr and exit 1.
 
@@ -47,7 +47,9 @@ pub enum StartupError {
     Signal(#[source] std::io::Error),
 }
 
-/// Everything the environment says, checked before the bot does anything.
+/// Everything the environment says, checked before the bot does anything. `config` holds
+/// the effective URLs: `MOCK_BOT_REDIS_URL` and `MOCK_BOT_CALLBACK_BASE` already applied
+/// (host aliases are applied later, at connection time).
 #[derive(Debug)]
 pub struct Setup {
     pub config: BotConfig,
@@ -57,16 +59,22 @@ pub struct Setup {
 
 impl Setup {
     pub fn from_env() -> Result<Self, StartupError> {
-        let config = match std::env::var(BOT_CONFIG_VAR) {
+        let mut config = match std::env::var(BOT_CONFIG_VAR) {
             Ok(json) => BotConfig::parse(&json)?,
             Err(std::env::VarError::NotPresent) => return Err(BotConfigError::Missing.into()),
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(StartupError::BotConfigNotUnicode);
             }
         };
+        let behaviour = Behaviour::from_env()?;
+        // Every connection reads these two fields, so overriding them here covers all.
+        config.redis_url = behaviour.endpoints.redis_url(&config.redis_url);
+        config.bot_manager_callback_url = behaviour
+            .endpoints
+            .callback_url(&config.bot_manager_callback_url)?;
         Ok(Setup {
             config,
-            behaviour: Behaviour::from_env()?,
+            behaviour,
             aliases: HostAliases::from_env()?,
         })
     }

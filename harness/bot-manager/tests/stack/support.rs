@@ -92,6 +92,7 @@ impl Stack {
             profile: "legacy".into(),
             service,
             bot_env: options.bot_env,
+            links: None,
             log_dir: logs.path().to_owned(),
         })
         .await

@@ -33,6 +33,8 @@ pub enum Heal {
     ClearRuntimeFaults,
     StartService,
     ResumeRedis,
+    RemoveToxic { link: String, toxic: String },
+    LinkUp(String),
 }
 
 fn token(user: &str) -> &'static str {
@@ -53,11 +55,14 @@ impl Ctx {
         self.labels.native_id(label).unwrap_or_default().to_owned()
     }
 
+    /// The meeting's bot behaviours and the links its bots dial, as a runtime rule.
     pub async fn set_bot_behaviour(&self, meeting: &Meeting) -> Result<(), RunError> {
-        if meeting.bot_env.is_empty() {
+        let mut env = meeting.bot_env.clone();
+        env.extend(self.stack.bot_links(&meeting.label).await?);
+        if env.is_empty() {
             return Ok(());
         }
-        let body = rule_body(&self.native(&meeting.label), &meeting.bot_env);
+        let body = rule_body(&self.native(&meeting.label), &env);
         self.stack
             .runtime_call(Method::POST, "/_runtime/rules", Some(&body))
             .await?;
@@ -85,7 +90,10 @@ impl Ctx {
     pub async fn perform(self: &Arc<Self>, action: &Action, heal_after_ms: Option<u64>) -> String {
         let result = self.act(action).await;
         if let (Ok(Some(heal)), true) = (&result, action.is_fault()) {
-            let target = action.meeting().unwrap_or("system").to_owned();
+            let target = match action {
+                Action::Network { link, .. } | Action::LinkDown { link } => link.clone(),
+                _ => action.meeting().unwrap_or("system").to_owned(),
+            };
             self.fault(
                 action.name(),
                 &target,
@@ -150,6 +158,14 @@ impl Ctx {
                 .map_err(|e| e.to_string()),
             Heal::StartService => self.stack.start_manager().await.map_err(|e| e.to_string()),
             Heal::ResumeRedis => self.stack.signal_redis(Signal::SIGCONT).map_err(|e| e.to_string()),
+            Heal::RemoveToxic { link, toxic } => match &self.stack.links {
+                Some(links) => links.remove_toxic(link, toxic).await.map_err(|e| e.to_string()),
+                None => Err("this run has no links".into()),
+            },
+            Heal::LinkUp(link) => match &self.stack.links {
+                Some(links) => links.set_up(link, true).await.map_err(|e| e.to_string()),
+                None => Err("this run has no links".into()),
+            },
         };
         let detail = match result {
             Ok(()) => json!({"outcome": "ok"}),
@@ -301,6 +317,28 @@ impl Ctx {
                     .signal_redis(Signal::SIGSTOP)
                     .map_err(|e| e.to_string())?;
                 Ok(Some(Heal::ResumeRedis))
+            }
+            Action::Network {
+                link,
+                toxic,
+                kind,
+                stream,
+                toxicity,
+            } => {
+                let links = self.stack.links.as_ref().ok_or("this run has no links")?;
+                let name = links
+                    .add_toxic(link, toxic, *kind, *stream, *toxicity)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(Heal::RemoveToxic {
+                    link: link.clone(),
+                    toxic: name,
+                }))
+            }
+            Action::LinkDown { link } => {
+                let links = self.stack.links.as_ref().ok_or("this run has no links")?;
+                links.set_up(link, false).await.map_err(|e| e.to_string())?;
+                Ok(Some(Heal::LinkUp(link.clone())))
             }
             Action::Callback {
                 meeting,

@@ -116,6 +116,7 @@ async fn execute(
         service: scenario.service.clone(),
         bot_env: Vec::new(),
         log_dir: spec.dir.join("logs"),
+        links: Some(spec.seed),
     })
     .await?;
     // The scenario's clock starts once the system under test is up.

@@ -428,12 +428,10 @@ impl Validator<'_> {
                 ],
                 true,
             ),
-            "network" => {
-                self.error(at, format!("step {step:?}: network faults (link, toxic) arrive with the fault proxy; this build cannot run them yet"));
-                return None;
-            }
+            "network" => (&["link", "toxic", "heal_after_ms"], false),
+            "link_down" => (&["link", "heal_after_ms"], false),
             other => {
-                self.error(at, format!("step {step:?}: unknown action {other:?} (create, stop, reconfigure, restart_bot, kill_bot, pause_bot, resume_bot, runtime_faults, forget_containers, restart_service, stop_service, start_service, pause_redis, callback, network)"));
+                self.error(at, format!("step {step:?}: unknown action {other:?} (create, stop, reconfigure, restart_bot, kill_bot, pause_bot, resume_bot, runtime_faults, forget_containers, restart_service, stop_service, start_service, pause_redis, callback, network, link_down)"));
                 return None;
             }
         };
@@ -514,7 +512,128 @@ impl Validator<'_> {
                     path,
                 }
             }
+            "network" => {
+                let link = self.link(at, step, spec.link.as_deref(), labels)?;
+                let Some(toxic) = &spec.toxic else {
+                    self.error(
+                        at,
+                        format!("step {step:?}: action \"network\" needs `toxic`"),
+                    );
+                    return None;
+                };
+                self.toxic(at, step, link, toxic)?
+            }
+            "link_down" => Action::LinkDown {
+                link: self.link(at, step, spec.link.as_deref(), labels)?,
+            },
             _ => unreachable!("checked above"),
+        })
+    }
+
+    /// `service:postgres|redis|runtime` or `bot:<meeting>:redis|callbacks`.
+    fn link(
+        &mut self,
+        at: usize,
+        step: &str,
+        link: Option<&str>,
+        labels: &BTreeSet<String>,
+    ) -> Option<String> {
+        let Some(link) = link else {
+            self.error(at, format!("step {step:?}: a network step needs `link`"));
+            return None;
+        };
+        let ok = match link.split(':').collect::<Vec<_>>().as_slice() {
+            ["service", "postgres" | "redis" | "runtime"] => true,
+            ["bot", meeting, "redis" | "callbacks"] => {
+                if !labels.contains(*meeting) {
+                    self.error(at, format!("step {step:?}: link {link:?} names meeting {meeting:?}, which is not defined"));
+                    return None;
+                }
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            self.error(at, format!("step {step:?}: link {link:?} is not one of service:postgres, service:redis, service:runtime, bot:<meeting>:redis, bot:<meeting>:callbacks"));
+            return None;
+        }
+        Some(link.to_owned())
+    }
+
+    /// `{ type = "reset_peer", stream = "downstream", toxicity = 1.0, attributes = { timeout = 0 } }`
+    fn toxic(
+        &mut self,
+        at: usize,
+        step: &str,
+        link: String,
+        toxic: &toml::Table,
+    ) -> Option<Action> {
+        for key in toxic.keys() {
+            if !matches!(
+                key.as_str(),
+                "type" | "stream" | "toxicity" | "attributes" | "name"
+            ) {
+                self.error(at, format!("step {step:?}: toxic key `{key}` is not one of type, stream, toxicity, attributes, name"));
+                return None;
+            }
+        }
+        let Some(kind) = toxic.get("type").and_then(|t| t.as_str()) else {
+            self.error(at, format!("step {step:?}: toxic needs `type`"));
+            return None;
+        };
+        let stream = match toxic.get("stream") {
+            None => fault_proxy::model::Stream::Downstream,
+            Some(value) => match value.as_str().and_then(fault_proxy::model::Stream::parse) {
+                Some(stream) => stream,
+                None => {
+                    self.error(at, format!("step {step:?}: toxic stream {value} is not \"upstream\" or \"downstream\""));
+                    return None;
+                }
+            },
+        };
+        let toxicity = match toxic.get("toxicity") {
+            None => 1.0,
+            Some(toml::Value::Float(f)) if (0.0..=1.0).contains(f) => *f as f32,
+            Some(toml::Value::Integer(i)) if (0..=1).contains(i) => *i as f32,
+            Some(other) => {
+                self.error(
+                    at,
+                    format!("step {step:?}: toxicity {other} is not a number from 0 to 1"),
+                );
+                return None;
+            }
+        };
+        let attributes = match toxic.get("attributes") {
+            None => serde_json::Map::new(),
+            Some(toml::Value::Table(t)) => match serde_json::to_value(t) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            },
+            Some(other) => {
+                self.error(
+                    at,
+                    format!("step {step:?}: toxic attributes {other} is not a table"),
+                );
+                return None;
+            }
+        };
+        let kind = match fault_proxy::model::ToxicKind::from_attributes(kind, &attributes) {
+            Ok(kind) => kind,
+            Err(err) => {
+                self.error(at, format!("step {step:?}: toxic: {err}"));
+                return None;
+            }
+        };
+        let name = toxic
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map_or_else(|| step.to_owned(), str::to_owned);
+        Some(Action::Network {
+            link,
+            toxic: name,
+            kind,
+            stream,
+            toxicity,
         })
     }
 

@@ -78,7 +78,7 @@ pub enum Condition {
     AfterStep { step: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Create {
         meeting: String,
@@ -123,6 +123,18 @@ pub enum Action {
         exit_code: Option<i32>,
         path: String,
     },
+    /// A toxic on a link (fault proxy), removed when healed.
+    Network {
+        link: String,
+        toxic: String,
+        kind: fault_proxy::model::ToxicKind,
+        stream: fault_proxy::model::Stream,
+        toxicity: f32,
+    },
+    /// A link down (refuses and closes connections), up again when healed.
+    LinkDown {
+        link: String,
+    },
 }
 
 impl Action {
@@ -142,6 +154,8 @@ impl Action {
             Action::StartService => "start_service",
             Action::PauseRedis => "pause_redis",
             Action::Callback { .. } => "callback",
+            Action::Network { .. } => "network",
+            Action::LinkDown { .. } => "link_down",
         }
     }
 
@@ -168,6 +182,8 @@ impl Action {
                 | Action::RuntimeFaults { .. }
                 | Action::StopService
                 | Action::PauseRedis
+                | Action::Network { .. }
+                | Action::LinkDown { .. }
         )
     }
 }

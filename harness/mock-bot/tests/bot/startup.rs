@@ -1,10 +1,14 @@
-//! What the bot reads from its environment: bad values stop it, aliases route it.
+//! What the bot reads from its environment: bad values stop it, aliases and the URL
+//! overrides route it.
 
 use std::process::Stdio;
 
 use rstest::rstest;
 
-use crate::support::{Bot, CallbackServer, DEADLINE, TestRedis, bot_config};
+use crate::support::{
+    Bot, CallbackServer, DEADLINE, EXITED_PATH, STATUS_CHANGE_PATH, TestRedis, bot_config,
+    refused_port,
+};
 
 const CALLBACK_URL: &str = "http://bot-manager:8080/bots/internal/callback/exited";
 
@@ -24,6 +28,10 @@ fn invalid_redis_url_config() -> String {
 #[case::unknown_value(Some(valid_config()), &[("MOCK_BOT_CALLBACK", "twice")], "MOCK_BOT_CALLBACK=\"twice\"")]
 #[case::not_a_number(Some(valid_config()), &[("MOCK_BOT_RECONNECTS", "many")], "MOCK_BOT_RECONNECTS=\"many\"")]
 #[case::malformed_alias(Some(valid_config()), &[("STOPFLOW_HOST_ALIASES", "bot-manager")], "STOPFLOW_HOST_ALIASES")]
+#[case::redis_url_not_redis(Some(valid_config()), &[("MOCK_BOT_REDIS_URL", "http://127.0.0.1:6379")], "MOCK_BOT_REDIS_URL=\"http://127.0.0.1:6379\"")]
+#[case::redis_url_not_a_url(Some(valid_config()), &[("MOCK_BOT_REDIS_URL", "127.0.0.1:6379")], "MOCK_BOT_REDIS_URL=\"127.0.0.1:6379\"")]
+#[case::callback_base_with_a_path(Some(valid_config()), &[("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:4567/bots")], "MOCK_BOT_CALLBACK_BASE=\"http://127.0.0.1:4567/bots\"")]
+#[case::callback_base_not_http(Some(valid_config()), &[("MOCK_BOT_CALLBACK_BASE", "127.0.0.1:4567")], "MOCK_BOT_CALLBACK_BASE=\"127.0.0.1:4567\"")]
 #[tokio::test]
 async fn bad_environment_exits_1_with_one_line_naming_the_problem(
     #[case] config: Option<String>,
@@ -86,4 +94,91 @@ async fn host_aliases_resolve_the_callback_and_redis_hosts() {
             .is_some_and(|url| url.contains("127.0.0.1")),
         "{started}"
     );
+}
+
+#[rstest]
+#[case::by_address("127.0.0.1", "status_change", STATUS_CHANGE_PATH)]
+#[case::through_a_host_alias("fault-proxy", "status_change", STATUS_CHANGE_PATH)]
+#[case::legacy_exited_path("127.0.0.1", "exited", EXITED_PATH)]
+#[tokio::test]
+async fn with_a_callback_base_every_callback_goes_to_its_host_and_port_keeping_the_path(
+    #[case] host: &str,
+    #[case] callback_path: &str,
+    #[case] terminal_path: &str,
+) {
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    let callback_url = format!(
+        "http://bot-manager:{}/bots/internal/callback/exited",
+        refused_port()
+    );
+    let config = bot_config(&callback_url, &redis.url());
+    let base = format!("http://{host}:{}", server.port());
+    let mut bot = Bot::spawn(
+        &config,
+        &[
+            ("MOCK_BOT_CALLBACK_BASE", base.as_str()),
+            ("MOCK_BOT_CALLBACK_PATH", callback_path),
+            ("STOPFLOW_HOST_ALIASES", "fault-proxy=127.0.0.1"),
+        ],
+    );
+
+    bot.wait_ready().await;
+    server.wait_for_status("active").await;
+    // The session opens alongside `active`; a leave before its answer would cut it short.
+    bot.wait_event("session_started").await;
+    assert_eq!(redis.leave(&bot.uid).await, 1);
+    bot.expect_exit_code(0).await;
+
+    assert_eq!(
+        server.statuses(),
+        ["joining", "awaiting_admission", "active", "completed"]
+    );
+    assert_eq!(server.sessions().len(), 1);
+    let terminal = server.terminal();
+    assert_eq!(terminal.len(), 1, "{terminal:#?}");
+    assert_eq!(terminal[0].path, terminal_path);
+    for sent in bot.events_named("status_sent") {
+        assert_eq!(sent["http_status"], 200, "{sent}");
+    }
+    assert_eq!(bot.events_named("session_started")[0]["http_status"], 200);
+    let started = &bot.events_named("started")[0];
+    assert_eq!(
+        started["callback_url"],
+        format!("{base}{EXITED_PATH}"),
+        "{started}"
+    );
+}
+
+#[rstest]
+#[case::by_address("127.0.0.1")]
+#[case::through_a_host_alias("fault-proxy")]
+#[tokio::test]
+async fn with_a_redis_url_override_a_leave_published_on_that_redis_is_honoured(#[case] host: &str) {
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    let unreachable = format!("redis://127.0.0.1:{}/0", refused_port());
+    let config = bot_config(&server.exited_url(), &unreachable);
+    let mut redis_url = reqwest::Url::parse(&redis.url()).expect("a Redis URL");
+    redis_url.set_host(Some(host)).expect("a host");
+    let mut bot = Bot::spawn(
+        &config,
+        &[
+            ("MOCK_BOT_REDIS_URL", redis_url.as_str()),
+            ("STOPFLOW_HOST_ALIASES", "fault-proxy=127.0.0.1"),
+        ],
+    );
+
+    bot.wait_ready().await;
+    assert_eq!(redis.leave(&bot.uid).await, 1);
+    bot.expect_exit_code(0).await;
+
+    assert!(bot.events_named("subscribe_failed").is_empty());
+    let leave_started = bot.wait_event("leave_started").await;
+    assert_eq!(leave_started["trigger"], "command");
+    assert_eq!(server.terminal().len(), 1);
+    // The effective URL, after the alias: the test Redis on loopback.
+    redis_url.set_host(Some("127.0.0.1")).expect("a host");
+    let started = &bot.events_named("started")[0];
+    assert_eq!(started["redis_url"], redis_url.as_str(), "{started}");
 }

@@ -344,6 +344,14 @@ impl Drop for SilentServer {
     }
 }
 
+/// A loopback port nobody listens on: bound, then released, so a connection is refused.
+pub fn refused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 // ---------------------------------------------------------------------------------------
 // The bot process
 

@@ -1,0 +1,143 @@
+//! Every network path of a run goes through a named link of a Toxiproxy-compatible proxy,
+//! so a scenario can slow, cut or reset any of them: the embedded `fault-proxy`, or a real
+//! Toxiproxy given by `TOXIPROXY_URL`.
+//!
+//! Link names: `service:postgres`, `service:redis`, `service:runtime` (the Docker API),
+//! `bot:<meeting>:redis`, `bot:<meeting>:callbacks`.
+
+use fault_proxy::client::{Client, ClientError};
+use fault_proxy::model::{NewProxy, NewToxic, Stream, ToxicKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("start the embedded fault proxy: {0}")]
+    Start(#[source] fault_proxy::ServerError),
+    #[error("{0}")]
+    Proxy(#[from] ClientError),
+    #[error("read the address of link {link} from {listen:?}")]
+    Listen { link: String, listen: String },
+}
+
+pub struct Links {
+    client: Client,
+    /// Prefix of this run's proxy names on a shared (external) Toxiproxy.
+    prefix: String,
+    _embedded: Option<fault_proxy::Server>,
+}
+
+impl Links {
+    /// The embedded proxy on a free port, or the Toxiproxy at `TOXIPROXY_URL`.
+    pub async fn start(seed: u64) -> Result<Links, LinkError> {
+        if let Ok(url) = std::env::var("TOXIPROXY_URL") {
+            let client = Client::new(url);
+            client.version().await?;
+            return Ok(Links {
+                client,
+                prefix: format!(
+                    "stopflow-{}-{:08x}-",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ),
+                _embedded: None,
+            });
+        }
+        let listen = "127.0.0.1:0".parse().expect("a socket address");
+        let server = fault_proxy::Server::start(listen, seed)
+            .await
+            .map_err(LinkError::Start)?;
+        Ok(Links {
+            client: Client::new(server.url()),
+            prefix: String::new(),
+            _embedded: Some(server),
+        })
+    }
+
+    fn name(&self, link: &str) -> String {
+        format!("{}{link}", self.prefix)
+    }
+
+    /// Creates a link to `upstream` (`host:port`); answers the `host:port` to dial instead.
+    pub async fn create(&self, link: &str, upstream: &str) -> Result<String, LinkError> {
+        let proxy = self
+            .client
+            .create_proxy(&NewProxy::new(self.name(link), "127.0.0.1:0", upstream))
+            .await?;
+        if proxy.listen.ends_with(":0") || proxy.listen.is_empty() {
+            return Err(LinkError::Listen {
+                link: link.to_owned(),
+                listen: proxy.listen,
+            });
+        }
+        Ok(proxy.listen)
+    }
+
+    /// Adds a toxic; answers the name to remove it by.
+    pub async fn add_toxic(
+        &self,
+        link: &str,
+        name: &str,
+        kind: ToxicKind,
+        stream: Stream,
+        toxicity: f32,
+    ) -> Result<String, LinkError> {
+        let toxic = NewToxic::new(kind)
+            .named(name)
+            .stream(stream)
+            .toxicity(toxicity);
+        Ok(self.client.add_toxic(&self.name(link), &toxic).await?.name)
+    }
+
+    pub async fn remove_toxic(&self, link: &str, toxic: &str) -> Result<(), LinkError> {
+        Ok(self.client.remove_toxic(&self.name(link), toxic).await?)
+    }
+
+    /// Down refuses new connections and closes the open ones; up listens again.
+    pub async fn set_up(&self, link: &str, up: bool) -> Result<(), LinkError> {
+        self.client.set_enabled(&self.name(link), up).await?;
+        Ok(())
+    }
+
+    /// Removes this run's proxies from a shared Toxiproxy (the embedded one goes with
+    /// the run).
+    pub async fn close(&self) {
+        if self._embedded.is_some() {
+            return;
+        }
+        if let Ok(proxies) = self.client.proxies().await {
+            for name in proxies.keys().filter(|n| n.starts_with(&self.prefix)) {
+                let _ = self.client.delete_proxy(name).await;
+            }
+        }
+    }
+}
+
+/// `host:port` of a URL's authority (`postgres://u@h:p/db` -> `h:p`).
+pub fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().filter(|a| a.contains(':'))
+}
+
+/// The URL with its `host:port` replaced.
+pub fn with_authority(url: &str, authority_now: &str) -> Option<String> {
+    let old = authority(url)?;
+    Some(url.replacen(old, authority_now, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_rewritten_to_the_link_address() {
+        assert_eq!(
+            authority("postgres://postgres@127.0.0.1:5432/test"),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(authority("redis://127.0.0.1:6379/"), Some("127.0.0.1:6379"));
+        assert_eq!(
+            with_authority("postgres://postgres@127.0.0.1:5432/t?x=1", "127.0.0.1:9").as_deref(),
+            Some("postgres://postgres@127.0.0.1:9/t?x=1")
+        );
+    }
+}
