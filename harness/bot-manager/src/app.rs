@@ -23,6 +23,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub bus: Bus,
     pub runtime: Runtime,
+    /// Serialises "read the stored status, publish it" (with `row_locks`).
+    pub publish_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +99,21 @@ impl AppState {
     }
 
     /// Publishes the status a row now holds.
+    /// With `row_locks`, what is published is the status the row holds when publishing,
+    /// read again under one lock: two changes committed in one order could otherwise reach
+    /// Redis in the other, and the last word must be the stored one.
     pub async fn publish_applied(&self, meeting: &Meeting) {
-        if let (Some(platform), Some(status)) = (meeting.platform(), meeting.known_status()) {
+        let mut status = meeting.known_status();
+        let _serial = if self.fixes.row_locks {
+            let guard = self.publish_lock.lock().await;
+            if let Ok(Some(now)) = db::current_status(&self.pool, meeting.id).await {
+                status = now.parse().ok();
+            }
+            Some(guard)
+        } else {
+            None
+        };
+        if let (Some(platform), Some(status)) = (meeting.platform(), status) {
             self.publish_status(meeting.user_id, platform, meeting.native_id(), status)
                 .await;
         }
@@ -137,6 +152,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         pool,
         bus,
         runtime,
+        publish_lock: Arc::default(),
     };
     tracing::info!(%addr, profile = %state.profile, fixes = ?state.fixes, "bot-manager ready");
     let mut workers = crate::workers::spawn(&state);

@@ -388,3 +388,12 @@ pub async fn fail_stop_job(pool: &PgPool, id: i32, error: &str) -> Result<(), Db
         .await?;
     Ok(())
 }
+
+pub async fn current_status(pool: &PgPool, id: i32) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT status FROM meetings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}

@@ -110,6 +110,7 @@ catalogue! {
     net_callback_lost_no_retry_gives_its_expected_verdicts => "net-callback-lost-no-retry",
     net_callback_retried_gives_its_expected_verdicts => "net-callback-retried",
     net_latency_everywhere_gives_its_expected_verdicts => "net-latency-everywhere",
+    net_slow_callback_outlives_delayed_stop_gives_its_expected_verdicts => "net-slow-callback-outlives-delayed-stop",
     net_leave_lost_on_bot_redis_link_gives_its_expected_verdicts => "net-leave-lost-on-bot-redis-link",
     net_service_redis_down_during_delete_gives_its_expected_verdicts => "net-service-redis-down-during-delete",
     post_then_immediate_delete_gives_its_expected_verdicts => "post-then-immediate-delete",
