@@ -107,6 +107,7 @@ catalogue! {
     h4_rejected_completion_reason_gives_its_expected_verdicts => "h4-rejected-completion-reason",
     happy_path_gives_its_expected_verdicts => "happy-path",
     late_joining_after_leave_gives_its_expected_verdicts => "late-joining-after-leave",
+    net_bot_redis_reset_resubscribes_gives_its_expected_verdicts => "net-bot-redis-reset-resubscribes",
     net_callback_lost_no_retry_gives_its_expected_verdicts => "net-callback-lost-no-retry",
     net_callback_retried_gives_its_expected_verdicts => "net-callback-retried",
     net_latency_everywhere_gives_its_expected_verdicts => "net-latency-everywhere",
