@@ -169,8 +169,35 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
     let total = report.records.len();
     let expected = report.records.iter().filter(|r| r.as_expected).count();
     println!();
+    // What a reproduction proved: each violated invariant and the events that show it.
+    for r in report
+        .records
+        .iter()
+        .filter(|r| r.as_expected && matches!(r.verdict, chaos::verdict::Verdict::Violated { .. }))
+    {
+        println!(
+            "REPRODUCED {} [{}] (seed {}):",
+            r.scenario, r.profile, r.seed
+        );
+        for c in r
+            .checks
+            .iter()
+            .filter(|c| c.outcome == chaos::check::Outcome::Violated)
+        {
+            println!("  {} violated: {}", c.invariant, c.summary);
+            for e in &c.witness {
+                let kind = serde_json::to_string(&e.kind).unwrap_or_default();
+                println!("    {:>9.1} ms  {kind}", e.at_us as f64 / 1000.0);
+            }
+        }
+    }
+    let pending = report
+        .records
+        .iter()
+        .filter(|r| matches!(r.verdict, chaos::verdict::Verdict::Pending { .. }))
+        .count();
     println!(
-        "{expected}/{total} verdicts as expected; reports in {}",
+        "{expected}/{total} verdicts as expected ({pending} pending, not run); reports in {}",
         dir.display()
     );
     for r in report.records.iter().filter(|r| !r.as_expected) {
