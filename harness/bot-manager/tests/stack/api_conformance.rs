@@ -112,9 +112,7 @@ async fn syntactically_broken_and_oversized_bodies_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_post_while_active_conflicts() {
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
+    let (native, _) = stack.bot_at(&[], "active").await;
     let (status, body) = stack.post_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(status, 409, "{body}");
 }
@@ -282,12 +280,7 @@ async fn callback_for_unknown_connection_id_answers_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_callback_with_nonzero_code_fails_meeting_and_stops_container() {
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    stack
-        .bot_behaviour(&native, &[("MOCK_BOT_LEAVE", "hang")])
-        .await;
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
+    let (_, meeting) = stack.bot_at(&[("MOCK_BOT_LEAVE", "hang")], "active").await;
     let uid = stack.connection_id(meeting.id).await;
     let (_, body) = stack
         .post_json(
@@ -397,12 +390,9 @@ async fn unknown_meeting_or_platform_in_the_path_is_refused() {
 async fn pre_active_stop_outside_the_window_takes_the_slow_path() {
     // Window 0: any stop is outside it.
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    stack
-        .bot_behaviour(&native, &[("MOCK_BOT_JOIN_DELAY_MS", "600000")])
+    let (native, meeting) = stack
+        .bot_at(&[("MOCK_BOT_JOIN_DELAY_MS", "600000")], "joining")
         .await;
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "joining").await;
     let (status, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(

@@ -59,12 +59,7 @@ async fn stop_and_expect_stuck(stack: &Stack, native: &str, meeting_id: i64, lea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_leave_and_swallowed_sigterm_leave_meeting_active() {
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    stack
-        .bot_behaviour(&native, &[("MOCK_BOT_LEAVE", "hang")])
-        .await;
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
+    let (native, meeting) = stack.bot_at(&[("MOCK_BOT_LEAVE", "hang")], "active").await;
     let uid = stack.connection_id(meeting.id).await;
 
     stop_and_expect_stuck(&stack, &native, meeting.id, &uid).await;
@@ -122,9 +117,7 @@ async fn leave_to_earliest_reconnect_uid_leaves_meeting_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_to_stale_uid_after_restart_leaves_meeting_active() {
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
+    let (native, meeting) = stack.bot_at(&[], "active").await;
     stack
         .wait_bot_event_count(meeting.id, "session_started", 1)
         .await;
@@ -155,12 +148,9 @@ async fn leave_to_stale_uid_after_restart_leaves_meeting_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_lost_by_failed_subscription_leaves_meeting_active() {
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    stack
-        .bot_behaviour(&native, &[("MOCK_BOT_SUBSCRIBE", "fail")])
+    let (native, meeting) = stack
+        .bot_at(&[("MOCK_BOT_SUBSCRIBE", "fail")], "active")
         .await;
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
     assert!(stack.bot_log(meeting.id).has("subscribe_failed"));
 
     let uid = stack.connection_id(meeting.id).await;
@@ -172,12 +162,7 @@ async fn leave_lost_by_failed_subscription_leaves_meeting_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_published_while_database_keeps_active() {
     let stack = Stack::start_with(StackOptions::default()).await;
-    let native = unique_meet_id();
-    stack
-        .bot_behaviour(&native, &[("MOCK_BOT_LEAVE", "hang")])
-        .await;
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
+    let (native, meeting) = stack.bot_at(&[("MOCK_BOT_LEAVE", "hang")], "active").await;
 
     let client = redis::Client::open(stack.redis_url()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();

@@ -47,9 +47,7 @@ async fn stop_of_active_bot_completes_meeting_and_removes_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_bots_come_from_the_runtime_not_the_database() {
     let stack = Stack::start().await;
-    let native = unique_meet_id();
-    let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    stack.wait_status(meeting.id, "active").await;
+    let (native, meeting) = stack.bot_at(&[], "active").await;
 
     let body: serde_json::Value = stack
         .http

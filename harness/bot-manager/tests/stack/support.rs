@@ -166,6 +166,18 @@ impl Stack {
         status_and_json(resp).await
     }
 
+    /// A bot of its own meeting (a unique native id) with these behaviours, once its row
+    /// is stored with `status`: the opening of most stack tests.
+    pub async fn bot_at(&self, behaviour: &[(&str, &str)], status: &str) -> (String, MeetingJson) {
+        let native = unique_meet_id();
+        if !behaviour.is_empty() {
+            self.bot_behaviour(&native, behaviour).await;
+        }
+        let meeting = self.start_bot(Platform::GoogleMeet, &native).await;
+        self.wait_status(meeting.id, status).await;
+        (native, meeting)
+    }
+
     /// Starts a bot and answers its meeting; panics unless 201.
     pub async fn start_bot(&self, platform: Platform, native_id: &str) -> MeetingJson {
         let (status, body) = self.post_bot(platform, native_id).await;
