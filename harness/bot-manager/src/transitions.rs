@@ -93,24 +93,16 @@ async fn apply(
 
     let now = Utc::now();
     let data = next_data(&meeting.data, from, to, &details, &db::rfc3339(now));
-    let start_time = if to == MeetingStatus::Active {
-        Some(now)
-    } else {
-        meeting.start_time
-    };
-    let end_time = if to.is_terminal() {
-        Some(now)
-    } else {
-        meeting.end_time
-    };
-    let container_id = details
-        .container_id
-        .clone()
-        .or(meeting.bot_container_id.clone());
+    // Only the columns this change sets are written, as the ORM of the production service
+    // does: a stale read must not undo a concurrent write of another column (the
+    // container id stored by POST while the bot's first callback is handled).
+    let start_time = (to == MeetingStatus::Active).then_some(now);
+    let end_time = to.is_terminal().then_some(now);
 
     let updated = sqlx::query_as::<_, Meeting>(
-        "UPDATE meetings SET status = $2, data = $3, start_time = $4, end_time = $5, \
-         bot_container_id = $6, updated_at = now() WHERE id = $1 \
+        "UPDATE meetings SET status = $2, data = $3, start_time = COALESCE($4, start_time), \
+         end_time = COALESCE($5, end_time), bot_container_id = COALESCE($6, bot_container_id), \
+         updated_at = now() WHERE id = $1 \
          RETURNING id, user_id, platform, platform_specific_id, status, bot_container_id, \
          start_time, end_time, data, created_at, updated_at",
     )
@@ -119,7 +111,7 @@ async fn apply(
     .bind(&data)
     .bind(start_time)
     .bind(end_time)
-    .bind(container_id)
+    .bind(details.container_id.clone())
     .fetch_one(&mut *conn)
     .await?;
     tracing::info!(meeting_id, %from, %to, source = details.source, "status changed");
