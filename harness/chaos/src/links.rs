@@ -97,15 +97,36 @@ impl Links {
         Ok(())
     }
 
-    /// Removes this run's proxies from a shared Toxiproxy (the embedded one goes with
-    /// the run).
-    pub async fn close(&self) {
-        if self._embedded.is_some() {
-            return;
-        }
-        if let Ok(proxies) = self.client.proxies().await {
-            for name in proxies.keys().filter(|n| n.starts_with(&self.prefix)) {
-                let _ = self.client.delete_proxy(name).await;
+    /// What removes this run's proxies from a shared Toxiproxy; `None` for the embedded
+    /// proxy, which goes with the run.
+    pub fn external(&self) -> Option<ExternalLinks> {
+        self._embedded.is_none().then(|| ExternalLinks {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+        })
+    }
+}
+
+/// This run's proxies on a shared Toxiproxy, to remove once the run is over: the server
+/// outlives the run, so nothing else would.
+#[derive(Debug, Clone)]
+pub struct ExternalLinks {
+    client: Client,
+    prefix: String,
+}
+
+impl ExternalLinks {
+    pub async fn remove_all(&self) {
+        let proxies = match self.client.proxies().await {
+            Ok(proxies) => proxies,
+            Err(err) => {
+                tracing::warn!(error = %err, prefix = %self.prefix, "failed to list the run's proxies for removal");
+                return;
+            }
+        };
+        for name in proxies.keys().filter(|n| n.starts_with(&self.prefix)) {
+            if let Err(err) = self.client.delete_proxy(name).await {
+                tracing::warn!(error = %err, proxy = %name, "failed to remove a proxy of the run");
             }
         }
     }

@@ -217,3 +217,84 @@ fn ctrl_c_stops_the_run_and_leaves_no_process_behind() {
         );
     }
 }
+
+/// The standalone `fault-proxy`, killed when dropped.
+struct ExternalProxy {
+    child: std::process::Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl ExternalProxy {
+    fn start(dir: &Path) -> ExternalProxy {
+        use std::io::BufRead;
+        let log = dir.join("fault-proxy.log");
+        let mut child = Command::new(infra::bins::workspace_bin("fault-proxy").unwrap())
+            .args(["--host", "127.0.0.1", "--port", "0", "--seed", "3"])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("fault-proxy listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        ExternalProxy {
+            url: format!("http://{addr}"),
+            child,
+            log,
+        }
+    }
+}
+
+impl Drop for ExternalProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn run_puts_its_links_on_the_toxiproxy_at_toxiproxy_url_and_removes_them_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = ExternalProxy::start(dir.path());
+    // A network scenario: its toxic must reach the external server for the legacy
+    // violation to show.
+    let output = chaos()
+        .args(["run", "--profile", "legacy", "--seed", "4", "--out"])
+        .arg(dir.path().join("reports"))
+        .arg("scenarios/net-callback-lost-no-retry.toml")
+        .env("TOXIPROXY_URL", &proxy.url)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    let started: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("proxy started"))
+        .collect();
+    for link in [
+        "service:postgres",
+        "service:redis",
+        "service:runtime",
+        "bot:m1:redis",
+        "bot:m1:callbacks",
+    ] {
+        assert!(
+            started.iter().any(|l| l.contains("stopflow-") && l.contains(link)),
+            "no link {link} on the external proxy:\n{log}\n{all}"
+        );
+    }
+    let left = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(fault_proxy::client::Client::new(proxy.url.clone()).proxies())
+        .unwrap();
+    assert!(left.is_empty(), "the run left proxies behind: {left:?}");
+}

@@ -9,6 +9,9 @@ mod meetings;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 
 use crate::app::AppState;
@@ -40,6 +43,21 @@ pub fn router(state: AppState) -> Router {
             post(callbacks::session_start),
         )
         .fallback(meetings::not_found)
+        .layer(middleware::from_fn(run_to_completion))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// A request runs to its end even when its client goes away, as under uvicorn, which
+/// does not cancel an endpoint whose client disconnected: a bot killed while its exit
+/// callback waits on a slow database still gets its callback applied. (Hyper would drop
+/// the handler mid-transaction instead, losing work production keeps.)
+async fn run_to_completion(request: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(error = %err, "request handler panicked");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

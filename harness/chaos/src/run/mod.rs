@@ -20,6 +20,7 @@ use crate::history::{
     Recorder, meeting_id_from_container_name,
 };
 use crate::scenario::{Scenario, Step};
+use crate::links::Links;
 use crate::stack::{Stack, StackConfig, StackError};
 use crate::verdict::{self, Expectation, Verdict};
 
@@ -104,21 +105,36 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
 
 async fn execute(
     spec: &RunSpec,
-    mut interrupted: tokio::sync::watch::Receiver<bool>,
+    interrupted: tokio::sync::watch::Receiver<bool>,
 ) -> Result<History, RunError> {
-    let scenario = &spec.scenario;
     std::fs::create_dir_all(&spec.dir).map_err(|source| RunError::Write {
         path: spec.dir.clone(),
         source,
     })?;
     let stack = Stack::start(StackConfig {
         profile: spec.profile.clone(),
-        service: scenario.service.clone(),
+        service: spec.scenario.service.clone(),
         bot_env: Vec::new(),
         log_dir: spec.dir.join("logs"),
         links: Some(spec.seed),
     })
     .await?;
+    let external = stack.links.as_ref().and_then(Links::external);
+    // The stack goes down inside `drive`, however it ends; a shared proxy's links last
+    // until removed.
+    let history = drive(spec, stack, interrupted).await;
+    if let Some(external) = external {
+        external.remove_all().await;
+    }
+    history
+}
+
+async fn drive(
+    spec: &RunSpec,
+    stack: Stack,
+    mut interrupted: tokio::sync::watch::Receiver<bool>,
+) -> Result<History, RunError> {
+    let scenario = &spec.scenario;
     // The scenario's clock starts once the system under test is up.
     let recorder = Recorder::new(Utc::now());
     recorder
