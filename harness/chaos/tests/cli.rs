@@ -288,7 +288,9 @@ fn run_puts_its_links_on_the_toxiproxy_at_toxiproxy_url_and_removes_them_after()
         "bot:m1:callbacks",
     ] {
         assert!(
-            started.iter().any(|l| l.contains("stopflow-") && l.contains(link)),
+            started
+                .iter()
+                .any(|l| l.contains("stopflow-") && l.contains(link)),
             "no link {link} on the external proxy:\n{log}\n{all}"
         );
     }

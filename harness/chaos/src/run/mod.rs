@@ -19,8 +19,8 @@ use crate::history::{
     EventKind, FinalContainer, FinalMeeting, FinalSession, FinalState, History, MeetingLabel,
     Recorder, meeting_id_from_container_name,
 };
-use crate::scenario::{Scenario, Step};
 use crate::links::Links;
+use crate::scenario::{Scenario, Step};
 use crate::stack::{Stack, StackConfig, StackError};
 use crate::verdict::{self, Expectation, Verdict};
 
