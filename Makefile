@@ -5,7 +5,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup bins build test chaos repro bench lint fmt
+.PHONY: setup bins build test chaos matrix signoff repro bench lint fmt
 
 ## Install what the harness needs that the machine lacks (Debian packages).
 setup:
@@ -28,9 +28,17 @@ JOBS ?= 3
 bins: setup
 	$(CARGO) build --workspace --bins
 
-## The main job: run the scenario catalogue under every profile, write reports/<run-id>/.
+## The main job: run the scenario catalogue under legacy and fixed, write reports/<run-id>/.
 chaos: bins
-	$(CHAOS) run scenarios/ --jobs $(JOBS)
+	$(CHAOS) run scenarios/ --profile legacy,fixed --jobs $(JOBS)
+
+## The ablation matrix: every scenario under every profile (each fix alone), matrix.md/.html.
+matrix: bins
+	$(CHAOS) matrix scenarios/ --jobs $(JOBS)
+
+## The acceptance sign-off: the criteria's scenarios under fixed, 20 runs each; signoff.html/.md.
+signoff: bins
+	$(CHAOS) signoff --jobs $(JOBS)
 
 ## Reproduce the incident (H1, legacy profile) and print the witness.
 repro: bins

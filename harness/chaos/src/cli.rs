@@ -21,7 +21,8 @@ pub enum Command {
     Run {
         /// Scenario files or folders (default: scenarios/).
         paths: Vec<PathBuf>,
-        /// legacy, fixed, or all (every profile the scenario names in [expect]).
+        /// all (every profile each scenario names in [expect]), or a comma-separated list
+        /// of profiles: legacy, fixed, a single fix (reconcile, ...) or a+b combinations.
         #[arg(long, default_value = "all")]
         profile: String,
         /// Seed of the first repetition (random when not given; printed either way).
@@ -32,6 +33,59 @@ pub enum Command {
         repeat: u32,
         /// Runs at once (each has its own database, Redis, runtime and ports).
         #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Where run folders go.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// No progress bar: one line per finished run (the default in CI).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run every scenario under every profile (legacy, each single fix, fixed, and the
+    /// combinations scenarios name); write the ablation matrix (matrix.md, matrix.html)
+    /// beside the usual reports.
+    Matrix {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Only these profiles (comma-separated), in this column order.
+        #[arg(long)]
+        profiles: Option<String>,
+        /// Seed of the first repetition (random when not given; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Runs of each cell.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Runs at once.
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
+        /// Where run folders go.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// No progress bar: one line per finished run (the default in CI).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the scenarios behind each acceptance criterion of the incident report (under
+    /// `fixed`, 20 times each) and write signoff.md and signoff.html; exit 0 only when
+    /// every criterion holds on every run.
+    Signoff {
+        /// The criteria, their invariants and scenarios.
+        #[arg(long, default_value = "fixtures/acceptance.toml")]
+        criteria: PathBuf,
+        /// Where the scenarios the criteria name are.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        #[arg(long, default_value = "fixed")]
+        profile: String,
+        /// Runs of each scenario.
+        #[arg(long, default_value_t = 20)]
+        repeat: u32,
+        /// Seed of the first repetition (random when not given; printed either way).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Runs at once.
+        #[arg(long, default_value_t = 3)]
         jobs: usize,
         /// Where run folders go.
         #[arg(long, default_value = "reports")]

@@ -19,8 +19,12 @@ use crate::verdict::{self, Expectation};
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub scenarios: Vec<(PathBuf, Arc<Scenario>)>,
-    /// `None`: every profile each scenario names in `[expect]`.
-    pub profile: Option<String>,
+    /// `None`: every profile each scenario names in `[expect]`. Given: each of them, for
+    /// every scenario that expects something of it (stated, or legacy's for a single fix).
+    pub profiles: Option<Vec<String>>,
+    /// Leave out a combination (`a+b`) a scenario states nothing for, instead of
+    /// reporting it pending (the matrix runs combinations only where they are named).
+    pub skip_unstated_combinations: bool,
     pub seed: u64,
     pub repeat: u32,
     pub jobs: usize,
@@ -64,19 +68,33 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
 
     let mut jobs = Vec::new();
     for (path, scenario) in &plan.scenarios {
-        let profiles: Vec<String> = match &plan.profile {
-            Some(p) => vec![p.clone()],
-            None => scenario.expect.keys().cloned().collect(),
+        let cells: Vec<(String, Expectation)> = match &plan.profiles {
+            Some(profiles) => profiles
+                .iter()
+                .filter(|p| {
+                    !(plan.skip_unstated_combinations
+                        && p.contains('+')
+                        && !scenario.expect.contains_key(*p))
+                })
+                .map(|p| {
+                    let expectation =
+                        scenario
+                            .expectation_for(p)
+                            .unwrap_or_else(|| Expectation::Pending {
+                                reason: format!(
+                                    "the scenario states no expectation for profile {p}"
+                                ),
+                            });
+                    (p.clone(), expectation)
+                })
+                .collect(),
+            None => scenario
+                .expect
+                .iter()
+                .map(|(p, e)| (p.clone(), e.clone()))
+                .collect(),
         };
-        for profile in profiles {
-            let expectation =
-                scenario
-                    .expect
-                    .get(&profile)
-                    .cloned()
-                    .unwrap_or(Expectation::Pending {
-                        reason: format!("the scenario states no expectation for profile {profile}"),
-                    });
+        for (profile, expectation) in cells {
             for repetition in 1..=plan.repeat {
                 let dir = run_dir
                     .join(&scenario.name)
@@ -209,6 +227,11 @@ fn record(job: &Job, outcome: &run::RunOutcome, run_dir: &Path) -> RunRecord {
             spec.profile,
             spec.seed
         ),
+        convergence: outcome
+            .history
+            .as_ref()
+            .map(crate::check::convergence::convergence),
+        convergence_bound_ms: spec.scenario.convergence_bound_ms(),
     }
 }
 
@@ -299,6 +322,7 @@ pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
         record.checks = crate::check::check_all(&history, &meta.check);
         record.verdict = verdict::verdict(&record.checks, &meta.focus);
         record.as_expected = verdict::as_expected(&record.expectation, &record.verdict);
+        record.convergence = Some(crate::check::convergence::convergence(&history));
         histories.push(Some(history));
     }
     let lookup = |record: &RunRecord| {

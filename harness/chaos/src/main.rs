@@ -1,4 +1,5 @@
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,9 +12,12 @@ use clap::Parser;
 /// scenarios), 2 a harness or infrastructure error.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A run drops its database under the recorder's pool: sqlx's warnings about those
+    // connections are noise to the user.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,sqlx=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -35,16 +39,51 @@ fn main() -> ExitCode {
                 out,
                 quiet,
             } => {
-                run(
-                    default_paths(paths),
-                    profile,
+                let options = Options {
                     seed,
                     repeat,
                     jobs,
                     out,
                     quiet,
-                )
-                .await
+                };
+                run(default_paths(paths), profile, options).await
+            }
+            Command::Signoff {
+                criteria,
+                scenarios,
+                profile,
+                repeat,
+                seed,
+                jobs,
+                out,
+                quiet,
+            } => {
+                let options = Options {
+                    seed,
+                    repeat,
+                    jobs,
+                    out,
+                    quiet,
+                };
+                signoff(&criteria, &scenarios, profile, options).await
+            }
+            Command::Matrix {
+                paths,
+                profiles,
+                seed,
+                repeat,
+                jobs,
+                out,
+                quiet,
+            } => {
+                let options = Options {
+                    seed,
+                    repeat,
+                    jobs,
+                    out,
+                    quiet,
+                };
+                matrix(default_paths(paths), profiles, options).await
             }
         }
     });
@@ -52,7 +91,7 @@ fn main() -> ExitCode {
 }
 
 /// Loads every scenario; prints each error with its file and line.
-fn validate(paths: &[std::path::PathBuf]) -> Result<Vec<(std::path::PathBuf, Arc<Scenario>)>, ()> {
+fn validate(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Arc<Scenario>)>, ()> {
     let files = match scenario::discover(paths) {
         Ok(files) => files,
         Err(err) => {
@@ -91,7 +130,7 @@ fn validate(paths: &[std::path::PathBuf]) -> Result<Vec<(std::path::PathBuf, Arc
     Ok(loaded)
 }
 
-fn list(paths: &[std::path::PathBuf]) -> u8 {
+fn list(paths: &[PathBuf]) -> u8 {
     let Ok(scenarios) = validate(paths) else {
         return 1;
     };
@@ -121,47 +160,196 @@ fn report(run_dir: &std::path::Path) -> u8 {
     }
 }
 
-async fn run(
-    paths: Vec<std::path::PathBuf>,
-    profile: String,
+/// What `run` and `matrix` share.
+struct Options {
     seed: Option<u64>,
     repeat: u32,
     jobs: usize,
-    out: std::path::PathBuf,
+    out: PathBuf,
     quiet: bool,
-) -> u8 {
+}
+
+/// `a,b+c` into checked profile names; the error is already printed.
+fn parse_profiles(list: &str) -> Result<Vec<String>, u8> {
+    let profiles: Vec<String> = list.split(',').map(|p| p.trim().to_owned()).collect();
+    for p in &profiles {
+        if let Err(err) = chaos::profiles::check(p) {
+            eprintln!("chaos: failed to select profile {p:?}: {err}");
+            return Err(2);
+        }
+    }
+    Ok(profiles)
+}
+
+async fn execute(
+    scenarios: Vec<(PathBuf, Arc<Scenario>)>,
+    profiles: Option<Vec<String>>,
+    skip_unstated_combinations: bool,
+    options: Options,
+) -> Result<(chaos::results::RunReport, PathBuf), u8> {
+    let seed = options.seed.unwrap_or_else(rand::random);
+    eprintln!("chaos: seed {seed}");
+    let progress =
+        !options.quiet && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
+    let plan = Plan {
+        scenarios,
+        profiles,
+        skip_unstated_combinations,
+        seed,
+        repeat: options.repeat.max(1),
+        jobs: options.jobs,
+        out: options.out,
+        progress,
+    };
+    engine::execute(plan).await.map_err(|err| {
+        eprintln!("chaos: failed to {err}");
+        2
+    })
+}
+
+async fn run(paths: Vec<PathBuf>, profile: String, options: Options) -> u8 {
     let Ok(scenarios) = validate(&paths) else {
         return 1;
     };
-    let profile = match profile.as_str() {
+    let profiles = match profile.as_str() {
         "all" => None,
-        p if scenario::load::PROFILES.contains(&p) => Some(p.to_owned()),
-        other => {
-            eprintln!("chaos: failed to select profile {other:?}: not one of legacy, fixed, all");
-            return 2;
-        }
+        list => match parse_profiles(list) {
+            Ok(profiles) => Some(profiles),
+            Err(code) => return code,
+        },
     };
-    let seed = seed.unwrap_or_else(rand::random);
-    eprintln!("chaos: seed {seed}");
-    let progress = !quiet && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
-    let plan = Plan {
-        scenarios,
-        profile,
-        seed,
-        repeat: repeat.max(1),
-        jobs,
-        out,
-        progress,
-    };
-    match engine::execute(plan).await {
+    match execute(scenarios, profiles, false, options).await {
         Ok((report, dir)) => {
             print_summary(&report, &dir);
             report.exit_code() as u8
         }
+        Err(code) => code,
+    }
+}
+
+async fn matrix(paths: Vec<PathBuf>, profiles: Option<String>, options: Options) -> u8 {
+    let Ok(scenarios) = validate(&paths) else {
+        return 1;
+    };
+    let columns = match profiles {
+        Some(list) => match parse_profiles(&list) {
+            Ok(profiles) => profiles,
+            Err(code) => return code,
+        },
+        None => {
+            let mut columns = match chaos::profiles::builtin() {
+                Ok(builtin) => builtin.to_vec(),
+                Err(err) => {
+                    eprintln!("chaos: failed to {err}");
+                    return 2;
+                }
+            };
+            for (_, s) in &scenarios {
+                for p in s.expect.keys() {
+                    if !columns.contains(p) {
+                        columns.push(p.clone());
+                    }
+                }
+            }
+            columns
+        }
+    };
+    let (report, dir) = match execute(scenarios, Some(columns.clone()), true, options).await {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
+    match chaos::report::write_matrix(&dir, &report, &columns) {
+        Ok(paths) => {
+            for path in paths {
+                eprintln!("chaos: wrote {}", path.display());
+            }
+        }
         Err(err) => {
             eprintln!("chaos: failed to {err}");
-            2
+            return 2;
         }
+    }
+    print_summary(&report, &dir);
+    report.exit_code() as u8
+}
+
+async fn signoff(
+    criteria_path: &std::path::Path,
+    scenarios_dir: &std::path::Path,
+    profile: String,
+    mut options: Options,
+) -> u8 {
+    let Ok(catalogue) = validate(&[scenarios_dir.to_owned()]) else {
+        return 1;
+    };
+    let names: Vec<String> = catalogue.iter().map(|(_, s)| s.name.clone()).collect();
+    let criteria = match chaos::signoff::load_criteria(criteria_path, &names) {
+        Ok(criteria) => criteria,
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            return 1;
+        }
+    };
+    if let Err(code) = parse_profiles(&profile) {
+        return code;
+    }
+    let wanted = chaos::signoff::scenarios(&criteria);
+    let scenarios: Vec<_> = catalogue
+        .into_iter()
+        .filter(|(_, s)| wanted.contains(&s.name))
+        .collect();
+    let seed = *options.seed.get_or_insert_with(rand::random);
+    let provenance = chaos::signoff::Provenance {
+        profile: profile.clone(),
+        repeat: options.repeat.max(1),
+        seed,
+        criteria_file: criteria_path.display().to_string(),
+    };
+    let (report, dir) = match execute(scenarios, Some(vec![profile]), false, options).await {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
+    let evidence = chaos::signoff::evaluate(&criteria, &report);
+    match chaos::signoff::write(&dir, &evidence, &report, &provenance) {
+        Ok(paths) => {
+            for path in paths {
+                eprintln!("chaos: wrote {}", path.display());
+            }
+        }
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            return 2;
+        }
+    }
+    if report.exit_code() == 2 {
+        return 2;
+    }
+    println!();
+    for e in &evidence {
+        println!(
+            "{} {}: {}/{} runs support it. {}",
+            e.criterion.id,
+            if e.holds() { "holds" } else { "FAILS" },
+            e.held_runs(),
+            e.runs(),
+            e.criterion.text
+        );
+    }
+    if evidence
+        .iter()
+        .all(chaos::signoff::CriterionEvidence::holds)
+    {
+        println!(
+            "SIGNED OFF; report in {}",
+            dir.join("signoff.html").display()
+        );
+        0
+    } else {
+        println!(
+            "NOT SIGNED OFF; report in {}",
+            dir.join("signoff.html").display()
+        );
+        1
     }
 }
 

@@ -38,6 +38,12 @@ pub struct RunRecord {
     pub dir: Option<String>,
     /// The one command that reruns exactly this.
     pub rerun: String,
+    /// How long the rows took to end once they had to; `None` when nothing ran.
+    #[serde(default)]
+    pub convergence: Option<crate::check::convergence::Convergence>,
+    /// The scenario's bound on it, in ms.
+    #[serde(default)]
+    pub convergence_bound_ms: u64,
 }
 
 impl RunReport {

@@ -44,6 +44,7 @@ action = "stop"
 meeting = "m1"
 [expect]
 legacy = "holds"
+fixed = "holds"
 focus = ["INV-TERMINAL"]
 "#;
 
@@ -299,4 +300,169 @@ fn run_puts_its_links_on_the_toxiproxy_at_toxiproxy_url_and_removes_them_after()
         .block_on(fault_proxy::client::Client::new(proxy.url.clone()).proxies())
         .unwrap();
     assert!(left.is_empty(), "the run left proxies behind: {left:?}");
+}
+
+/// A stop the legacy service never completes: the bot's leave hangs and SIGTERM is
+/// swallowed.
+const HUNG: &str = r#"
+description = "the leave hangs"
+[service]
+delayed_stop_ms = 1000
+stop_grace_s = 1
+pre_active_window_ms = 0
+finalizer_grace_ms = 200
+reconcile_interval_ms = 500
+[convergence]
+grace_ms = 1500
+deadline_ms = 4000
+[[meetings]]
+name = "m1"
+bot = { leave = "hang" }
+[[steps]]
+name = "stop"
+when = { meeting = "m1", bot_event = "session_started" }
+action = "stop"
+meeting = "m1"
+[expect]
+legacy = "violates INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER, INV-STATUS-AGREES"
+fixed = "holds"
+focus = ["INV-TERMINAL"]
+"#;
+
+fn only_run_dir(out: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+#[test]
+fn matrix_writes_a_column_per_profile_and_says_which_fix_closes_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    // Only the finalizer closes a hang; the sweep alone finds no evidence (the stop
+    // removed the container).
+    let hung = HUNG.replace(
+        "fixed = \"holds\"",
+        "fixed = \"holds\"\nfinalize-after-forced-stop = \"holds\"",
+    );
+    scenario(&scenarios, "hung", &hung);
+    let out = dir.path().join("reports");
+    let output = chaos()
+        .args([
+            "matrix",
+            "--profiles",
+            "legacy,reconcile,finalize-after-forced-stop",
+        ])
+        .args(["--seed", "2", "--out"])
+        .arg(&out)
+        .arg(&scenarios)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let run_dir = only_run_dir(&out);
+    let md = std::fs::read_to_string(run_dir.join("matrix.md")).unwrap();
+    assert!(
+        md.contains("| scenario | legacy | reconcile | finalize-after-forced-stop |"),
+        "{md}"
+    );
+    assert!(md.contains("**3/3 as the scenarios expect**"), "{md}");
+    assert!(
+        md.contains("closed by any one of: `finalize-after-forced-stop`"),
+        "{md}"
+    );
+    assert!(run_dir.join("matrix.html").is_file());
+}
+
+#[test]
+fn signoff_passes_only_when_every_criterion_holds_and_shows_the_witness_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    scenario(&scenarios, "happy", HAPPY);
+    scenario(&scenarios, "hung", HUNG);
+    let criteria = dir.path().join("acceptance.toml");
+    std::fs::write(
+        &criteria,
+        r#"
+[[criterion]]
+id = "AC1"
+text = "stops reach a terminal status"
+invariants = ["INV-TERMINAL"]
+scenarios = ["happy", "hung"]
+"#,
+    )
+    .unwrap();
+    let signoff = |profile: &str, out: &Path| {
+        chaos()
+            .args([
+                "signoff",
+                "--profile",
+                profile,
+                "--repeat",
+                "2",
+                "--seed",
+                "3",
+            ])
+            .arg("--criteria")
+            .arg(&criteria)
+            .arg("--scenarios")
+            .arg(&scenarios)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+
+    let out = dir.path().join("fixed");
+    let output = signoff("fixed", &out);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let md = std::fs::read_to_string(only_run_dir(&out).join("signoff.md")).unwrap();
+    assert!(md.contains("SIGNED OFF: every criterion holds"), "{md}");
+    assert!(md.contains("Runs supporting it: 4/4"), "{md}");
+    assert!(md.contains("--profile fixed --repeat 2 --seed 3"), "{md}");
+
+    let out = dir.path().join("legacy");
+    let output = signoff("legacy", &out);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    let run_dir = only_run_dir(&out);
+    let md = std::fs::read_to_string(run_dir.join("signoff.md")).unwrap();
+    assert!(md.contains("NOT SIGNED OFF: AC1"), "{md}");
+    assert!(md.contains("Runs supporting it: 2/4"), "{md}");
+    assert!(
+        md.contains("INV-TERMINAL violated") && md.contains("still active at the deadline"),
+        "{md}"
+    );
+    assert!(run_dir.join("signoff.html").is_file());
+}
+
+#[test]
+fn signoff_names_a_criterion_that_points_at_a_missing_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    scenario(&scenarios, "happy", HAPPY);
+    let criteria = dir.path().join("acceptance.toml");
+    std::fs::write(
+        &criteria,
+        "[[criterion]]\nid = \"AC9\"\ntext = \"t\"\ninvariants = [\"INV-TERMINAL\"]\nscenarios = [\"nope\"]\n",
+    )
+    .unwrap();
+    let output = chaos()
+        .arg("signoff")
+        .arg("--criteria")
+        .arg(&criteria)
+        .arg("--scenarios")
+        .arg(&scenarios)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("AC9") && all.contains("\"nope\""), "{all}");
 }

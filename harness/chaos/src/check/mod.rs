@@ -5,6 +5,7 @@
 //! minimal witness (the few events that prove a violation), and whether the dangerous
 //! precondition happened at all.
 
+pub mod convergence;
 mod invariants;
 mod timeline;
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
+use crate::check::convergence::Convergence;
 use crate::check::{CheckResult, Invariant, Outcome};
 use crate::history::{
     Event, EventKind, FaultPhase, FinalContainer, FinalMeeting, FinalSession, FinalState, History,
@@ -259,6 +260,8 @@ pub(crate) fn sample_report() -> RunReport {
                 duration_ms: 9100,
                 dir: Some("restart-during-stop/legacy-1".into()),
                 rerun: "chaos run scenarios/restart-during-stop.toml --profile legacy --seed 42".into(),
+                convergence: None,
+                convergence_bound_ms: 2700,
             },
             RunRecord {
                 scenario: "late-callback".into(),
@@ -292,6 +295,8 @@ pub(crate) fn sample_report() -> RunReport {
                 duration_ms: 4200,
                 dir: Some("late-callback/legacy-1".into()),
                 rerun: "chaos run scenarios/late-callback.toml --profile legacy --seed 7".into(),
+                convergence: Some(Convergence { worst_ms: Some(1250.0), rows: 1, unconverged: 0 }),
+                convergence_bound_ms: 2700,
             },
             RunRecord {
                 scenario: "restart-during-stop".into(),
@@ -313,6 +318,8 @@ pub(crate) fn sample_report() -> RunReport {
                 duration_ms: 0,
                 dir: None,
                 rerun: "chaos run scenarios/restart-during-stop.toml --profile fixed --seed 42".into(),
+                convergence: None,
+                convergence_bound_ms: 2700,
             },
         ],
     }

@@ -14,6 +14,7 @@
 mod json;
 mod junit;
 mod markdown;
+pub mod matrix;
 mod timeline;
 
 #[cfg(test)]
@@ -32,6 +33,7 @@ use crate::verdict::Verdict;
 pub use json::render_results_json;
 pub use junit::render_junit;
 pub use markdown::render_summary;
+pub(crate) use timeline::esc;
 pub use timeline::render_timeline;
 
 /// Why writing the reports failed; each message reads after "failed to".
@@ -102,6 +104,25 @@ pub fn write_all(
 }
 
 /// `run_dir/dir`, refusing anything that would land outside the run folder.
+/// Writes `matrix.md` and `matrix.html` into the run folder; answers their paths.
+pub fn write_matrix(
+    run_dir: &Path,
+    report: &RunReport,
+    profiles: &[String],
+) -> Result<Vec<PathBuf>, ReportError> {
+    let m = matrix::Matrix::new(report, profiles);
+    Ok(vec![
+        write_atomic(
+            &run_dir.join("matrix.md"),
+            matrix::render_matrix_md(&m).as_bytes(),
+        )?,
+        write_atomic(
+            &run_dir.join("matrix.html"),
+            matrix::render_matrix_html(&m).as_bytes(),
+        )?,
+    ])
+}
+
 fn record_folder(run_dir: &Path, record: &RunRecord, dir: &str) -> Result<PathBuf, ReportError> {
     let relative = Path::new(dir);
     let inside = !dir.is_empty()
@@ -121,7 +142,7 @@ fn record_folder(run_dir: &Path, record: &RunRecord, dir: &str) -> Result<PathBu
 
 /// Writes `bytes` to a temporary file next to `path`, flushes it to disk and renames it
 /// over `path`: readers see the old file or the whole new one, never a part.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, ReportError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, ReportError> {
     let err = |source| ReportError::Write {
         path: path.to_owned(),
         source,

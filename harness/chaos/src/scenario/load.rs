@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use protocol::Platform;
 use toml::Spanned;
 
-use super::model::{ExpectSpec, MeetingSpec, ScenarioFile, StepSpec, Trigger};
+use super::model::{MeetingSpec, ScenarioFile, StepSpec, Trigger};
 use super::{Action, Condition, Meeting, Scenario, Step, When};
 use crate::check::Invariant;
 use crate::verdict::Expectation;
@@ -39,9 +39,6 @@ pub enum LoadError {
     #[error("find scenarios under {path}: no .toml file there")]
     Empty { path: PathBuf },
 }
-
-/// The profiles a scenario can name in `[expect]`.
-pub const PROFILES: [&str; 2] = ["legacy", "fixed"];
 
 /// Every `.toml` file under the paths (files or directories), sorted.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
@@ -639,32 +636,49 @@ impl Validator<'_> {
 
     fn expect(
         &mut self,
-        spanned: &Spanned<ExpectSpec>,
+        spanned: &Spanned<BTreeMap<String, Spanned<toml::Value>>>,
     ) -> (BTreeMap<String, Expectation>, Vec<Invariant>) {
-        let spec = spanned.get_ref();
         let mut expect = BTreeMap::new();
-        for (profile, value) in [("legacy", &spec.legacy), ("fixed", &spec.fixed)] {
-            if let Some(value) = value {
-                match value.get_ref().parse::<Expectation>() {
-                    Ok(e) => {
-                        expect.insert(profile.to_owned(), e);
+        let mut focus = Vec::new();
+        for (key, value) in spanned.get_ref() {
+            let at = value.span().start;
+            if key == "focus" {
+                let Some(items) = value.get_ref().as_array() else {
+                    self.error(at, "expect.focus: expected a list of invariant ids");
+                    continue;
+                };
+                for item in items {
+                    match item.as_str().map(str::parse::<Invariant>) {
+                        Some(Ok(i)) => focus.push(i),
+                        Some(Err(err)) => self.error(at, format!("expect.focus: {err}")),
+                        None => self.error(at, "expect.focus: expected invariant ids as strings"),
                     }
-                    Err(err) => self.error(value.span().start, format!("expect.{profile}: {err}")),
                 }
+                continue;
+            }
+            if let Err(err) = crate::profiles::check(key) {
+                self.error(at, format!("expect.{key}: {err}"));
+                continue;
+            }
+            let Some(text) = value.get_ref().as_str() else {
+                self.error(
+                    at,
+                    format!("expect.{key}: expected a string (\"holds\", \"violates INV-...\")"),
+                );
+                continue;
+            };
+            match text.parse::<Expectation>() {
+                Ok(e) => {
+                    expect.insert(key.clone(), e);
+                }
+                Err(err) => self.error(at, format!("expect.{key}: {err}")),
             }
         }
-        if expect.is_empty() {
+        if expect.is_empty() && !spanned.get_ref().keys().any(|k| k != "focus") {
             self.error(
                 spanned.span().start,
-                "[expect] names no profile (legacy, fixed)",
+                "[expect] names no profile (legacy, fixed, a single fix, or a+b)",
             );
-        }
-        let mut focus = Vec::new();
-        for item in &spec.focus {
-            match item.get_ref().parse::<Invariant>() {
-                Ok(i) => focus.push(i),
-                Err(err) => self.error(item.span().start, format!("expect.focus: {err}")),
-            }
         }
         (expect, focus)
     }

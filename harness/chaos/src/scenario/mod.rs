@@ -40,6 +40,30 @@ impl Scenario {
         }
     }
 
+    /// How long a row may take to converge once it has to (see
+    /// [`crate::check::convergence`]): the delayed stop, the stop grace, the finalizer's
+    /// grace and one reconcile sweep, at the service's defaults where the scenario sets
+    /// none.
+    pub fn convergence_bound_ms(&self) -> u64 {
+        let s = &self.service;
+        s.delayed_stop_ms.unwrap_or(30_000)
+            + u64::from(s.stop_grace_s.unwrap_or(10)) * 1000
+            + s.finalizer_grace_ms.unwrap_or(1_000)
+            + s.reconcile_interval_ms.unwrap_or(300_000)
+    }
+
+    /// What this scenario expects under `profile`: as stated, else, for a single fix,
+    /// what it expects under legacy (a fix is taken to change nothing the scenario does
+    /// not say it changes, so the matrix asserts that too).
+    pub fn expectation_for(&self, profile: &str) -> Option<Expectation> {
+        if let Some(stated) = self.expect.get(profile) {
+            return Some(stated.clone());
+        }
+        crate::profiles::is_single_fix(profile)
+            .then(|| self.expect.get("legacy").cloned())
+            .flatten()
+    }
+
     pub fn meeting(&self, label: &str) -> Option<&Meeting> {
         self.meetings.iter().find(|m| m.label == label)
     }

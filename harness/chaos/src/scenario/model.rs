@@ -24,7 +24,10 @@ pub struct ScenarioFile {
     pub steps: Vec<Spanned<StepSpec>>,
     #[serde(default)]
     pub convergence: Convergence,
-    pub expect: Spanned<ExpectSpec>,
+    /// `<profile> = "holds" | "violates INV-..." | "pending: why"` for `legacy`, `fixed`,
+    /// any single fix or `a+b` combination, and `focus = [...]`: the invariants the
+    /// scenario is about. Checked by `load.rs`.
+    pub expect: Spanned<BTreeMap<String, Spanned<toml::Value>>>,
 }
 
 /// Overrides of the service's timers (the bot-manager flags of the same names).
@@ -169,16 +172,4 @@ impl Default for Convergence {
             step_timeout_ms: default_step_timeout(),
         }
     }
-}
-
-/// `legacy = "violates INV-..."`, `fixed = "holds"`, and the focus invariants.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectSpec {
-    pub legacy: Option<Spanned<String>>,
-    pub fixed: Option<Spanned<String>>,
-    /// Invariants this scenario is about: a run in which one of them could not be
-    /// decided proves nothing and is `unknown`.
-    #[serde(default)]
-    pub focus: Vec<Spanned<String>>,
 }

@@ -15,7 +15,7 @@ mod terminal_final;
 mod transitions;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use leave_routed::leave_routed;
 pub use no_active_without_container::no_active_without_container;
