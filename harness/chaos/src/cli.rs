@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,21 +25,11 @@ pub enum Command {
         /// of profiles: legacy, fixed, a single fix (reconcile, ...) or a+b combinations.
         #[arg(long, default_value = "all")]
         profile: String,
-        /// Seed of the first repetition (random when not given; printed either way).
-        #[arg(long)]
-        seed: Option<u64>,
         /// Runs of each scenario and profile.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
-        /// Runs at once (each has its own database, Redis, runtime and ports).
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// Where run folders go.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        /// No progress bar: one line per finished run (the default in CI).
-        #[arg(long)]
-        quiet: bool,
+        #[command(flatten)]
+        options: RunOptions,
     },
     /// Run every scenario under every profile (legacy, each single fix, fixed, and the
     /// combinations scenarios name); write the ablation matrix (matrix.md, matrix.html)
@@ -50,21 +40,11 @@ pub enum Command {
         /// Only these profiles (comma-separated), in this column order.
         #[arg(long)]
         profiles: Option<String>,
-        /// Seed of the first repetition (random when not given; printed either way).
-        #[arg(long)]
-        seed: Option<u64>,
         /// Runs of each cell.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
-        /// Runs at once.
-        #[arg(long, default_value_t = 3)]
-        jobs: usize,
-        /// Where run folders go.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        /// No progress bar: one line per finished run (the default in CI).
-        #[arg(long)]
-        quiet: bool,
+        #[command(flatten)]
+        options: RunOptions,
     },
     /// Run the scenarios behind each acceptance criterion of the incident report (under
     /// `fixed`, 20 times each) and write signoff.md and signoff.html; exit 0 only when
@@ -81,18 +61,8 @@ pub enum Command {
         /// Runs of each scenario.
         #[arg(long, default_value_t = 20)]
         repeat: u32,
-        /// Seed of the first repetition (random when not given; printed either way).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Runs at once.
-        #[arg(long, default_value_t = 3)]
-        jobs: usize,
-        /// Where run folders go.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
-        /// No progress bar: one line per finished run (the default in CI).
-        #[arg(long)]
-        quiet: bool,
+        #[command(flatten)]
+        options: RunOptions,
     },
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
@@ -100,6 +70,23 @@ pub enum Command {
     Report { run_dir: PathBuf },
     /// List the scenarios with what they cover and expect.
     List { paths: Vec<PathBuf> },
+}
+
+/// How runs are carried out, for `run`, `matrix` and `signoff` alike.
+#[derive(Debug, Clone, Args)]
+pub struct RunOptions {
+    /// Seed of the first repetition (random when not given; printed either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Runs at once (each has its own database, Redis, runtime and ports).
+    #[arg(long, default_value_t = 3)]
+    pub jobs: usize,
+    /// Where run folders go.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// No progress bar: one line per finished run (the default in CI).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {

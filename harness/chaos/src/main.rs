@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chaos::cli::{Cli, Command, default_paths};
+use chaos::cli::{Cli, Command, RunOptions, default_paths};
 use chaos::engine::{self, Plan};
 use chaos::scenario::{self, Scenario};
 use clap::Parser;
@@ -30,61 +30,25 @@ fn main() -> ExitCode {
             Command::Validate { paths } => validate(&default_paths(paths)).map(|_| 0).unwrap_or(1),
             Command::List { paths } => list(&default_paths(paths)),
             Command::Report { run_dir } => report(&run_dir),
-            Command::Run {
-                paths,
-                profile,
-                seed,
-                repeat,
-                jobs,
-                out,
-                quiet,
-            } => {
-                let options = Options {
-                    seed,
-                    repeat,
-                    jobs,
-                    out,
-                    quiet,
-                };
-                run(default_paths(paths), profile, options).await
-            }
             Command::Signoff {
                 criteria,
                 scenarios,
                 profile,
                 repeat,
-                seed,
-                jobs,
-                out,
-                quiet,
-            } => {
-                let options = Options {
-                    seed,
-                    repeat,
-                    jobs,
-                    out,
-                    quiet,
-                };
-                signoff(&criteria, &scenarios, profile, options).await
-            }
+                options,
+            } => signoff(&criteria, &scenarios, profile, repeat, options).await,
             Command::Matrix {
                 paths,
                 profiles,
-                seed,
                 repeat,
-                jobs,
-                out,
-                quiet,
-            } => {
-                let options = Options {
-                    seed,
-                    repeat,
-                    jobs,
-                    out,
-                    quiet,
-                };
-                matrix(default_paths(paths), profiles, options).await
-            }
+                options,
+            } => matrix(default_paths(paths), profiles, repeat, options).await,
+            Command::Run {
+                paths,
+                profile,
+                repeat,
+                options,
+            } => run(default_paths(paths), profile, repeat, options).await,
         }
     });
     ExitCode::from(code)
@@ -160,15 +124,6 @@ fn report(run_dir: &std::path::Path) -> u8 {
     }
 }
 
-/// What `run` and `matrix` share.
-struct Options {
-    seed: Option<u64>,
-    repeat: u32,
-    jobs: usize,
-    out: PathBuf,
-    quiet: bool,
-}
-
 /// `a,b+c` into checked profile names; the error is already printed.
 fn parse_profiles(list: &str) -> Result<Vec<String>, u8> {
     let profiles: Vec<String> = list.split(',').map(|p| p.trim().to_owned()).collect();
@@ -185,7 +140,8 @@ async fn execute(
     scenarios: Vec<(PathBuf, Arc<Scenario>)>,
     profiles: Option<Vec<String>>,
     skip_unstated_combinations: bool,
-    options: Options,
+    repeat: u32,
+    options: RunOptions,
 ) -> Result<(chaos::results::RunReport, PathBuf), u8> {
     let seed = options.seed.unwrap_or_else(rand::random);
     eprintln!("chaos: seed {seed}");
@@ -196,7 +152,7 @@ async fn execute(
         profiles,
         skip_unstated_combinations,
         seed,
-        repeat: options.repeat.max(1),
+        repeat: repeat.max(1),
         jobs: options.jobs,
         out: options.out,
         progress,
@@ -207,7 +163,7 @@ async fn execute(
     })
 }
 
-async fn run(paths: Vec<PathBuf>, profile: String, options: Options) -> u8 {
+async fn run(paths: Vec<PathBuf>, profile: String, repeat: u32, options: RunOptions) -> u8 {
     let Ok(scenarios) = validate(&paths) else {
         return 1;
     };
@@ -218,7 +174,7 @@ async fn run(paths: Vec<PathBuf>, profile: String, options: Options) -> u8 {
             Err(code) => return code,
         },
     };
-    match execute(scenarios, profiles, false, options).await {
+    match execute(scenarios, profiles, false, repeat, options).await {
         Ok((report, dir)) => {
             print_summary(&report, &dir);
             report.exit_code() as u8
@@ -227,7 +183,12 @@ async fn run(paths: Vec<PathBuf>, profile: String, options: Options) -> u8 {
     }
 }
 
-async fn matrix(paths: Vec<PathBuf>, profiles: Option<String>, options: Options) -> u8 {
+async fn matrix(
+    paths: Vec<PathBuf>,
+    profiles: Option<String>,
+    repeat: u32,
+    options: RunOptions,
+) -> u8 {
     let Ok(scenarios) = validate(&paths) else {
         return 1;
     };
@@ -254,7 +215,8 @@ async fn matrix(paths: Vec<PathBuf>, profiles: Option<String>, options: Options)
             columns
         }
     };
-    let (report, dir) = match execute(scenarios, Some(columns.clone()), true, options).await {
+    let (report, dir) = match execute(scenarios, Some(columns.clone()), true, repeat, options).await
+    {
         Ok(done) => done,
         Err(code) => return code,
     };
@@ -277,7 +239,8 @@ async fn signoff(
     criteria_path: &std::path::Path,
     scenarios_dir: &std::path::Path,
     profile: String,
-    mut options: Options,
+    repeat: u32,
+    mut options: RunOptions,
 ) -> u8 {
     let Ok(catalogue) = validate(&[scenarios_dir.to_owned()]) else {
         return 1;
@@ -301,11 +264,12 @@ async fn signoff(
     let seed = *options.seed.get_or_insert_with(rand::random);
     let provenance = chaos::signoff::Provenance {
         profile: profile.clone(),
-        repeat: options.repeat.max(1),
+        repeat: repeat.max(1),
         seed,
         criteria_file: criteria_path.display().to_string(),
     };
-    let (report, dir) = match execute(scenarios, Some(vec![profile]), false, options).await {
+    let (report, dir) = match execute(scenarios, Some(vec![profile]), false, repeat, options).await
+    {
         Ok(done) => done,
         Err(code) => return code,
     };

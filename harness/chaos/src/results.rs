@@ -63,3 +63,21 @@ impl RunReport {
         }
     }
 }
+
+/// The slowest row's time to converge in each record that converged, sorted, and how
+/// many records left a row unconverged.
+pub fn convergence_times<'r>(
+    records: impl IntoIterator<Item = &'r RunRecord>,
+) -> (Vec<f64>, usize) {
+    let mut times = Vec::new();
+    let mut never = 0;
+    for r in records {
+        match &r.convergence {
+            Some(c) if c.unconverged > 0 => never += 1,
+            Some(c) => times.extend(c.worst_ms),
+            None => {}
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    (times, never)
+}

@@ -53,17 +53,7 @@ impl Cell<'_> {
     /// Worst-row times to converge of the runs that converged, sorted, and how many
     /// runs left a row unconverged.
     pub fn convergence(&self) -> (Vec<f64>, usize) {
-        let mut times = Vec::new();
-        let mut never = 0;
-        for r in &self.records {
-            match &r.convergence {
-                Some(c) if c.unconverged > 0 => never += 1,
-                Some(c) => times.extend(c.worst_ms),
-                None => {}
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        (times, never)
+        crate::results::convergence_times(self.records.iter().copied())
     }
 
     pub fn bound_ms(&self) -> u64 {

@@ -24,16 +24,7 @@ impl Converge {
             .iter()
             .filter(|r| r.scenario == scenario)
             .collect();
-        let mut times = Vec::new();
-        let mut never = 0;
-        for r in &runs {
-            match &r.convergence {
-                Some(c) if c.unconverged > 0 => never += 1,
-                Some(c) => times.extend(c.worst_ms),
-                None => {}
-            }
-        }
-        times.sort_by(f64::total_cmp);
+        let (times, never) = crate::results::convergence_times(runs.iter().copied());
         Converge {
             times,
             never,
