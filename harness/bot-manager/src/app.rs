@@ -25,6 +25,8 @@ pub struct AppState {
     pub runtime: Runtime,
     /// Serialises "read the stored status, publish it" (with `row_locks`).
     pub publish_lock: Arc<tokio::sync::Mutex<()>>,
+    /// This instance's name (`--instance`), recorded with its reconcile sweeps.
+    pub instance: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
                 source,
             })?;
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    let instance: Arc<str> = config.instance_name().into();
     let state = AppState {
         config: Arc::new(config),
         fixes: profile.fixes,
@@ -153,8 +156,9 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         bus,
         runtime,
         publish_lock: Arc::default(),
+        instance,
     };
-    tracing::info!(%addr, profile = %state.profile, fixes = ?state.fixes, "bot-manager ready");
+    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, "bot-manager ready");
     let mut workers = crate::workers::spawn(&state);
     println!("bot-manager listening on {addr}");
     let served = axum::serve(listener, crate::api::router(state))

@@ -58,6 +58,12 @@ pub struct Config {
     #[arg(long, env = "BOT_REDIS_URL")]
     pub bot_redis_url: Option<String>,
 
+    /// This instance's name, recorded with the work it does (its reconcile sweeps), so
+    /// that several instances against one database can be told apart;
+    /// `<hostname>-<pid>` when unset.
+    #[arg(long, env = "BOT_MANAGER_INSTANCE")]
+    pub instance: Option<String>,
+
     #[command(flatten)]
     pub timers: Timers,
 }
@@ -147,5 +153,18 @@ impl Timers {
 impl Config {
     pub fn bot_redis_url(&self) -> &str {
         self.bot_redis_url.as_deref().unwrap_or(&self.redis_url)
+    }
+
+    /// `--instance`, else `<hostname>-<pid>`.
+    pub fn instance_name(&self) -> String {
+        if let Some(name) = self.instance.as_deref().filter(|n| !n.trim().is_empty()) {
+            return name.to_owned();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "bot-manager".to_owned());
+        format!("{host}-{}", std::process::id())
     }
 }

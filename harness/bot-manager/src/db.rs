@@ -242,6 +242,27 @@ pub async fn set_data_flag(pool: &PgPool, id: i32, key: &str, value: Value) -> R
     Ok(())
 }
 
+/// Records a stop on a live row (`stop_requested`, and `stop_deadline` when given) unless
+/// one is on record already; answers whether this call recorded it. One conditional
+/// write: a concurrent one waits for this row's lock and then finds the stop there, so
+/// exactly one of several concurrent claims succeeds.
+pub async fn claim_stop(pool: &PgPool, id: i32, deadline: Option<&str>) -> Result<bool, DbError> {
+    let mut record = serde_json::json!({"stop_requested": true});
+    if let Some(deadline) = deadline {
+        record["stop_deadline"] = Value::from(deadline);
+    }
+    let done = sqlx::query(
+        "UPDATE meetings SET data = data || $2, updated_at = now() \
+         WHERE id = $1 AND status NOT IN ('completed', 'failed') \
+         AND (data -> 'stop_requested') IS DISTINCT FROM 'true'::jsonb",
+    )
+    .bind(id)
+    .bind(record)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Inserts a session row; a repeated (meeting, uid) is ignored.
 pub async fn insert_session(
     pool: &PgPool,

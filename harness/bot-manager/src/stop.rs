@@ -52,7 +52,9 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
     }
     // 3. No container: completed at once. A row in `error` fails here, forever.
     let Some(container_id) = meeting.bot_container_id.clone() else {
-        finalize(state, &meeting, stopped("stop_request")).await?;
+        if let Some(ended) = finalize(state, &meeting, stopped("stop_request")).await? {
+            return Ok(format!("Meeting already {ended}."));
+        }
         return Ok("Meeting had no running container; marked completed.".into());
     };
     // 4. Pre-active fast path.
@@ -60,7 +62,13 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
     let window = chrono::Duration::from_std(state.config.timers.pre_active_window())
         .unwrap_or(chrono::Duration::MAX);
     if status.is_some_and(MeetingStatus::is_pre_active) && age < window {
-        db::set_data_flag(&state.pool, meeting.id, "stop_requested", json!(true)).await?;
+        if fixes.persist_stopping {
+            if let Some(answer) = claim_stop(state, &meeting, None).await? {
+                return Ok(answer);
+            }
+        } else {
+            db::set_data_flag(&state.pool, meeting.id, "stop_requested", json!(true)).await?;
+        }
         schedule_container_stop(
             state,
             meeting.id,
@@ -73,23 +81,23 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
             // Teardown confirmed before the row is completed: the finalizer completes it.
             return Ok("Stop request accepted; the bot is being stopped (pre-active).".into());
         }
-        finalize(state, &meeting, stopped("stop_request")).await?;
+        if let Some(ended) = finalize(state, &meeting, stopped("stop_request")).await? {
+            return Ok(format!("Meeting already {ended}."));
+        }
         return Ok("Stop request accepted; meeting finalized immediately (pre-active).".into());
     }
     // Fix: the stop is on record (and `stopping` stored once the bot reached the meeting)
-    // before anything else happens.
+    // before anything else happens, claimed once however many DELETEs race.
     let mut published_stopping = false;
     if fixes.persist_stopping {
         let deadline = Utc::now()
             + chrono::Duration::from_std(state.config.timers.delayed_stop()).unwrap_or_default();
-        let record = vec![
-            ("stop_requested", json!(true)),
-            ("stop_deadline", json!(db::rfc3339(deadline))),
-        ];
+        if let Some(answer) = claim_stop(state, &meeting, Some(deadline)).await? {
+            return Ok(answer);
+        }
         if status == Some(MeetingStatus::Active) {
             let details = TransitionDetails {
                 source: "stop_request",
-                data: record,
                 ..Default::default()
             };
             match state
@@ -105,23 +113,29 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
                 }
                 Applied::Rejected(_) | Applied::Missing => {}
             }
-        } else {
-            for (key, value) in record {
-                db::set_data_flag(&state.pool, meeting.id, key, value).await?;
-            }
         }
+    }
+    let delayed_stop = |container_id| {
+        schedule_container_stop(
+            state,
+            meeting.id,
+            container_id,
+            state.config.timers.delayed_stop(),
+            "delayed stop",
+        )
+    };
+    // A durable stop goes on record before the leave (the outbox first): a crash between
+    // the two cannot lose it, and its write does not come between the leave and the
+    // `stopping` announcement, where a fast bot's end could overtake it.
+    if fixes.durable_stop {
+        delayed_stop(container_id.clone()).await?;
     }
     // 5. The leave; errors only logged, receivers ignored.
     send_leave(state, &meeting).await?;
-    // 6. The delayed stop.
-    schedule_container_stop(
-        state,
-        meeting.id,
-        container_id,
-        state.config.timers.delayed_stop(),
-        "delayed stop",
-    )
-    .await?;
+    // 6. The delayed stop (legacy: a task of this process, scheduled at once).
+    if !fixes.durable_stop {
+        delayed_stop(container_id).await?;
+    }
     // 7-8. Legacy leaves the row as it is and only publishes `stopping`.
     if let Some(platform) = meeting.platform().filter(|_| !published_stopping) {
         state
@@ -134,6 +148,28 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
             .await;
     }
     Ok("Stop request accepted and is being processed.".into())
+}
+
+/// Puts the stop on record (`stop_requested`, and the stop deadline when given) unless
+/// one is already, in one conditional write: of concurrent DELETEs (each read the row
+/// before any of them wrote it) exactly one goes on. `None`: this call claimed the stop;
+/// otherwise the answer for a DELETE that finds the stop, or the end, already there.
+async fn claim_stop(
+    state: &AppState,
+    meeting: &Meeting,
+    deadline: Option<chrono::DateTime<Utc>>,
+) -> Result<Option<String>, ApiError> {
+    let deadline = deadline.map(db::rfc3339);
+    if db::claim_stop(&state.pool, meeting.id, deadline.as_deref()).await? {
+        return Ok(None);
+    }
+    let now = db::current_status(&state.pool, meeting.id).await?;
+    Ok(Some(
+        match now.as_deref().and_then(|s| s.parse::<MeetingStatus>().ok()) {
+            Some(s) if s.is_terminal() => format!("Meeting already {s}."),
+            _ => "Stop already in progress.".to_owned(),
+        },
+    ))
 }
 
 async fn send_leave(state: &AppState, meeting: &Meeting) -> Result<(), ApiError> {
@@ -188,16 +224,24 @@ async fn send_leave(state: &AppState, meeting: &Meeting) -> Result<(), ApiError>
 
 /// Applies a `completed` transition; an illegal one is a 500, as the production service
 /// answers when its update fails.
+/// Completes the row; `Some(status)` when (with `persist_stopping`, which makes a
+/// repeated DELETE harmless) a concurrent request ended it first. Legacy answers 500.
 async fn finalize(
     state: &AppState,
     meeting: &Meeting,
     details: TransitionDetails,
-) -> Result<(), ApiError> {
+) -> Result<Option<MeetingStatus>, ApiError> {
     match state
         .transition(meeting.id, MeetingStatus::Completed, details)
         .await?
     {
-        Applied::Changed(_) => Ok(()),
+        Applied::Changed(_) => Ok(None),
+        Applied::Rejected(row)
+            if state.fixes.persist_stopping
+                && row.known_status().is_some_and(MeetingStatus::is_terminal) =>
+        {
+            Ok(row.known_status())
+        }
         Applied::Rejected(row) => Err(ApiError::internal(format!(
             "finalize meeting {}: status {:?} cannot become completed",
             row.id, row.status
@@ -232,6 +276,14 @@ pub async fn schedule_container_stop(
     Ok(())
 }
 
+/// What a forced stop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Teardown {
+    pub outcome: StopOutcome,
+    /// Its finalizer (`finalize_after_forced_stop`) ended the row.
+    pub finalized: bool,
+}
+
 /// `docker stop -t grace`, then (with `finalize_after_forced_stop`) the finalizer: only a
 /// confirmed stop counts, and a late callback gets a short grace to land first.
 pub async fn force_stop(
@@ -239,18 +291,22 @@ pub async fn force_stop(
     meeting_id: i32,
     container: &str,
     why: &'static str,
-) -> Result<StopOutcome, crate::containers::RuntimeError> {
+) -> Result<Teardown, crate::containers::RuntimeError> {
     let outcome = state
         .runtime
         .stop(container, state.config.timers.stop_grace_s)
         .await?;
     tracing::info!(%container, ?outcome, why, "container stop done");
+    let mut finalized = false;
     if state.fixes.finalize_after_forced_stop {
         match outcome {
             StopOutcome::Stopped => {
                 tokio::time::sleep(state.config.timers.finalizer_grace()).await;
-                if let Err(err) = finalize_if_live(state, meeting_id, "finalizer", None).await {
-                    tracing::error!(meeting_id, error = %err, "failed to finalize after the forced stop");
+                match finalize_if_live(state, meeting_id, "finalizer", None).await {
+                    Ok(changed) => finalized = changed,
+                    Err(err) => {
+                        tracing::error!(meeting_id, error = %err, "failed to finalize after the forced stop")
+                    }
                 }
             }
             // A 404 is not proof the bot is gone (a runtime that lost track answers it too).
@@ -259,17 +315,18 @@ pub async fn force_stop(
             }
         }
     }
-    Ok(outcome)
+    Ok(Teardown { outcome, finalized })
 }
 
 /// Finalizes a row that is still live, from evidence that its bot is gone: completed
 /// (`stopped`) when a stop was requested, failed otherwise (the bot died unasked).
+/// Answers whether this call ended the row (false: it was terminal already).
 pub async fn finalize_if_live(
     state: &AppState,
     meeting_id: i32,
     source: &'static str,
     exit_code: Option<i64>,
-) -> Result<(), crate::db::DbError> {
+) -> Result<bool, crate::db::DbError> {
     // Decided from the row under its lock, so a stop recorded meanwhile still dominates.
     let decide = |meeting: &Meeting| {
         let status = meeting.known_status().filter(|s| !s.is_terminal())?;
@@ -293,8 +350,8 @@ pub async fn finalize_if_live(
             },
         ))
     };
-    state.transition_with(meeting_id, decide).await?;
-    Ok(())
+    let applied = state.transition_with(meeting_id, decide).await?;
+    Ok(matches!(applied, Applied::Changed(_)))
 }
 
 /// The fire-and-forget write of the connectionId session row: errors are only logged,

@@ -13,7 +13,8 @@ use crate::containers::StopOutcome;
 use crate::db::{self, STOP_JOB_ATTEMPTS};
 use crate::stop::{finalize_if_live, force_stop};
 
-/// The advisory lock that makes the sweep single-flight across service instances.
+/// The advisory lock that makes the sweep single-flight across service instances (taken
+/// at transaction level: see [`sweep`]).
 const RECONCILE_LOCK: i64 = 0x5707_f10e;
 
 pub fn spawn(state: &AppState) -> JoinSet<()> {
@@ -72,10 +73,14 @@ async fn stop_worker(state: AppState) {
 }
 
 async fn reconcile_loop(state: AppState) {
+    // Sweeps turned away by the lock since this instance's last recorded one.
+    let mut skipped = 0;
     loop {
         tokio::time::sleep(state.config.timers.reconcile_interval()).await;
-        if let Err(err) = sweep(&state).await {
-            tracing::warn!(error = %err, "reconcile sweep failed");
+        match sweep(&state, skipped).await {
+            Ok(Sweep::Done) => skipped = 0,
+            Ok(Sweep::Skipped) => skipped += 1,
+            Err(err) => tracing::warn!(error = %err, "reconcile sweep failed"),
         }
     }
 }
@@ -90,33 +95,69 @@ enum SweepError {
     Runtime(#[from] crate::containers::RuntimeError),
 }
 
-/// One sweep: rows against containers, acting only on confirmed evidence. Held under a
-/// session advisory lock so that of several instances only one sweeps at a time.
-async fn sweep(state: &AppState) -> Result<(), SweepError> {
-    let mut conn = state.pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Done,
+    /// Another instance holds the lock.
+    Skipped,
+}
+
+/// What one sweep did, recorded in `reconcile_sweeps`.
+#[derive(Debug, Default)]
+struct SweepCounts {
+    rows_examined: i32,
+    rows_finalized: i32,
+    containers_stopped: i32,
+}
+
+/// One sweep, single-flight across service instances: it holds a transaction-level
+/// advisory lock in a transaction open for the whole sweep, so a sweep that fails or is
+/// dropped (the transaction rolls back) or an instance that dies (its connection closes)
+/// releases it; nothing has to unlock. A completed sweep is recorded in
+/// `reconcile_sweeps` in that transaction, before the commit that releases the lock.
+async fn sweep(state: &AppState, skipped: i32) -> Result<Sweep, SweepError> {
+    let mut tx = state.pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(RECONCILE_LOCK)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut *tx)
         .await?;
     if !locked {
         tracing::debug!("another instance is sweeping");
-        return Ok(());
+        return Ok(Sweep::Skipped);
     }
-    let result = sweep_locked(state).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(RECONCILE_LOCK)
-        .execute(&mut *conn)
+    // Read once the lock is held (not `now()`, the transaction's start, which can precede
+    // the previous holder's commit).
+    let started_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut *tx)
         .await?;
-    result
+    let counts = sweep_locked(state).await?;
+    sqlx::query(
+        "INSERT INTO reconcile_sweeps (instance, started_at, finished_at, rows_examined, \
+         rows_finalized, containers_stopped, attempts_skipped) \
+         VALUES ($1, $2, clock_timestamp(), $3, $4, $5, $6)",
+    )
+    .bind(&*state.instance)
+    .bind(started_at)
+    .bind(counts.rows_examined)
+    .bind(counts.rows_finalized)
+    .bind(counts.containers_stopped)
+    .bind(skipped)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::debug!(?counts, "reconcile sweep done");
+    Ok(Sweep::Done)
 }
 
-async fn sweep_locked(state: &AppState) -> Result<(), SweepError> {
+async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
+    let mut counts = SweepCounts::default();
     // An unreachable runtime proves nothing: the error ends this sweep.
     let containers = state.runtime.bots().await?;
     let now = chrono::Utc::now();
     let grace =
         chrono::Duration::from_std(state.config.timers.finalizer_grace()).unwrap_or_default();
     for row in db::non_terminal_meetings(&state.pool).await? {
+        counts.rows_examined += 1;
         let mine: Vec<_> = containers
             .iter()
             .filter(|c| c.meeting_id == row.id)
@@ -136,8 +177,13 @@ async fn sweep_locked(state: &AppState) -> Result<(), SweepError> {
                 row.known_status() == Some(MeetingStatus::Stopping) || row.stop_requested();
             if stopping && overdue {
                 tracing::info!(meeting_id = row.id, container = %live.name, "reconcile: stop overdue; tearing the container down");
-                if force_stop(state, row.id, &live.id, "reconcile").await? == StopOutcome::Stopped {
-                    finalize_if_live(state, row.id, "reconcile", None).await?;
+                let teardown = force_stop(state, row.id, &live.id, "reconcile").await?;
+                if teardown.outcome == StopOutcome::Stopped {
+                    counts.containers_stopped += 1;
+                    let finalized = finalize_if_live(state, row.id, "reconcile", None).await?;
+                    if teardown.finalized || finalized {
+                        counts.rows_finalized += 1;
+                    }
                 }
             }
             continue;
@@ -147,7 +193,9 @@ async fn sweep_locked(state: &AppState) -> Result<(), SweepError> {
             meeting_id = row.id,
             "reconcile: container exited; finalizing"
         );
-        finalize_if_live(state, row.id, "reconcile", None).await?;
+        if finalize_if_live(state, row.id, "reconcile", None).await? {
+            counts.rows_finalized += 1;
+        }
     }
     // Containers still running for a row that is already terminal: tear them down.
     let live: Vec<_> = containers.iter().filter(|c| c.is_live()).collect();
@@ -161,13 +209,16 @@ async fn sweep_locked(state: &AppState) -> Result<(), SweepError> {
             .is_some_and(MeetingStatus::is_terminal);
         if terminal {
             tracing::info!(meeting_id = c.meeting_id, container = %c.name, "reconcile: container outlives its terminal row; stopping it");
-            state
+            let outcome = state
                 .runtime
                 .stop(&c.id, state.config.timers.stop_grace_s)
                 .await?;
+            if outcome == StopOutcome::Stopped {
+                counts.containers_stopped += 1;
+            }
         }
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Follows the runtime's `die` events: a container that died without a callback

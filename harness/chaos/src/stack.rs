@@ -80,6 +80,22 @@ pub struct Stack {
     _dir: tempfile::TempDir,
 }
 
+/// A further bot-manager instance of the run ([`Stack::start_extra_manager`]); dropping it
+/// ends the process.
+pub struct ExtraManager {
+    pub base_url: String,
+    pub instance: String,
+    process: ChildGuard,
+}
+
+impl ExtraManager {
+    /// SIGTERM; answers how it exited.
+    pub async fn stop(mut self) -> Result<std::process::ExitStatus, StackError> {
+        self.process.signal(Signal::SIGTERM);
+        Ok(self.process.wait_exit(START_DEADLINE).await?)
+    }
+}
+
 struct ManagerArgs {
     port: u16,
     profile: String,
@@ -125,9 +141,20 @@ fn log_file(path: &Path) -> Result<std::fs::File, StackError> {
 }
 
 impl ManagerArgs {
+    /// The run's bot-manager, on the run's port.
     async fn spawn(&mut self) -> Result<ChildGuard, StackError> {
         self.starts += 1;
-        let port = self.port;
+        self.spawn_on(self.port, None, "service.log").await
+    }
+
+    /// A bot-manager on `port` with the run's arguments, named `instance` when given,
+    /// logging to `log_name` in the log dir.
+    async fn spawn_on(
+        &self,
+        port: u16,
+        instance: Option<&str>,
+        log_name: &str,
+    ) -> Result<ChildGuard, StackError> {
         let mut cmd = tokio::process::Command::new(infra::bins::workspace_bin("bot-manager")?);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -145,7 +172,10 @@ impl ManagerArgs {
                 "--callback-url",
                 &format!("http://bot-manager:{port}/bots/internal/callback/exited"),
             ])
-            .stderr(log_file(&self.log_dir.join("service.log"))?);
+            .stderr(log_file(&self.log_dir.join(log_name))?);
+        if let Some(instance) = instance {
+            cmd.args(["--instance", instance]);
+        }
         let s = &self.service;
         let timers: [(&str, Option<u64>); 9] = [
             ("--delayed-stop-ms", s.delayed_stop_ms),
@@ -321,6 +351,25 @@ impl Stack {
             *manager = Some(self.manager_args.lock().await.spawn().await?);
         }
         Ok(())
+    }
+
+    /// Starts one more bot-manager against the run's database, Redis and runtime, with
+    /// the run's profile and timers, on a port of its own and named `instance` (its log:
+    /// `service-<instance>.log`). It runs until the answer is dropped. Bots it would start
+    /// call back to it, not to the run's manager.
+    pub async fn start_extra_manager(&self, instance: &str) -> Result<ExtraManager, StackError> {
+        let port = infra::process::free_port()?;
+        let guard = self
+            .manager_args
+            .lock()
+            .await
+            .spawn_on(port, Some(instance), &format!("service-{instance}.log"))
+            .await?;
+        Ok(ExtraManager {
+            base_url: format!("http://127.0.0.1:{port}"),
+            instance: instance.to_owned(),
+            process: guard,
+        })
     }
 
     /// Stops (SIGSTOP) or resumes (SIGCONT) the run's Redis server.

@@ -1,8 +1,9 @@
 //! Integration tests through the whole stack as real processes: a database and Redis of
-//! each test's own, the `runtime`, the `bot-manager` (legacy) and one `mock-bot` per
-//! meeting.
+//! each test's own, the `runtime`, the `bot-manager` (legacy, or the profile a test asks
+//! for) and one `mock-bot` per meeting.
 
 mod api_conformance;
+mod fixed;
 mod incident;
 mod lifecycle;
 mod service;

@@ -16,11 +16,18 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// second of scripted waiting.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
+    /// The bot-manager's `--profile` (`legacy`, `fixed`, a single fix, `a+b`).
+    pub profile: String,
     pub delayed_stop_ms: u64,
     pub stop_grace_s: u32,
     pub pre_active_window_ms: u64,
     pub exited_failure_stop_ms: u64,
     pub session_record_delay_ms: u64,
+    /// Reconcile sweep interval (fixed profile); the service's default when `None`.
+    pub reconcile_interval_ms: Option<u64>,
+    /// Grace after a forced stop or a container's death before finalizing (fixed
+    /// profile); the service's default when `None`.
+    pub finalizer_grace_ms: Option<u64>,
     /// Environment for every bot container (behaviours).
     pub bot_env: Vec<(String, String)>,
 }
@@ -28,11 +35,14 @@ pub struct StackOptions {
 impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
+            profile: "legacy".into(),
             delayed_stop_ms: 1_000,
             stop_grace_s: 1,
             pre_active_window_ms: 0,
             exited_failure_stop_ms: 500,
             session_record_delay_ms: 0,
+            reconcile_interval_ms: None,
+            finalizer_grace_ms: None,
             bot_env: vec![
                 ("MOCK_BOT_JOIN_DELAY_MS".into(), "20".into()),
                 ("MOCK_BOT_ADMISSION_DELAY_MS".into(), "20".into()),
@@ -86,10 +96,12 @@ impl Stack {
             pre_active_window_ms: Some(options.pre_active_window_ms),
             exited_failure_stop_ms: Some(options.exited_failure_stop_ms),
             session_record_delay_ms: Some(options.session_record_delay_ms),
+            reconcile_interval_ms: options.reconcile_interval_ms,
+            finalizer_grace_ms: options.finalizer_grace_ms,
             ..Default::default()
         };
         let inner = chaos::stack::Stack::start(chaos::stack::StackConfig {
-            profile: "legacy".into(),
+            profile: options.profile,
             service,
             bot_env: options.bot_env,
             links: None,
@@ -129,6 +141,15 @@ impl Stack {
             .start_manager()
             .await
             .expect("start the bot-manager");
+    }
+
+    /// Starts one more bot-manager (same profile, timers, database, Redis and runtime)
+    /// named `instance`; it runs until the answer is dropped or stopped.
+    pub async fn start_extra_manager(&self, instance: &str) -> chaos::stack::ExtraManager {
+        self.inner
+            .start_extra_manager(instance)
+            .await
+            .expect("start a second bot-manager")
     }
 
     /// The pids of the runtime and every container process it ever ran.
@@ -234,6 +255,15 @@ impl Stack {
             data: row.2,
             updated_at: row.3,
         }
+    }
+
+    /// Waits until the row is terminal (completed or failed) and answers it.
+    pub async fn wait_terminal(&self, id: i64) -> StoredMeeting {
+        wait_for(&format!("meeting {id} to become terminal"), || async {
+            let row = self.meeting_row(id).await;
+            matches!(row.status.as_str(), "completed" | "failed").then_some(row)
+        })
+        .await
     }
 
     /// Waits until the stored status is `status`; panics with the row at the deadline.
@@ -356,6 +386,29 @@ impl Stack {
             .await
             .expect("inspect");
         assert_eq!(resp.status().as_u16(), 404, "inspect of a gone container");
+    }
+
+    /// Waits until the meeting's container has exited and been removed, then checks it
+    /// as [`Stack::assert_container_gone`] does.
+    pub async fn wait_container_gone(&self, meeting_id: i64) {
+        let prefix = format!("vexa-bot-{meeting_id}-");
+        wait_for(
+            &format!("the container of meeting {meeting_id} to go"),
+            || async {
+                self.runtime_containers()
+                    .await
+                    .iter()
+                    .any(|c| {
+                        c["name"]
+                            .as_str()
+                            .is_some_and(|n| n.trim_start_matches('/').starts_with(&prefix))
+                            && c["removed"] == true
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+        self.assert_container_gone(meeting_id).await;
     }
 
     /// The name of the meeting's container.
@@ -506,6 +559,19 @@ pub struct StoredMeeting {
 }
 
 impl StoredMeeting {
+    /// The audit entries that end the meeting (to completed or failed).
+    pub fn terminal_transitions(&self) -> Vec<Value> {
+        self.data["status_transition"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|t| matches!(t["to"].as_str(), Some("completed" | "failed")))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `(from, to)` of every entry of the audit list.
     pub fn transitions(&self) -> Vec<(String, String)> {
         self.data["status_transition"]
@@ -576,6 +642,26 @@ impl BotLog {
 
     pub fn count(&self, event: &str) -> usize {
         self.names().iter().filter(|n| **n == event).count()
+    }
+}
+
+/// Polls `probe` until it answers `Some`, and answers that; panics naming `what` at the
+/// deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "waited {DEADLINE:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
