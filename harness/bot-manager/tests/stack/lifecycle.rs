@@ -14,7 +14,13 @@ async fn stop_of_active_bot_completes_meeting_and_removes_container() {
     .await;
     let native = unique_meet_id();
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
-    assert_eq!(meeting.status, "requested");
+    // The bot starts before POST answers, so on a busy machine its first report can land
+    // first, as in production: the body shows the row as POST last read it.
+    assert!(
+        matches!(meeting.status.as_str(), "requested" | "joining"),
+        "{}",
+        meeting.status
+    );
     assert!(meeting.bot_container_id.is_some());
 
     stack.wait_status(meeting.id, "active").await;
