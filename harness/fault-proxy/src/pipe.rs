@@ -25,7 +25,7 @@ const MAX_QUEUED: usize = 1 << 20;
 /// How a direction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PipeEnd {
-    /// The source closed; its data and its close were passed on.
+    /// The source closed or failed; its data and its close were passed on.
     Eof,
     /// The connection must close: a toxic closed it, or a socket failed.
     Close,
@@ -152,8 +152,9 @@ where
                 }
             },
             read = src.read_buf(&mut buf), if can_read => match read {
-                Err(_) => return PipeEnd::Close,
-                Ok(0) => src_done = true,
+                // As Toxiproxy: a source that fails (a reset) ends like one that closes;
+                // what the toxics hold back still goes out, then the close.
+                Err(_) | Ok(0) => src_done = true,
                 Ok(_) => {
                     let chunk = buf.split().freeze();
                     if !block.drop_data {
@@ -258,6 +259,48 @@ mod tests {
             out.push(start.elapsed());
         }
         out
+    }
+
+    /// Yields its data once, then fails as a connection reset by its peer does.
+    struct ThenReset(Option<&'static [u8]>);
+
+    impl AsyncRead for ThenReset {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(match self.0.take() {
+                Some(data) => {
+                    buf.put_slice(data);
+                    Ok(())
+                }
+                None => Err(std::io::ErrorKind::ConnectionReset.into()),
+            })
+        }
+    }
+
+    // Regression: a client killed with its request held by a latency toxic lost the
+    // request when its death reached the proxy as a reset rather than a close, so the
+    // outcome of a run depended on how the kernel closed the socket.
+    #[tokio::test(start_paused = true)]
+    async fn data_held_by_a_toxic_goes_out_after_its_source_resets() {
+        let (toxics, rx) = watch::channel(Arc::new(latency_set(6000, 0)));
+        let (dst, mut output) = tokio::io::duplex(1024);
+        let ctx = PipeCtx {
+            direction: Stream::Downstream,
+            toxics: rx,
+            rolls: Rng::for_connection(1, "p", 0, Stream::Downstream, Purpose::Toxicity),
+            data: Rng::for_connection(1, "p", 0, Stream::Downstream, Purpose::Data),
+        };
+        let start = Instant::now();
+        let pipe = tokio::spawn(run(ThenReset(Some(b"callback")), dst, ctx));
+        let mut got = Vec::new();
+        output.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"callback");
+        assert!(start.elapsed() >= Duration::from_millis(6000));
+        assert_eq!(pipe.await.unwrap(), PipeEnd::Eof);
+        drop(toxics);
     }
 
     #[tokio::test(start_paused = true)]

@@ -192,6 +192,7 @@ async fn serve(mut client: TcpStream, link: Arc<Link>, number: u64) {
         )
         .await
     };
+    tracing::debug!(proxy = %link.name, connection = number, ?end, "connection ended");
     if end == PipeEnd::Reset {
         // Closing with a zero linger sends RST: each peer reads a connection reset.
         let _ = client.set_zero_linger();
