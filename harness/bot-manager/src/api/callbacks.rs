@@ -132,13 +132,47 @@ pub async fn status_change(
     else {
         return Ok(session_not_found(&payload.connection_id));
     };
-    if meeting.stop_requested() && !payload.status.is_terminal() {
-        return Ok(Json(json!({"status": "ignored", "meeting_id": meeting.id})));
-    }
-    let mut to = payload.status.as_meeting_status();
-    if let Some(answer) = settled_terminal(&state, &meeting, to) {
+    // Decided from the row as the transition reads it (under its lock with `row_locks`),
+    // not from the lookup above: a stop claimed in between must dominate.
+    let mut early = None;
+    let applied = state
+        .transition_with(meeting.id, |row| {
+            if row.stop_requested() && !payload.status.is_terminal() {
+                early = Some(Ok(Json(json!({"status": "ignored", "meeting_id": row.id}))));
+                return None;
+            }
+            let (to, details) = status_change_details(&state, row, &payload);
+            if let Some(answer) = settled_terminal(&state, row, to) {
+                early = Some(answer);
+                return None;
+            }
+            Some((to, details))
+        })
+        .await?;
+    if let Some(answer) = early {
         return answer;
     }
+    let status_after = match applied {
+        Applied::Changed(updated) => updated.status,
+        Applied::Rejected(row) => match payload.status {
+            CallbackStatus::Joining | CallbackStatus::AwaitingAdmission => {
+                return Ok(update_failed());
+            }
+            _ => row.status,
+        },
+        Applied::Missing => return Ok(update_failed()),
+    };
+    Ok(Json(
+        json!({"status": status_after, "meeting_id": meeting.id}),
+    ))
+}
+
+/// What a `status_change` asks of the row: its status and details, stop dominating.
+fn status_change_details(
+    state: &AppState,
+    row: &Meeting,
+    payload: &StatusChangePayload,
+) -> (MeetingStatus, TransitionDetails) {
     let mut details = TransitionDetails {
         source: "bot_callback",
         reason: payload.reason.clone(),
@@ -158,20 +192,8 @@ pub async fn status_change(
         },
         data: Vec::new(),
     };
-    to = stop_dominates(&state, &meeting, to, &mut details);
-    let status_after = match state.transition(meeting.id, to, details).await? {
-        Applied::Changed(updated) => updated.status,
-        Applied::Rejected(row) => match payload.status {
-            CallbackStatus::Joining | CallbackStatus::AwaitingAdmission => {
-                return Ok(update_failed());
-            }
-            _ => row.status,
-        },
-        Applied::Missing => return Ok(update_failed()),
-    };
-    Ok(Json(
-        json!({"status": status_after, "meeting_id": meeting.id}),
-    ))
+    let to = stop_dominates(state, row, payload.status.as_meeting_status(), &mut details);
+    (to, details)
 }
 
 /// `POST /bots/internal/callback/exited`: exit 0 completes, anything else fails and
@@ -211,11 +233,22 @@ pub async fn exited(
             },
         )
     };
-    if let Some(answer) = settled_terminal(&state, &meeting, to) {
+    // Decided from the row as the transition reads it, as for `status_change`.
+    let mut early = None;
+    let applied = state
+        .transition_with(meeting.id, |row| {
+            if let Some(answer) = settled_terminal(&state, row, to) {
+                early = Some(answer);
+                return None;
+            }
+            to = stop_dominates(&state, row, to, &mut details);
+            Some((to, details))
+        })
+        .await?;
+    if let Some(answer) = early {
         return answer;
     }
-    to = stop_dominates(&state, &meeting, to, &mut details);
-    match state.transition(meeting.id, to, details).await? {
+    match applied {
         Applied::Changed(updated) => {
             if let Some(container) = updated
                 .bot_container_id
