@@ -145,6 +145,15 @@ async fn execute(
 ) -> Result<(chaos::results::RunReport, PathBuf), u8> {
     let seed = options.seed.unwrap_or_else(rand::random);
     eprintln!("chaos: seed {seed}");
+    if options.jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
+        eprintln!(
+            "chaos: warning: REDIS_URL is shared by {} parallel runs; under profiles that send the \
+             leave to bot_commands:meeting:{{id}} (fixed, route-meeting-channel) runs with the same \
+             database ids can take each other's leaves: unset REDIS_URL (each run gets its own \
+             Redis) or use --jobs 1",
+            options.jobs
+        );
+    }
     let progress =
         !options.quiet && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
     let plan = Plan {
