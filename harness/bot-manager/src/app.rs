@@ -128,7 +128,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let profile = match &config.profile_file {
         Some(path) => Profile::from_file(path)?,
         None => config.profile.clone(),
-    };
+    }
+    .with_switches(&config.fixes)?;
     let timeout = config.timers.dependency_timeout();
     let pool = db::connect(&config.database_url, timeout).await?;
     db::MIGRATOR.run(&pool).await.map_err(DbError::from)?;

@@ -24,6 +24,11 @@ pub struct Config {
     #[arg(long, env = "BOT_MANAGER_PROFILE_FILE")]
     pub profile_file: Option<std::path::PathBuf>,
 
+    /// One fix switch over the profile, `name=value` as in a profile file
+    /// (`reconcile=true`, `route_leave=current_uid`); repeatable, applied in order.
+    #[arg(long = "fix", value_name = "NAME=VALUE")]
+    pub fixes: Vec<String>,
+
     /// Address the HTTP API listens on.
     #[arg(long, env = "BOT_MANAGER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -201,6 +201,33 @@ impl Profile {
         })
     }
 
+    /// This profile with single switches set over it (`reconcile=true`,
+    /// `route_leave=current_uid`: a profile file's fields, one at a time).
+    pub fn with_switches(mut self, switches: &[String]) -> Result<Profile, ProfileError> {
+        for switch in switches {
+            let bad = |message: String| ProfileError::Parse {
+                name: format!("--fix {switch}"),
+                message,
+            };
+            let (name, value) = switch
+                .split_once('=')
+                .ok_or_else(|| bad("expected NAME=VALUE".into()))?;
+            let (name, value) = (name.trim(), value.trim());
+            let value = match value {
+                "true" | "false" => value.to_owned(),
+                word => format!("{word:?}"),
+            };
+            let file: ProfileFile = toml::from_str(&format!("{name} = {value}"))
+                .map_err(|e| bad(e.message().to_owned()))?;
+            if file.base.is_some() || file.description.is_some() {
+                return Err(bad(format!("{name} is not a fix switch")));
+            }
+            file.apply(&mut self.fixes);
+            self.name = format!("{}+{name}={}", self.name, value.trim_matches('"'));
+        }
+        Ok(self)
+    }
+
     /// A profile from a file of the same format (its `base` names a built-in profile).
     pub fn from_file(path: &Path) -> Result<Profile, ProfileError> {
         let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Read {
@@ -235,6 +262,29 @@ impl fmt::Display for Profile {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn switches_set_single_fixes_over_a_profile_and_name_a_bad_one() {
+        let p = Profile::legacy()
+            .with_switches(&["reconcile=true".into(), "route_leave=current_uid".into()])
+            .unwrap();
+        assert!(p.fixes.reconcile);
+        assert_eq!(p.fixes.route_leave, RouteLeave::CurrentUid);
+        assert!(!p.fixes.durable_stop);
+        let err = Profile::legacy()
+            .with_switches(&["reconcil=true".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--fix reconcil=true") && err.contains("reconcil"),
+            "{err}"
+        );
+        let err = Profile::legacy()
+            .with_switches(&["route_leave=latest".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("latest"), "{err}");
+    }
+
     use super::*;
 
     #[test]
