@@ -13,6 +13,15 @@ use crate::support::{Stack, StackOptions, StoredMeeting, unique_meet_id, wait_fo
 const HUNG_LEAVE: &[(&str, &str)] = &[("MOCK_BOT_LEAVE", "hang")];
 
 /// `fixed`, with the sweep and the finalizer shrunk so that they act within a test.
+/// A bot that reached the meeting, then stopped under `fixed`: `stopping` on record first.
+const STOPPED_FROM_ACTIVE: &[(&str, &str)] = &[
+    ("requested", "joining"),
+    ("joining", "awaiting_admission"),
+    ("awaiting_admission", "active"),
+    ("active", "stopping"),
+    ("stopping", "completed"),
+];
+
 fn fixed() -> StackOptions {
     StackOptions {
         profile: "fixed".into(),
@@ -202,16 +211,7 @@ async fn concurrent_and_repeated_deletes_stop_the_meeting_once() {
     );
 
     let row = assert_stopped_once(&stack, meeting.id).await;
-    assert_eq!(
-        row.transitions(),
-        pairs(&[
-            ("requested", "joining"),
-            ("joining", "awaiting_admission"),
-            ("awaiting_admission", "active"),
-            ("active", "stopping"),
-            ("stopping", "completed"),
-        ])
-    );
+    assert_eq!(row.transitions(), pairs(STOPPED_FROM_ACTIVE));
     let jobs = stop_jobs(&stack, meeting.id).await;
     assert_eq!(jobs.len(), 1, "one durable stop: {jobs:?}");
     let leave = (
@@ -285,16 +285,7 @@ async fn late_joining_after_the_stop_is_ignored_and_the_meeting_ends_once() {
         (200, json!({"status": "ignored", "meeting_id": meeting.id}))
     );
     let row = assert_stopped_once(&stack, meeting.id).await;
-    assert_eq!(
-        row.transitions(),
-        pairs(&[
-            ("requested", "joining"),
-            ("joining", "awaiting_admission"),
-            ("awaiting_admission", "active"),
-            ("active", "stopping"),
-            ("stopping", "completed"),
-        ])
-    );
+    assert_eq!(row.transitions(), pairs(STOPPED_FROM_ACTIVE));
 
     // The bot itself: after its leave it reports `joining`, then completes.
     let (native, meeting) = stack
@@ -303,16 +294,7 @@ async fn late_joining_after_the_stop_is_ignored_and_the_meeting_ends_once() {
     let (code, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(code, 202, "{body}");
     let row = assert_stopped_once(&stack, meeting.id).await;
-    assert_eq!(
-        row.transitions(),
-        pairs(&[
-            ("requested", "joining"),
-            ("joining", "awaiting_admission"),
-            ("awaiting_admission", "active"),
-            ("active", "stopping"),
-            ("stopping", "completed"),
-        ])
-    );
+    assert_eq!(row.transitions(), pairs(STOPPED_FROM_ACTIVE));
     assert_eq!(row.terminal_transitions()[0]["source"], "bot_callback");
     let log = stack.bot_log(meeting.id);
     let after_leave: Vec<&Value> = log
