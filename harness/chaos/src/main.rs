@@ -229,16 +229,8 @@ async fn matrix(
         Ok(done) => done,
         Err(code) => return code,
     };
-    match chaos::report::write_matrix(&dir, &report, &columns) {
-        Ok(paths) => {
-            for path in paths {
-                eprintln!("chaos: wrote {}", path.display());
-            }
-        }
-        Err(err) => {
-            eprintln!("chaos: failed to {err}");
-            return 2;
-        }
+    if let Err(code) = announce(chaos::report::write_matrix(&dir, &report, &columns)) {
+        return code;
     }
     print_summary(&report, &dir);
     report.exit_code() as u8
@@ -283,16 +275,8 @@ async fn signoff(
         Err(code) => return code,
     };
     let evidence = chaos::signoff::evaluate(&criteria, &report);
-    match chaos::signoff::write(&dir, &evidence, &report, &provenance) {
-        Ok(paths) => {
-            for path in paths {
-                eprintln!("chaos: wrote {}", path.display());
-            }
-        }
-        Err(err) => {
-            eprintln!("chaos: failed to {err}");
-            return 2;
-        }
+    if let Err(code) = announce(chaos::signoff::write(&dir, &evidence, &report, &provenance)) {
+        return code;
     }
     if report.exit_code() == 2 {
         return 2;
@@ -323,6 +307,22 @@ async fn signoff(
             dir.join("signoff.html").display()
         );
         1
+    }
+}
+
+/// Names the reports written, or says why they could not be (exit code 2).
+fn announce(written: Result<Vec<PathBuf>, chaos::report::ReportError>) -> Result<(), u8> {
+    match written {
+        Ok(paths) => {
+            for path in paths {
+                eprintln!("chaos: wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            Err(2)
+        }
     }
 }
 
