@@ -81,3 +81,41 @@ pub fn convergence_times<'r>(
     times.sort_by(f64::total_cmp);
     (times, never)
 }
+
+#[cfg(test)]
+impl RunRecord {
+    /// A run of `scenario` under `profile` that held as expected; tests change the rest.
+    pub(crate) fn sample(scenario: &str, profile: &str) -> RunRecord {
+        RunRecord {
+            scenario: scenario.into(),
+            description: String::new(),
+            covers: vec![],
+            profile: profile.into(),
+            seed: 1,
+            repetition: 1,
+            expectation: Expectation::Holds,
+            verdict: Verdict::Holds,
+            as_expected: true,
+            focus: vec![],
+            checks: vec![],
+            duration_ms: 1,
+            dir: None,
+            rerun: format!("chaos run {scenario} --profile {profile}"),
+            convergence: None,
+            convergence_bound_ms: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+impl RunReport {
+    pub(crate) fn sample(records: Vec<RunRecord>) -> RunReport {
+        RunReport {
+            run_id: "r".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            commit: None,
+            records,
+        }
+    }
+}

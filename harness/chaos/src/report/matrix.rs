@@ -501,38 +501,24 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn record(scenario: &str, profile: &str, verdict: Verdict, expected: bool) -> RunRecord {
-        let expectation = if expected {
-            match &verdict {
-                Verdict::Holds => Expectation::Holds,
-                Verdict::Violated { invariants } => Expectation::Violates {
-                    invariants: invariants.clone(),
-                },
-                _ => Expectation::Holds,
-            }
-        } else {
-            Expectation::Holds
+        let expectation = match &verdict {
+            Verdict::Violated { invariants } if expected => Expectation::Violates {
+                invariants: invariants.clone(),
+            },
+            _ => Expectation::Holds,
         };
         RunRecord {
-            scenario: scenario.into(),
-            description: String::new(),
             covers: vec!["H1".into()],
-            profile: profile.into(),
-            seed: 1,
-            repetition: 1,
             expectation,
             as_expected: expected,
             verdict,
-            focus: vec![],
-            checks: vec![],
-            duration_ms: 1,
-            dir: None,
-            rerun: format!("chaos run {scenario} --profile {profile}"),
             convergence: Some(Convergence {
                 worst_ms: Some(1250.0),
                 rows: 1,
                 unconverged: 0,
             }),
             convergence_bound_ms: 2700,
+            ..RunRecord::sample(scenario, profile)
         }
     }
 
@@ -543,13 +529,7 @@ mod tests {
     }
 
     fn report(records: Vec<RunRecord>) -> RunReport {
-        RunReport {
-            run_id: "r".into(),
-            started_at: String::new(),
-            finished_at: String::new(),
-            commit: None,
-            records,
-        }
+        RunReport::sample(records)
     }
 
     fn profiles() -> Vec<String> {

@@ -272,7 +272,6 @@ impl Provenance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{Expectation, Verdict};
 
     const FILE: &str = r#"
 [[criterion]]
@@ -288,16 +287,6 @@ scenarios = ["a", "b"]
 
     fn record(scenario: &str, outcome: Outcome, precondition_met: bool) -> RunRecord {
         RunRecord {
-            scenario: scenario.into(),
-            description: String::new(),
-            covers: vec![],
-            profile: "fixed".into(),
-            seed: 1,
-            repetition: 1,
-            expectation: Expectation::Holds,
-            verdict: Verdict::Holds,
-            as_expected: true,
-            focus: vec![],
             checks: vec![CheckResult {
                 invariant: Invariant::Terminal,
                 outcome,
@@ -305,22 +294,12 @@ scenarios = ["a", "b"]
                 summary: "s".into(),
                 witness: vec![],
             }],
-            duration_ms: 1,
-            dir: None,
-            rerun: String::new(),
-            convergence: None,
-            convergence_bound_ms: 0,
+            ..RunRecord::sample(scenario, "fixed")
         }
     }
 
     fn report(records: Vec<RunRecord>) -> RunReport {
-        RunReport {
-            run_id: "r".into(),
-            started_at: String::new(),
-            finished_at: String::new(),
-            commit: None,
-            records,
-        }
+        RunReport::sample(records)
     }
 
     #[test]
