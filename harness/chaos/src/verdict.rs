@@ -163,6 +163,7 @@ mod tests {
             precondition_met: outcome != Outcome::Unknown,
             summary: String::new(),
             witness: vec![],
+            violations: vec![],
         }
     }
 

@@ -143,7 +143,19 @@ pub struct CheckResult {
     pub precondition_met: bool,
     /// One or two sentences: what was found.
     pub summary: String,
-    /// The few events that prove a violation (empty otherwise).
+    /// The few events that prove a violation (empty otherwise): the first violation's,
+    /// when there are several.
+    pub witness: Vec<Event>,
+    /// Every violation found, each with its own text and witness (the first is the one
+    /// `summary` and `witness` describe). Empty unless violated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+}
+
+/// One violated case of an invariant: what was found, and the events that prove it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub text: String,
     pub witness: Vec<Event>,
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use crate::check::convergence::Convergence;
-use crate::check::{CheckResult, Invariant, Outcome};
+use crate::check::{CheckResult, Invariant, Outcome, Violation};
 use crate::history::{
     Event, EventKind, FaultPhase, FinalContainer, FinalMeeting, FinalSession, FinalState, History,
     HttpPhase, MeetingLabel,
@@ -248,6 +248,10 @@ pub(crate) fn sample_report() -> RunReport {
                         precondition_met: true,
                         summary: "meeting 1 stayed stopping 3000 ms after its container died (grace 1000 ms)".into(),
                         witness: vec![event(&history, 11), event(&history, 14)],
+                        violations: vec![Violation {
+                            text: "meeting 1 stayed stopping 3000 ms after its container died (grace 1000 ms)".into(),
+                            witness: vec![event(&history, 11), event(&history, 14)],
+                        }],
                     },
                     CheckResult {
                         invariant: Invariant::Transitions,
@@ -255,6 +259,7 @@ pub(crate) fn sample_report() -> RunReport {
                         precondition_met: true,
                         summary: "all 1 status changes allowed".into(),
                         witness: vec![],
+                        violations: vec![],
                     },
                 ],
                 duration_ms: 9100,
@@ -283,6 +288,7 @@ pub(crate) fn sample_report() -> RunReport {
                         precondition_met: true,
                         summary: "last published status stopping | stored stopping".into(),
                         witness: vec![],
+                        violations: vec![],
                     },
                     CheckResult {
                         invariant: Invariant::LeaveRouted,
@@ -290,6 +296,7 @@ pub(crate) fn sample_report() -> RunReport {
                         precondition_met: false,
                         summary: "no leave was published".into(),
                         witness: vec![event(&history, 8)],
+                        violations: vec![],
                     },
                 ],
                 duration_ms: 4200,

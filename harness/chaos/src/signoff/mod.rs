@@ -293,6 +293,7 @@ scenarios = ["a", "b"]
                 precondition_met,
                 summary: "s".into(),
                 witness: vec![],
+                violations: vec![],
             }],
             ..RunRecord::sample(scenario, "fixed")
         }

@@ -26,13 +26,8 @@ pub use terminal::terminal;
 pub use terminal_final::terminal_final;
 pub use transitions::transitions;
 
-use super::{CheckResult, Invariant, Outcome};
+use super::{CheckResult, Invariant, Outcome, Violation};
 use crate::history::Event;
-
-struct Violation {
-    text: String,
-    witness: Vec<Event>,
-}
 
 /// What a checker found, case by case.
 struct Findings {
@@ -78,15 +73,15 @@ impl Findings {
     /// of a pass, given the number of cases that held.
     fn finish(mut self, absent: &str, held: impl FnOnce(usize) -> String) -> CheckResult {
         let precondition_met = self.precondition || !self.violations.is_empty();
-        let (outcome, summary, witness) = if !self.violations.is_empty() {
-            let more = self.violations.len() - 1;
-            let first = self.violations.swap_remove(0);
+        let violations = std::mem::take(&mut self.violations);
+        let (outcome, summary, witness) = if let Some(first) = violations.first() {
+            let more = violations.len() - 1;
             let summary = if more == 0 {
-                first.text
+                first.text.clone()
             } else {
                 format!("{} (and {more} more violation{})", first.text, plural(more))
             };
-            (Outcome::Violated, summary, first.witness)
+            (Outcome::Violated, summary, first.witness.clone())
         } else if !precondition_met {
             (
                 Outcome::Unknown,
@@ -110,6 +105,7 @@ impl Findings {
             precondition_met,
             summary,
             witness,
+            violations,
         }
     }
 }
