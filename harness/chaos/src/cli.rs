@@ -87,6 +87,10 @@ pub struct RunOptions {
     /// No progress bar: one line per finished run (the default in CI).
     #[arg(long)]
     pub quiet: bool,
+    /// Every run's overall deadline, in seconds (default: derived from its scenario,
+    /// at most 15 minutes). A run past it is a harness error naming what it waited for.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub run_timeout: Option<u64>,
 }
 
 pub fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {

@@ -13,7 +13,7 @@ use crate::history::History;
 use crate::results::{RunRecord, RunReport};
 use crate::run::{self, RunSpec};
 use crate::scenario::Scenario;
-use crate::verdict::{self, Expectation};
+use crate::verdict::{self, Expectation, Verdict};
 
 /// What `chaos run` was asked to do.
 #[derive(Debug, Clone)]
@@ -30,6 +30,12 @@ pub struct Plan {
     pub jobs: usize,
     pub out: PathBuf,
     pub progress: bool,
+    /// Every run's overall deadline; `None`: derived from its scenario
+    /// ([`Scenario::run_deadline`]).
+    pub run_timeout: Option<std::time::Duration>,
+    /// How a failing run is rerun: the command that was actually run (binary path), up to
+    /// the scenario path.
+    pub rerun_prefix: String,
 }
 
 /// Beside each record's history: what the checkers need to judge it again
@@ -39,12 +45,16 @@ pub struct RecordMeta {
     pub check: CheckConfig,
     pub focus: Vec<Invariant>,
     pub expectation: Expectation,
+    /// The scenario's steps, so a re-judged run is inconclusive for the same reasons.
+    #[serde(default)]
+    pub steps: Vec<crate::run::steps::PlannedStep>,
 }
 
 struct Job {
     path: PathBuf,
     spec: RunSpec,
     expectation: Expectation,
+    rerun: String,
 }
 
 pub fn run_id() -> String {
@@ -99,14 +109,25 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                 let dir = run_dir
                     .join(&scenario.name)
                     .join(format!("{profile}-{repetition}"));
+                let seed = plan.seed.wrapping_add(u64::from(repetition - 1));
+                let timeout = plan
+                    .run_timeout
+                    .map(|t| format!(" --run-timeout {}", t.as_secs()))
+                    .unwrap_or_default();
                 jobs.push(Job {
                     path: path.clone(),
+                    rerun: format!(
+                        "{} {} --profile {profile} --seed {seed}{timeout}",
+                        plan.rerun_prefix,
+                        path.display()
+                    ),
                     spec: RunSpec {
                         scenario: scenario.clone(),
                         profile: profile.clone(),
-                        seed: plan.seed.wrapping_add(u64::from(repetition - 1)),
+                        seed,
                         repetition,
                         dir,
+                        deadline: plan.run_timeout.unwrap_or_else(|| scenario.run_deadline()),
                     },
                     expectation: expectation.clone(),
                 });
@@ -127,32 +148,51 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     }
 
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
-    let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("chaos: interrupted; stopping every run and cleaning up");
-            let _ = interrupt_tx.send(true);
-        }
-    });
+    let signals = tokio::spawn(interrupts(interrupt_tx));
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(plan.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let total = jobs.len();
+    // Kept apart from the task, so a run that panics is still reported as planned.
+    let mut planned: Vec<Option<Job>> = Vec::with_capacity(total);
     for (index, job) in jobs.into_iter().enumerate() {
         let semaphore = semaphore.clone();
-        let interrupted = interrupt_rx.clone();
+        let mut interrupted = interrupt_rx.clone();
         let bar = bar.clone();
         let run_dir = run_dir.clone();
         let quiet_lines = !plan.progress;
+        let spec = job.spec.clone();
+        planned.push(Some(Job {
+            path: job.path.clone(),
+            spec: job.spec.clone(),
+            expectation: job.expectation.clone(),
+            rerun: job.rerun.clone(),
+        }));
         tasks.spawn(async move {
-            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
-            bar.set_message(format!("{} ({})", job.spec.scenario.name, job.spec.profile));
-            let outcome = run::run(&job.spec, interrupted).await;
+            // A queued run never starts once the user asked to stop.
+            let permit = tokio::select! {
+                permit = semaphore.acquire_owned() => Some(permit.expect("semaphore open")),
+                _ = interrupted.wait_for(|i| *i) => None,
+            };
+            let outcome = match permit {
+                Some(_permit) if !*interrupted.borrow() => {
+                    bar.set_message(format!("{} ({})", spec.scenario.name, spec.profile));
+                    // Its own task: a panic inside the run is caught and reported.
+                    let run = tokio::spawn(async move { run::run(&spec, interrupted).await });
+                    match run.await {
+                        Ok(outcome) => outcome,
+                        Err(err) => crashed(err),
+                    }
+                }
+                _ => not_started(),
+            };
             let record = record(&job, &outcome, &run_dir);
-            if let Some(history) = &outcome.history {
-                write_meta(&job, history);
+            if outcome.history.is_some() {
+                write_meta(&job);
             }
             let line = format!(
                 "{} {} [{}] {} ({} ms)",
-                if record.as_expected { "PASS" } else { "FAIL" },
+                outcome_word(&record),
                 record.scenario,
                 record.profile,
                 record.verdict,
@@ -169,13 +209,33 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     }
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok(done) = joined {
-            results.push(done);
+        match joined {
+            Ok(done) => {
+                planned[done.0] = None;
+                results.push(done);
+            }
+            // Only the bookkeeping around a run can get here; the run is still reported.
+            Err(err) => eprintln!("chaos: a run's bookkeeping failed: {err}"),
         }
     }
-    ctrl_c.abort();
+    for (index, job) in planned.into_iter().enumerate() {
+        if let Some(job) = job {
+            let outcome = run::RunOutcome {
+                history: None,
+                checks: Vec::new(),
+                verdict: Verdict::Error {
+                    reason: "failed to report the run: its task ended without a record".into(),
+                },
+                duration: std::time::Duration::ZERO,
+                steps: Vec::new(),
+            };
+            results.push((index, record(&job, &outcome, &run_dir), None));
+        }
+    }
+    signals.abort();
     bar.finish_and_clear();
     results.sort_by_key(|(i, _, _)| *i);
+    debug_assert_eq!(results.len(), total);
 
     let histories: Vec<(RunRecord, Option<History>)> =
         results.into_iter().map(|(_, r, h)| (r, h)).collect();
@@ -217,16 +277,12 @@ fn record(job: &Job, outcome: &run::RunOutcome, run_dir: &Path) -> RunRecord {
         expectation: job.expectation.clone(),
         verdict: outcome.verdict.clone(),
         as_expected: verdict::as_expected(&job.expectation, &outcome.verdict),
+        steps: outcome.steps.clone(),
         focus: spec.scenario.focus.clone(),
         checks: outcome.checks.clone(),
         duration_ms: outcome.duration.as_millis() as u64,
         dir,
-        rerun: format!(
-            "cargo run -q -p chaos -- run {} --profile {} --seed {}",
-            job.path.display(),
-            spec.profile,
-            spec.seed
-        ),
+        rerun: job.rerun.clone(),
         convergence: outcome
             .history
             .as_ref()
@@ -235,11 +291,83 @@ fn record(job: &Job, outcome: &run::RunOutcome, run_dir: &Path) -> RunRecord {
     }
 }
 
-fn write_meta(job: &Job, _history: &History) {
+/// The word a finished run's line starts with.
+fn outcome_word(record: &RunRecord) -> &'static str {
+    match &record.verdict {
+        Verdict::Error { .. } => "ERROR",
+        Verdict::Inconclusive { .. } => "INCONCLUSIVE",
+        _ if record.as_expected => "PASS",
+        _ => "FAIL",
+    }
+}
+
+/// A run whose task panicked: a harness error with the panic's message.
+fn crashed(err: tokio::task::JoinError) -> run::RunOutcome {
+    let reason = if err.is_panic() {
+        let payload = err.into_panic();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        format!("failed to finish the run: the harness crashed ({message})")
+    } else {
+        "failed to finish the run: its task was cancelled".into()
+    };
+    run::RunOutcome {
+        history: None,
+        checks: Vec::new(),
+        verdict: Verdict::Error { reason },
+        duration: std::time::Duration::ZERO,
+        steps: Vec::new(),
+    }
+}
+
+/// A queued run the user's interrupt kept from starting.
+fn not_started() -> run::RunOutcome {
+    run::RunOutcome {
+        history: None,
+        checks: Vec::new(),
+        verdict: Verdict::Error {
+            reason: "failed to start the run: interrupted before it began".into(),
+        },
+        duration: std::time::Duration::ZERO,
+        steps: Vec::new(),
+    }
+}
+
+/// SIGINT or SIGTERM (how CI systems cancel a job): the first stops every run and lets
+/// them clean up; a second exits at once (children die with us by their parent-death
+/// signal, and the next start sweeps what is left).
+async fn interrupts(interrupt: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("chaos: warning: cannot listen for SIGINT/SIGTERM");
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    eprintln!("chaos: {name}: stopping every run and cleaning up (again to quit at once)");
+    let _ = interrupt.send(true);
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("chaos: second signal: quitting now; the next start sweeps what is left");
+    std::process::exit(2);
+}
+
+fn write_meta(job: &Job) {
     let meta = RecordMeta {
         check: job.spec.scenario.check_config(),
         focus: job.spec.scenario.focus.clone(),
         expectation: job.expectation.clone(),
+        steps: crate::run::steps::planned(&job.spec.scenario),
     };
     let path = job.spec.dir.join("check.json");
     if let Err(err) = std::fs::write(
@@ -320,7 +448,11 @@ pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
                 source,
             })?;
         record.checks = crate::check::check_all(&history, &meta.check);
-        record.verdict = verdict::verdict(&record.checks, &meta.focus);
+        record.steps = crate::run::steps::reports(&meta.steps, &history);
+        record.verdict = verdict::with_step_problems(
+            verdict::verdict(&record.checks, &meta.focus),
+            &crate::run::steps::problems(&record.steps, &history),
+        );
         record.as_expected = verdict::as_expected(&record.expectation, &record.verdict);
         record.convergence = Some(crate::check::convergence::convergence(&history));
         histories.push(Some(history));

@@ -54,6 +54,20 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The binary as the user ran it (argv[0]), for rerun commands that work as printed.
+fn invoked_as() -> String {
+    std::env::args_os()
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.is_empty())
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| "chaos".into())
+}
+
 /// Loads every scenario; prints each error with its file and line.
 fn validate(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Arc<Scenario>)>, ()> {
     let files = match scenario::discover(paths) {
@@ -165,6 +179,8 @@ async fn execute(
         jobs: options.jobs,
         out: options.out,
         progress,
+        run_timeout: options.run_timeout.map(std::time::Duration::from_secs),
+        rerun_prefix: format!("{} run", invoked_as()),
     };
     engine::execute(plan).await.map_err(|err| {
         eprintln!("chaos: failed to {err}");
@@ -345,10 +361,21 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
             .iter()
             .filter(|c| c.outcome == chaos::check::Outcome::Violated)
         {
-            println!("  {} violated: {}", c.invariant, c.summary);
-            for e in &c.witness {
-                let kind = serde_json::to_string(&e.kind).unwrap_or_default();
-                println!("    {:>9.1} ms  {kind}", e.at_us as f64 / 1000.0);
+            // Every case, each with its witness (results.json and summary.md keep them all).
+            let cases: Vec<(&str, &[chaos::history::Event])> = if c.violations.is_empty() {
+                vec![(c.summary.as_str(), c.witness.as_slice())]
+            } else {
+                c.violations
+                    .iter()
+                    .map(|v| (v.text.as_str(), v.witness.as_slice()))
+                    .collect()
+            };
+            for (text, witness) in cases {
+                println!("  {} violated: {text}", c.invariant);
+                for e in witness {
+                    let kind = serde_json::to_string(&e.kind).unwrap_or_default();
+                    println!("    {:>9.1} ms  {kind}", e.at_us as f64 / 1000.0);
+                }
             }
         }
     }
@@ -357,15 +384,30 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
         .iter()
         .filter(|r| matches!(r.verdict, chaos::verdict::Verdict::Pending { .. }))
         .count();
+    let count = |f: fn(&chaos::verdict::Verdict) -> bool| {
+        report.records.iter().filter(|r| f(&r.verdict)).count()
+    };
+    let inconclusive = count(|v| matches!(v, chaos::verdict::Verdict::Inconclusive { .. }));
+    let errors = count(|v| matches!(v, chaos::verdict::Verdict::Error { .. }));
     println!(
-        "{expected}/{total} verdicts as expected ({pending} pending, not run); reports in {}",
+        "{expected}/{total} verdicts as expected ({pending} pending, not run; {inconclusive} inconclusive; {errors} harness errors); reports in {}",
         dir.display()
     );
     for r in report.records.iter().filter(|r| !r.as_expected) {
+        let word = match r.verdict {
+            chaos::verdict::Verdict::Inconclusive { .. } => "INCONCLUSIVE",
+            chaos::verdict::Verdict::Error { .. } => "HARNESS ERROR",
+            _ => "UNEXPECTED",
+        };
         println!(
-            "  UNEXPECTED {} [{}]: expected {}, got {}",
+            "  {word} {} [{}]: expected {}, got {}",
             r.scenario, r.profile, r.expectation, r.verdict
         );
+        for s in r.steps.iter().filter(|s| !s.planned.optional) {
+            if let Some(problem) = s.problem() {
+                println!("    {problem}");
+            }
+        }
         for c in r
             .checks
             .iter()

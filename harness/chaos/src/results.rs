@@ -30,6 +30,9 @@ pub struct RunRecord {
     pub expectation: Expectation,
     pub verdict: Verdict,
     pub as_expected: bool,
+    /// What became of each scripted step (fired, not triggered, failed).
+    #[serde(default)]
+    pub steps: Vec<crate::run::StepReport>,
     pub focus: Vec<Invariant>,
     pub checks: Vec<CheckResult>,
     pub duration_ms: u64,
@@ -96,6 +99,7 @@ impl RunRecord {
             expectation: Expectation::Holds,
             verdict: Verdict::Holds,
             as_expected: true,
+            steps: vec![],
             focus: vec![],
             checks: vec![],
             duration_ms: 1,

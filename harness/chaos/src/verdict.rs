@@ -79,8 +79,11 @@ pub enum Verdict {
     Violated {
         invariants: BTreeSet<Invariant>,
     },
-    /// The history could not decide (a focus invariant's precondition never happened).
-    Unknown {
+    /// The run cannot support any verdict: a step did not fire or failed, an
+    /// invariant's case was left undecided (the run ended before its window closed), or
+    /// a focus invariant's dangerous situation never arose. Never as expected.
+    #[serde(alias = "unknown")]
+    Inconclusive {
         reason: String,
     },
     /// The harness or its infrastructure failed: nothing can be said about the system.
@@ -98,7 +101,7 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Holds => f.write_str("holds"),
             Verdict::Violated { invariants } => write!(f, "violates {}", join(invariants)),
-            Verdict::Unknown { reason } => write!(f, "unknown ({reason})"),
+            Verdict::Inconclusive { reason } => write!(f, "inconclusive ({reason})"),
             Verdict::Error { reason } => write!(f, "error ({reason})"),
             Verdict::Pending { reason } => write!(f, "pending ({reason})"),
         }
@@ -114,7 +117,9 @@ fn join(invariants: &BTreeSet<Invariant>) -> String {
 }
 
 /// Folds checker results into a verdict. `focus` names the invariants the scenario is
-/// about: if one of them could not be decided, the run proves nothing.
+/// about: if one of them could not be decided, the run proves nothing. Any invariant
+/// whose dangerous situation arose but whose case was left undecided makes the run
+/// inconclusive too: "nothing violated" is only a pass when everything was decided.
 pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
     let violated: BTreeSet<Invariant> = results
         .iter()
@@ -128,15 +133,33 @@ pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
     }
     let undecided: Vec<String> = results
         .iter()
-        .filter(|r| focus.contains(&r.invariant) && r.outcome == Outcome::Unknown)
-        .map(|r| format!("{}: {}", r.invariant, r.summary))
+        .filter(|r| {
+            r.outcome == Outcome::Unknown && (r.precondition_met || focus.contains(&r.invariant))
+        })
+        .map(|r| format!("{} undecided: {}", r.invariant, r.summary))
         .collect();
     if undecided.is_empty() {
         Verdict::Holds
     } else {
-        Verdict::Unknown {
+        Verdict::Inconclusive {
             reason: undecided.join("; "),
         }
+    }
+}
+
+/// A verdict, overruled by what went wrong with the run's own steps: a step that did
+/// not fire or failed (unless optional) leaves the scripted situation unproven, so the
+/// run is inconclusive whatever the checkers found.
+pub fn with_step_problems(verdict: Verdict, problems: &[String]) -> Verdict {
+    if problems.is_empty() || matches!(verdict, Verdict::Error { .. } | Verdict::Pending { .. }) {
+        return verdict;
+    }
+    let found = match &verdict {
+        Verdict::Holds => String::new(),
+        other => format!(" (the checkers found: {other})"),
+    };
+    Verdict::Inconclusive {
+        reason: format!("{}{found}", problems.join("; ")),
     }
 }
 
@@ -188,16 +211,56 @@ mod tests {
     }
 
     #[test]
-    fn undecided_focus_invariant_makes_the_verdict_unknown() {
-        let results = [
-            result(Invariant::Terminal, Outcome::Unknown),
-            result(Invariant::Transitions, Outcome::Holds),
-        ];
+    fn undecided_focus_invariant_makes_the_verdict_inconclusive() {
+        let mut absent = result(Invariant::Terminal, Outcome::Unknown);
+        absent.precondition_met = false;
+        let results = [absent, result(Invariant::Transitions, Outcome::Holds)];
         assert!(matches!(
             verdict(&results, &[Invariant::Terminal]),
-            Verdict::Unknown { .. }
+            Verdict::Inconclusive { .. }
         ));
         assert_eq!(verdict(&results, &[Invariant::Transitions]), Verdict::Holds);
+    }
+
+    #[test]
+    fn an_undecided_case_of_any_invariant_whose_danger_arose_is_inconclusive() {
+        // A run cut short before INV-TERMINAL's deadline read "holds" when the invariant
+        // was not in focus: nothing violated is not the same as everything decided.
+        let mut cut_short = result(Invariant::Terminal, Outcome::Unknown);
+        cut_short.precondition_met = true;
+        let results = [cut_short, result(Invariant::Transitions, Outcome::Holds)];
+        let got = verdict(&results, &[]);
+        assert!(matches!(got, Verdict::Inconclusive { .. }), "{got}");
+        assert!(!as_expected(&Expectation::Holds, &got));
+    }
+
+    #[test]
+    fn a_step_problem_makes_even_a_violation_inconclusive() {
+        // A misspelled trigger left its fault step not_triggered and the run still
+        // passed: the scripted situation never happened, so nothing was shown.
+        let violated = verdict(&[result(Invariant::Terminal, Outcome::Violated)], &[]);
+        let got = with_step_problems(
+            violated,
+            &["step \"kill\" never fired: its trigger did not happen".into()],
+        );
+        let Verdict::Inconclusive { reason } = &got else {
+            panic!("{got}")
+        };
+        assert!(
+            reason.contains("never fired") && reason.contains("INV-TERMINAL"),
+            "{reason}"
+        );
+        assert!(!as_expected(
+            &"violates INV-TERMINAL".parse().unwrap(),
+            &got
+        ));
+        assert_eq!(with_step_problems(Verdict::Holds, &[]), Verdict::Holds);
+    }
+
+    #[test]
+    fn stored_unknown_verdicts_read_back_as_inconclusive() {
+        let v: Verdict = serde_json::from_str(r#"{"kind":"unknown","reason":"r"}"#).unwrap();
+        assert_eq!(v, Verdict::Inconclusive { reason: "r".into() });
     }
 
     #[test]

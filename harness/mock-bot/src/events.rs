@@ -10,6 +10,30 @@
 
 use std::io::Write;
 
+/// Every event name the bot writes: the vocabulary a scenario's `bot_event` trigger is
+/// checked against.
+pub const EVENTS: &[&str] = &[
+    "started",
+    "config_error",
+    "subscribed",
+    "subscribe_failed",
+    "subscription_lost",
+    "status_sent",
+    "session_started",
+    "command_received",
+    "uid_changed",
+    "leave_started",
+    "leave_hung",
+    "callback_attempt",
+    "callback_result",
+    "callback_dropped",
+    "sigterm_received",
+    "sigterm_ignored",
+    "grace_expired",
+    "crashing",
+    "exiting",
+];
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
@@ -93,5 +117,43 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(rfc3339(at), "2024-05-01T08:00:00.123Z");
+    }
+}
+
+#[cfg(test)]
+mod vocabulary {
+    use super::EVENTS;
+
+    /// Every `"name"` that follows an emit call in the crate's source.
+    fn emitted() -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("src readable") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+            for (i, _) in text.match_indices("emit") {
+                let rest = &text[i..];
+                let Some(open) = rest.find('(') else { continue };
+                let args = rest[open + 1..].trim_start();
+                if let Some(quoted) = args.strip_prefix('"') {
+                    names.push(quoted[..quoted.find('"').unwrap()].to_owned());
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_event_the_bot_emits_is_in_the_published_vocabulary() {
+        // A `bot_event` trigger naming an event the bot never writes (`session_startd`)
+        // validated and then never fired: the vocabulary it is checked against must be
+        // the one the bot really uses.
+        let emitted = emitted();
+        assert!(emitted.len() > 10, "found only {emitted:?}");
+        for name in &emitted {
+            assert!(
+                EVENTS.contains(&name.as_str()),
+                "{name} is emitted but not in EVENTS"
+            );
+        }
     }
 }

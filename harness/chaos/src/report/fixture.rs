@@ -240,6 +240,7 @@ pub(crate) fn sample_report() -> RunReport {
                     invariants: violated,
                 },
                 as_expected: true,
+                steps: vec![],
                 focus: vec![Invariant::NoActiveWithoutContainer],
                 checks: vec![
                     CheckResult {
@@ -280,6 +281,7 @@ pub(crate) fn sample_report() -> RunReport {
                 },
                 verdict: Verdict::Holds,
                 as_expected: false,
+                steps: vec![],
                 focus: vec![Invariant::StatusAgrees],
                 checks: vec![
                     CheckResult {
@@ -320,6 +322,7 @@ pub(crate) fn sample_report() -> RunReport {
                     reason: "needs the fixed profile".into(),
                 },
                 as_expected: true,
+                steps: vec![],
                 focus: vec![Invariant::NoActiveWithoutContainer],
                 checks: vec![],
                 duration_ms: 0,

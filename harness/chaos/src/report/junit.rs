@@ -67,6 +67,7 @@ fn test_case(record: &RunRecord) -> TestCase {
         status
             .set_type(match &record.verdict {
                 Verdict::Error { .. } => "harness error",
+                Verdict::Inconclusive { .. } => "inconclusive",
                 _ => "unexpected verdict",
             })
             .set_message(format!(

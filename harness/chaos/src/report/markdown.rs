@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use crate::results::{RunRecord, RunReport};
 use crate::verdict::Verdict;
 
-use super::{event_line, is_pending, pending_reason, unresolved};
+use super::{event_line, is_pending, pending_reason, step_problems, unresolved, violations};
+use crate::check::Outcome;
 
 pub fn render_summary(report: &RunReport) -> String {
     let records = &report.records;
@@ -17,6 +18,10 @@ pub fn render_summary(report: &RunReport) -> String {
     let errors = records
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Error { .. }))
+        .count();
+    let inconclusive = records
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Inconclusive { .. }))
         .count();
     let passed = records.len() - pending.len() - unexpected.len();
     let reproduced: Vec<&RunRecord> = records
@@ -38,7 +43,7 @@ pub fn render_summary(report: &RunReport) -> String {
     md.push_str(".\n\n");
     let _ = writeln!(
         md,
-        "**{} records: {passed} as expected ({} reproducing the expected violation), {} unexpected ({errors} harness or infra errors), {} pending (not run, not counted as passed).** Exit code {}.\n",
+        "**{} records: {passed} as expected ({} reproducing the expected violation), {} not as expected ({inconclusive} inconclusive, {errors} harness or infra errors), {} pending (not run, not counted as passed).** Exit code {}.\n",
         records.len(),
         reproduced.len(),
         unexpected.len(),
@@ -56,7 +61,11 @@ pub fn render_summary(report: &RunReport) -> String {
         } else if r.as_expected {
             "✓ as expected"
         } else {
-            "✗ unexpected"
+            match r.verdict {
+                Verdict::Inconclusive { .. } => "✗ inconclusive",
+                Verdict::Error { .. } => "✗ harness error",
+                _ => "✗ unexpected",
+            }
         };
         let timeline = match &r.dir {
             Some(dir) => format!("[timeline]({})", link(&format!("{dir}/timeline.html"))),
@@ -93,6 +102,7 @@ pub fn render_summary(report: &RunReport) -> String {
             );
         }
         md.push('\n');
+        steps_section(&mut md, r);
         checks_section(&mut md, r);
         let _ = writeln!(md, "Rerun:\n\n{}", fenced("sh", &r.rerun));
     }
@@ -125,12 +135,27 @@ pub fn render_summary(report: &RunReport) -> String {
     md
 }
 
-/// Each check that did not hold, with its witness events in a code block.
+/// The steps that did not fire or failed: why the run is inconclusive.
+fn steps_section(md: &mut String, r: &RunRecord) {
+    let problems = step_problems(r);
+    if problems.is_empty() {
+        return;
+    }
+    md.push_str("Steps that did not do what the scenario says:\n\n");
+    for p in problems {
+        let _ = writeln!(md, "- {}", text(&p));
+    }
+    md.push('\n');
+}
+
+/// Each check that did not hold, and every violated case with its own witness events
+/// in a code block.
 fn checks_section(md: &mut String, r: &RunRecord) {
     for check in unresolved(r) {
+        let cases = violations(check);
         let _ = writeln!(
             md,
-            "**{}** {} (precondition {}): {}\n",
+            "**{}** {} (precondition {}){}\n",
             check.invariant,
             check.outcome,
             if check.precondition_met {
@@ -138,11 +163,29 @@ fn checks_section(md: &mut String, r: &RunRecord) {
             } else {
                 "not met"
             },
-            text(&check.summary)
+            if check.outcome == Outcome::Violated {
+                if cases.len() > 1 {
+                    format!(", {} cases:", cases.len())
+                } else {
+                    ":".into()
+                }
+            } else {
+                format!(": {}", text(&check.summary))
+            }
         );
-        if !check.witness.is_empty() {
-            let lines: Vec<String> = check.witness.iter().map(event_line).collect();
-            let _ = writeln!(md, "{}", fenced("text", &lines.join("\n")));
+        if check.outcome != Outcome::Violated {
+            if !check.witness.is_empty() {
+                let lines: Vec<String> = check.witness.iter().map(event_line).collect();
+                let _ = writeln!(md, "{}", fenced("text", &lines.join("\n")));
+            }
+            continue;
+        }
+        for (case, witness) in cases {
+            let _ = writeln!(md, "- {}\n", text(case));
+            if !witness.is_empty() {
+                let lines: Vec<String> = witness.iter().map(event_line).collect();
+                let _ = writeln!(md, "{}", fenced("text", &lines.join("\n")));
+            }
         }
     }
 }
@@ -161,7 +204,7 @@ fn title(r: &RunRecord) -> String {
 fn short_verdict(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Violated { .. } | Verdict::Holds => verdict.to_string(),
-        Verdict::Unknown { .. } => "unknown".into(),
+        Verdict::Inconclusive { .. } => "inconclusive".into(),
         Verdict::Error { .. } => "harness error".into(),
         Verdict::Pending { .. } => "pending".into(),
     }
@@ -205,7 +248,10 @@ mod tests {
         let md = render_summary(&sample_report());
         let counts = md.lines().find(|l| l.starts_with("**")).unwrap();
         assert!(counts.contains("3 records: 1 as expected"), "{counts}");
-        assert!(counts.contains("1 unexpected"), "{counts}");
+        assert!(
+            counts.contains("1 not as expected (0 inconclusive, 0 harness or infra errors)"),
+            "{counts}"
+        );
         assert!(
             counts.contains("1 pending (not run, not counted as passed)"),
             "{counts}"

@@ -82,7 +82,7 @@ fn short(verdict: &Verdict) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Verdict::Unknown { .. } => "unknown".into(),
+        Verdict::Inconclusive { .. } => "inconclusive".into(),
         Verdict::Error { .. } => "error".into(),
         Verdict::Pending { .. } => "pending".into(),
     }

@@ -186,6 +186,38 @@ pub(crate) fn unresolved(record: &RunRecord) -> impl Iterator<Item = &CheckResul
     record.checks.iter().filter(|c| c.outcome != Outcome::Holds)
 }
 
+/// Every violated case of a check, each with its own witness (a record stored before
+/// checks kept them all has its one summary and witness).
+pub(crate) fn violations(check: &CheckResult) -> Vec<(&str, &[Event])> {
+    if check.violations.is_empty() {
+        vec![(check.summary.as_str(), check.witness.as_slice())]
+    } else {
+        check
+            .violations
+            .iter()
+            .map(|v| (v.text.as_str(), v.witness.as_slice()))
+            .collect()
+    }
+}
+
+/// The steps that did not do what the scenario says, one sentence each; optional ones
+/// are marked so.
+pub(crate) fn step_problems(record: &RunRecord) -> Vec<String> {
+    record
+        .steps
+        .iter()
+        .filter_map(|s| {
+            s.problem().map(|p| {
+                if s.planned.optional {
+                    format!("{p} (optional: does not count)")
+                } else {
+                    p
+                }
+            })
+        })
+        .collect()
+}
+
 /// Microseconds as milliseconds since the run started, e.g. `1234.5`.
 pub(crate) fn fmt_ms(at_us: i64) -> String {
     format!("{:.1}", at_us as f64 / 1000.0)
@@ -434,27 +466,47 @@ pub(crate) fn evidence_text(record: &RunRecord) -> String {
         out.push_str(&record.description);
         out.push('\n');
     }
+    let steps = step_problems(record);
+    if !steps.is_empty() {
+        out.push_str("\nsteps that did not do what the scenario says:\n");
+        for p in steps {
+            out.push_str(&format!("  {p}\n"));
+        }
+    }
     for check in unresolved(record) {
         out.push('\n');
-        out.push_str(&format!(
-            "{} {} (precondition {}): {}\n",
+        let head = format!(
+            "{} {} (precondition {})",
             check.invariant,
             check.outcome,
             if check.precondition_met {
                 "met"
             } else {
                 "not met"
-            },
-            check.summary
-        ));
-        if check.witness.is_empty() {
-            out.push_str("  no witness events\n");
-        } else {
-            out.push_str("  witness:\n");
+            }
+        );
+        if check.outcome != Outcome::Violated {
+            out.push_str(&format!("{head}: {}\n", check.summary));
             for event in &check.witness {
-                out.push_str("    ");
-                out.push_str(&event_line(event));
-                out.push('\n');
+                out.push_str(&format!("    {}\n", event_line(event)));
+            }
+            continue;
+        }
+        let cases = violations(check);
+        if cases.len() > 1 {
+            out.push_str(&format!("{head}, {} cases:\n", cases.len()));
+        } else {
+            out.push_str(&format!("{head}:\n"));
+        }
+        for (text, witness) in cases {
+            out.push_str(&format!("  {text}\n"));
+            if witness.is_empty() {
+                out.push_str("    no witness events\n");
+            } else {
+                out.push_str("    witness:\n");
+                for event in witness {
+                    out.push_str(&format!("      {}\n", event_line(event)));
+                }
             }
         }
     }

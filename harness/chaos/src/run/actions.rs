@@ -88,18 +88,29 @@ impl Ctx {
 
     /// Performs a step's action; answers its outcome for the history.
     pub async fn perform(self: &Arc<Self>, action: &Action, heal_after_ms: Option<u64>) -> String {
+        // The service is down from the moment its SIGTERM is sent, not once it has exited.
+        let began_us = self.recorder.now_us();
         let result = self.act(action).await;
         if let (Ok(Some(heal)), true) = (&result, action.is_fault()) {
             let target = match action {
                 Action::Network { link, .. } | Action::LinkDown { link } => link.clone(),
+                Action::StopService => "service".to_owned(),
                 _ => action.meeting().unwrap_or("system").to_owned(),
             };
-            self.fault(
-                action.name(),
-                &target,
-                FaultPhase::Applied,
-                json!({"heal_after_ms": heal_after_ms}),
-            );
+            let detail = json!({"heal_after_ms": heal_after_ms});
+            if matches!(action, Action::StopService) {
+                self.recorder.record_at(
+                    began_us,
+                    EventKind::Fault {
+                        name: action.name().to_owned(),
+                        phase: FaultPhase::Applied,
+                        target: target.clone(),
+                        detail,
+                    },
+                );
+            } else {
+                self.fault(action.name(), &target, FaultPhase::Applied, detail);
+            }
             match heal_after_ms {
                 Some(ms) => {
                     let ctx = self.clone();
@@ -294,13 +305,31 @@ impl Ctx {
                 .await
                 .map(|()| None),
             Action::RestartService { down_ms } => {
-                self.stack.stop_manager().await.map_err(|e| e.to_string())?;
-                tokio::time::sleep(Duration::from_millis(*down_ms)).await;
-                self.stack
-                    .start_manager()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(None)
+                // The down period is a fault period with both ends: from the SIGTERM to
+                // the new process answering, so a callback lost meanwhile has its cause.
+                self.fault(
+                    "restart_service",
+                    "service",
+                    FaultPhase::Applied,
+                    json!({"down_ms": down_ms}),
+                );
+                let restarted = async {
+                    self.stack.stop_manager().await.map_err(|e| e.to_string())?;
+                    tokio::time::sleep(Duration::from_millis(*down_ms)).await;
+                    self.stack.start_manager().await.map_err(|e| e.to_string())
+                }
+                .await;
+                let outcome = match &restarted {
+                    Ok(()) => "ok".to_owned(),
+                    Err(err) => format!("failed: {err}"),
+                };
+                self.fault(
+                    "restart_service",
+                    "service",
+                    FaultPhase::Healed,
+                    json!({"outcome": outcome}),
+                );
+                restarted.map(|()| None)
             }
             Action::StopService => {
                 self.stack.stop_manager().await.map_err(|e| e.to_string())?;

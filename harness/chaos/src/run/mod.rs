@@ -4,6 +4,7 @@
 
 mod actions;
 mod client;
+pub mod steps;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::verdict::{self, Expectation, Verdict};
 
 pub use actions::Ctx;
 use client::Client;
+pub use steps::StepReport;
 use world::Labels;
 
 /// A run that goes on this long past its fault phase is cut short.
@@ -47,6 +49,11 @@ pub enum RunError {
     },
     #[error("run the scenario: interrupted")]
     Interrupted,
+    #[error(
+        "finish within the run's deadline of {} s (see --run-timeout): still waiting for {waiting}",
+        deadline.as_secs()
+    )]
+    Deadline { deadline: Duration, waiting: String },
 }
 
 /// One scenario, one profile, one repetition.
@@ -58,6 +65,9 @@ pub struct RunSpec {
     pub repetition: u32,
     /// The record's folder: `history.jsonl`, `logs/`.
     pub dir: PathBuf,
+    /// The whole run, stack start to final state, must end by then: past it the run is a
+    /// harness error naming what it was waiting for.
+    pub deadline: Duration,
 }
 
 pub struct RunOutcome {
@@ -65,6 +75,8 @@ pub struct RunOutcome {
     pub checks: Vec<CheckResult>,
     pub verdict: Verdict,
     pub duration: Duration,
+    /// What became of each of the scenario's steps.
+    pub steps: Vec<StepReport>,
 }
 
 /// Runs and judges; never fails: a harness or infra failure is `Verdict::Error`.
@@ -78,14 +90,21 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
                 reason: reason.clone(),
             },
             duration: started.elapsed(),
+            steps: Vec::new(),
         };
     }
-    let result = execute(spec, interrupted).await;
-    let (history, checks, verdict) = match result {
+    let progress = Progress::new(&spec.scenario);
+    let result = execute(spec, interrupted, &progress).await;
+    let planned = steps::planned(&spec.scenario);
+    let (history, checks, verdict, steps) = match result {
         Ok(history) => {
             let checks = check::check_all(&history, &spec.scenario.check_config());
-            let verdict = verdict::verdict(&checks, &spec.scenario.focus);
-            (Some(history), checks, verdict)
+            let steps = steps::reports(&planned, &history);
+            let verdict = verdict::with_step_problems(
+                verdict::verdict(&checks, &spec.scenario.focus),
+                &steps::problems(&steps, &history),
+            );
+            (Some(history), checks, verdict, steps)
         }
         Err(err) => (
             None,
@@ -93,6 +112,7 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
             Verdict::Error {
                 reason: format!("failed to {err}"),
             },
+            Vec::new(),
         ),
     };
     RunOutcome {
@@ -100,39 +120,100 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
         checks,
         verdict,
         duration: started.elapsed(),
+        steps,
     }
 }
 
 async fn execute(
     spec: &RunSpec,
-    interrupted: tokio::sync::watch::Receiver<bool>,
+    mut interrupted: tokio::sync::watch::Receiver<bool>,
+    progress: &Progress,
 ) -> Result<History, RunError> {
+    let deadline = tokio::time::Instant::now() + spec.deadline;
+    let cut_short = |progress: &Progress| RunError::Deadline {
+        deadline: spec.deadline,
+        waiting: progress.describe(),
+    };
     std::fs::create_dir_all(&spec.dir).map_err(|source| RunError::Write {
         path: spec.dir.clone(),
         source,
     })?;
-    let stack = Stack::start(StackConfig {
+    progress.set_phase("the stack to start");
+    let start = Stack::start(StackConfig {
         profile: spec.profile.clone(),
         service: spec.scenario.service.clone(),
         bot_env: Vec::new(),
         log_dir: spec.dir.join("logs"),
         links: Some(spec.seed),
-    })
-    .await?;
+    });
+    let stack = tokio::select! {
+        started = tokio::time::timeout_at(deadline, start) => started.map_err(|_| cut_short(progress))??,
+        _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
+    };
     let external = stack.links.as_ref().and_then(Links::external);
-    // The stack goes down inside `drive`, however it ends; a shared proxy's links last
-    // until removed.
-    let history = drive(spec, stack, interrupted).await;
+    // The stack goes down inside `drive`, however it ends (dropping it on the deadline
+    // kills every process); a shared proxy's links last until removed.
+    let history = tokio::time::timeout_at(deadline, drive(spec, stack, interrupted, progress))
+        .await
+        .unwrap_or_else(|_| Err(cut_short(progress)));
     if let Some(external) = external {
         external.remove_all().await;
     }
     history
 }
 
+/// What a run is waiting for, for the error of a run past its deadline.
+struct Progress {
+    phase: std::sync::Mutex<&'static str>,
+    /// Steps not done yet, with their triggers.
+    waiting: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Progress {
+    fn new(scenario: &Scenario) -> Self {
+        Progress {
+            phase: std::sync::Mutex::new("the stack to start"),
+            waiting: std::sync::Mutex::new(
+                scenario
+                    .steps
+                    .iter()
+                    .map(|s| (s.name.clone(), s.when.to_string()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn set_phase(&self, phase: &'static str) {
+        *self.phase.lock().expect("progress lock") = phase;
+    }
+
+    fn step_done(&self, name: &str) {
+        self.waiting
+            .lock()
+            .expect("progress lock")
+            .retain(|(n, _)| n != name);
+    }
+
+    fn describe(&self) -> String {
+        let phase = *self.phase.lock().expect("progress lock");
+        let waiting = self.waiting.lock().expect("progress lock");
+        if phase == "the steps" && !waiting.is_empty() {
+            let steps: Vec<String> = waiting
+                .iter()
+                .map(|(name, when)| format!("step {name:?} ({when})"))
+                .collect();
+            steps.join(", ")
+        } else {
+            phase.to_owned()
+        }
+    }
+}
+
 async fn drive(
     spec: &RunSpec,
     stack: Stack,
     mut interrupted: tokio::sync::watch::Receiver<bool>,
+    progress: &Progress,
 ) -> Result<History, RunError> {
     let scenario = &spec.scenario;
     // The scenario's clock starts once the system under test is up.
@@ -174,15 +255,28 @@ async fn drive(
     }
 
     let phase = async {
+        progress.set_phase("the meetings' POST /bots");
         for meeting in scenario.meetings.iter().filter(|m| m.start) {
             ctx.create(&meeting.label).await;
         }
+        progress.set_phase("the steps");
         let mut tasks = tokio::task::JoinSet::new();
         for step in scenario.steps.clone() {
             let ctx = ctx.clone();
-            tasks.spawn(async move { run_step(&ctx, &step).await });
+            tasks.spawn(async move {
+                run_step(&ctx, &step).await;
+                step.name
+            });
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(name) => progress.step_done(&name),
+                // A step that panicked is a harness fault, never a silent pass.
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(_) => {}
+            }
+        }
+        progress.set_phase("the faults' heals");
         ctx.heal_all().await;
     };
     tokio::select! {
@@ -190,10 +284,12 @@ async fn drive(
         _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
     }
     let fault_end = recorder.now_us();
+    progress.set_phase("the system to settle (quiet, every row terminal, no container running)");
     tokio::select! {
         () = settle(&ctx, fault_end) => {}
         _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
     }
+    progress.set_phase("the final state (database and runtime)");
     let final_state = final_state(&ctx).await?;
     recorder.record(EventKind::Final(final_state));
     let history = recorder.finish();

@@ -11,6 +11,12 @@ use super::{Action, Condition, Meeting, Scenario, Step, When};
 use crate::check::Invariant;
 use crate::verdict::Expectation;
 
+/// The longest time a scenario may script (a wait, a fault, a window): ten minutes. A
+/// run as a whole is bounded by its deadline besides (`RunSpec::deadline`).
+pub const MAX_SCENARIO_MS: u64 = 600_000;
+/// The longest timer the service may be given, in ms: a day.
+pub const MAX_SERVICE_MS: u64 = 86_400_000;
+
 /// One problem in a scenario file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}:{line}:{column}: {message}")]
@@ -38,6 +44,8 @@ pub enum LoadError {
     Invalid(#[from] ScenarioErrors),
     #[error("find scenarios under {path}: no .toml file there")]
     Empty { path: PathBuf },
+    #[error("read scenario {path}: not a regular file (a pipe, device or socket is refused)")]
+    NotAFile { path: PathBuf },
 }
 
 /// Every `.toml` file under the paths (files or directories), sorted.
@@ -67,6 +75,16 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+    // A named pipe or a device would block the read forever (or never end).
+    let meta = std::fs::metadata(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(LoadError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
@@ -116,6 +134,93 @@ impl Validator<'_> {
         });
     }
 
+    /// Where `key = ...` is written in the table that starts at `start` (up to the next
+    /// table header), else `start`: errors about a value point at its own line.
+    fn key_at(&self, start: usize, key: &str) -> usize {
+        let start = start.min(self.text.len());
+        let body = self.text[start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| start + i);
+        let end = self.text[body..]
+            .find("\n[")
+            .map_or(self.text.len(), |i| body + i);
+        let region = &self.text[start..end];
+        for (i, _) in region.match_indices(key) {
+            let before = region[..i].chars().next_back();
+            let after = region[i + key.len()..].trim_start();
+            if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && after.starts_with('=')
+            {
+                return start + i;
+            }
+        }
+        start
+    }
+
+    /// `value` of `what` must lie within `min..=max`.
+    fn bound(&mut self, at: usize, what: &str, value: u64, min: u64, max: u64) {
+        if value < min || value > max {
+            self.error(
+                at,
+                format!("{what} = {value} is out of bounds: it must be from {min} to {max}"),
+            );
+        }
+    }
+
+    fn service(&mut self, spanned: Option<&Spanned<super::model::ServiceSettings>>) {
+        let Some(spanned) = spanned else { return };
+        let span = spanned.span();
+        let s = spanned.get_ref();
+        let ms = [
+            ("delayed_stop_ms", s.delayed_stop_ms),
+            ("pre_active_window_ms", s.pre_active_window_ms),
+            ("exited_failure_stop_ms", s.exited_failure_stop_ms),
+            ("session_record_delay_ms", s.session_record_delay_ms),
+            ("finalizer_grace_ms", s.finalizer_grace_ms),
+            ("reconcile_interval_ms", s.reconcile_interval_ms),
+            ("dependency_timeout_ms", s.dependency_timeout_ms),
+        ];
+        for (key, value) in ms {
+            if let Some(v) = value {
+                let min = u64::from(matches!(
+                    key,
+                    "reconcile_interval_ms" | "dependency_timeout_ms"
+                ));
+                let at = self.key_at(span.start, key);
+                self.bound(at, &format!("service.{key}"), v, min, MAX_SERVICE_MS);
+            }
+        }
+        if let Some(v) = s.stop_grace_s {
+            let at = self.key_at(span.start, "stop_grace_s");
+            self.bound(at, "service.stop_grace_s", u64::from(v), 0, 3_600);
+        }
+        if let Some(v) = s.current_uid_ttl_s {
+            let at = self.key_at(span.start, "current_uid_ttl_s");
+            self.bound(at, "service.current_uid_ttl_s", v, 1, 30 * 86_400);
+        }
+    }
+
+    fn convergence(&mut self, spanned: Option<&Spanned<super::model::Convergence>>) {
+        let Some(spanned) = spanned else { return };
+        let span = spanned.span();
+        let c = spanned.get_ref();
+        for (key, value, min) in [
+            ("grace_ms", c.grace_ms, 0),
+            ("deadline_ms", c.deadline_ms, 0),
+            ("quiet_ms", c.quiet_ms, 0),
+            ("step_timeout_ms", c.step_timeout_ms, 1),
+        ] {
+            let at = self.key_at(span.start, key);
+            self.bound(
+                at,
+                &format!("convergence.{key}"),
+                value,
+                min,
+                MAX_SCENARIO_MS,
+            );
+        }
+    }
+
     fn scenario(&mut self, file: ScenarioFile) -> Scenario {
         let name = file.name.clone().unwrap_or_else(|| {
             self.path
@@ -137,12 +242,22 @@ impl Validator<'_> {
         let labels: BTreeSet<String> = meetings.iter().map(|m| m.label.clone()).collect();
         let steps = self.steps(&file.steps, &labels);
         let (expect, focus) = self.expect(&file.expect);
-        let c = &file.convergence;
+        self.service(file.service.as_ref());
+        self.convergence(file.convergence.as_ref());
+        let c = file
+            .convergence
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_default();
         Scenario {
             name,
             description: file.description.trim().to_owned(),
             covers: file.covers.clone(),
-            service: file.service.clone(),
+            service: file
+                .service
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_default(),
             meetings,
             steps,
             grace_ms: c.grace_ms,
@@ -251,16 +366,43 @@ impl Validator<'_> {
                 .clone()
                 .unwrap_or_else(|| format!("step-{}", i + 1));
             let when = self.when(at, &name, &spec.when, labels, &names);
+            self.step_numbers(at, &name, spec);
             if let Some(action) = self.action(at, &name, spec, labels) {
                 steps.push(Step {
                     name,
                     when,
                     action,
                     heal_after_ms: spec.heal_after_ms,
+                    optional: spec.optional,
                 });
             }
         }
         steps
+    }
+
+    /// Bounds on every number a step gives, each error at the value's own line.
+    fn step_numbers(&mut self, at: usize, step: &str, spec: &StepSpec) {
+        for (key, value) in [
+            ("after_ms", Some(spec.when.after_ms)),
+            ("heal_after_ms", spec.heal_after_ms),
+            ("down_ms", spec.down_ms),
+            ("stop_delay_ms", spec.stop_delay_ms),
+            ("start_delay_ms", spec.start_delay_ms),
+        ] {
+            if let Some(v) = value {
+                let at = self.key_at(at, key);
+                self.bound(at, &format!("step {step:?}: {key}"), v, 0, MAX_SCENARIO_MS);
+            }
+        }
+        if let Some(code) = spec.exit_code {
+            let at = self.key_at(at, "exit_code");
+            if !(0..=255).contains(&code) {
+                self.error(
+                    at,
+                    format!("step {step:?}: exit_code = {code} is out of bounds: it must be from 0 to 255"),
+                );
+            }
+        }
     }
 
     fn meeting_ref(
@@ -338,11 +480,29 @@ impl Validator<'_> {
                 died: state == "died",
             })
         } else if let Some(event) = &t.bot_event {
+            if !mock_bot::events::EVENTS.contains(&event.as_str()) {
+                self.error(
+                    self.key_at(at, "bot_event"),
+                    format!(
+                        "step {step:?}: when.bot_event {event:?} is not an event the bot logs ({})",
+                        mock_bot::events::EVENTS.join(", ")
+                    ),
+                );
+            }
             Some(Condition::BotEvent {
                 meeting: meeting.clone().unwrap_or_default(),
                 event: event.clone(),
             })
         } else if let Some(what) = &t.published {
+            if !PUBLISHED.contains(&what.as_str()) {
+                self.error(
+                    self.key_at(at, "published"),
+                    format!(
+                        "step {step:?}: when.published {what:?} is neither a command action sent to a bot nor a status published for a meeting ({})",
+                        PUBLISHED.join(", ")
+                    ),
+                );
+            }
             Some(Condition::Published {
                 meeting: meeting.clone().unwrap_or_default(),
                 what: what.clone(),
@@ -461,11 +621,13 @@ impl Validator<'_> {
             },
             "kill_bot" => {
                 let signal = spec.signal.clone().unwrap_or_else(|| "SIGKILL".into());
-                if !signal.starts_with("SIG") {
+                if !signal.starts_with("SIG") || signal.parse::<nix::sys::signal::Signal>().is_err()
+                {
+                    let at = self.key_at(at, "signal");
                     self.error(
                         at,
                         format!(
-                            "step {step:?}: signal {signal:?} is not a signal name like SIGKILL"
+                            "step {step:?}: signal {signal:?} is not a signal name like SIGKILL, SIGTERM, SIGINT, SIGSTOP"
                         ),
                     );
                 }
@@ -614,13 +776,26 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let kind = match fault_proxy::model::ToxicKind::from_attributes(kind, &attributes) {
+        let kind = match fault_proxy::model::ToxicKind::from_attributes(kind, &attributes)
+            .and_then(|k| k.validate().map(|()| k))
+        {
             Ok(kind) => kind,
             Err(err) => {
                 self.error(at, format!("step {step:?}: toxic: {err}"));
                 return None;
             }
         };
+        for (name, value) in kind.fields() {
+            if matches!(name, "latency" | "jitter" | "delay" | "timeout") {
+                self.bound(
+                    at,
+                    &format!("step {step:?}: toxic attribute {name} (ms)"),
+                    value,
+                    0,
+                    MAX_SCENARIO_MS,
+                );
+            }
+        }
         let name = toxic
             .get("name")
             .and_then(|n| n.as_str())
@@ -683,6 +858,20 @@ impl Validator<'_> {
         (expect, focus)
     }
 }
+
+/// What `when.published` can name (protocol.md section 6): a command's `action` on the
+/// bot's channels, or a status on the meeting's status channel.
+const PUBLISHED: &[&str] = &[
+    "leave",
+    "reconfigure",
+    "requested",
+    "joining",
+    "awaiting_admission",
+    "active",
+    "stopping",
+    "completed",
+    "failed",
+];
 
 fn is_status(s: &str) -> bool {
     s == "error" || s.parse::<protocol::MeetingStatus>().is_ok()

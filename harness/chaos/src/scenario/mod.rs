@@ -14,6 +14,9 @@ pub use model::ServiceSettings;
 use crate::check::{CheckConfig, Invariant};
 use crate::verdict::Expectation;
 
+/// No run goes on longer than this unless `--run-timeout` says so.
+pub const RUN_DEADLINE_CAP: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// A validated scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -52,6 +55,42 @@ impl Scenario {
             + s.reconcile_interval_ms.unwrap_or(300_000)
     }
 
+    /// The run's overall deadline when none is given (`--run-timeout`): time to start the
+    /// stack, the longest any step can take (its trigger's timeout, its delay, its action
+    /// and its fault's heal), the heals at the end of the fault phase, the checkers'
+    /// windows and the engine's settle cap, capped at [`RUN_DEADLINE_CAP`].
+    pub fn run_deadline(&self) -> std::time::Duration {
+        const STARTUP_MS: u64 = 60_000;
+        // An HTTP call of the harness, or a process start or stop, is bounded by 30 s.
+        const ACTION_MS: u64 = 60_000;
+        const SETTLE_CAP_MS: u64 = 120_000;
+        const FINAL_MS: u64 = 30_000;
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| {
+                let down = match s.action {
+                    Action::RestartService { down_ms } => down_ms,
+                    _ => 0,
+                };
+                self.step_timeout_ms
+                    + s.when.after_ms
+                    + ACTION_MS
+                    + down
+                    + s.heal_after_ms.unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        let derived = STARTUP_MS
+            + steps
+            + ACTION_MS
+            + self.deadline_ms.max(self.grace_ms)
+            + self.quiet_ms
+            + SETTLE_CAP_MS
+            + FINAL_MS;
+        std::time::Duration::from_millis(derived.min(RUN_DEADLINE_CAP.as_millis() as u64))
+    }
+
     /// What this scenario expects under `profile`: as stated, else, for a single fix,
     /// what it expects under legacy (a fix is taken to change nothing the scenario does
     /// not say it changes, so the matrix asserts that too).
@@ -85,12 +124,44 @@ pub struct Step {
     pub when: When,
     pub action: Action,
     pub heal_after_ms: Option<u64>,
+    /// Whether the run may go on as conclusive when this step does not fire or fails.
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct When {
     pub condition: Option<Condition>,
     pub after_ms: u64,
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.condition {
+            Some(c) if self.after_ms > 0 => write!(f, "{c}, then {} ms", self.after_ms),
+            Some(c) => write!(f, "{c}"),
+            None => write!(f, "{} ms after the start", self.after_ms),
+        }
+    }
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Condition::Status { meeting, status } => write!(f, "when {meeting} is {status}"),
+            Condition::Container { meeting, died } => write!(
+                f,
+                "when {meeting}'s container {}",
+                if *died { "died" } else { "started" }
+            ),
+            Condition::BotEvent { meeting, event } => {
+                write!(f, "when {meeting}'s bot logs {event}")
+            }
+            Condition::Published { meeting, what } => {
+                write!(f, "when {what} is published for {meeting}")
+            }
+            Condition::AfterStep { step } => write!(f, "after step {step:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

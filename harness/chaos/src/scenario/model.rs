@@ -18,12 +18,12 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub covers: Vec<String>,
     #[serde(default)]
-    pub service: ServiceSettings,
+    pub service: Option<Spanned<ServiceSettings>>,
     pub meetings: Vec<Spanned<MeetingSpec>>,
     #[serde(default)]
     pub steps: Vec<Spanned<StepSpec>>,
     #[serde(default)]
-    pub convergence: Convergence,
+    pub convergence: Option<Spanned<Convergence>>,
     /// `<profile> = "holds" | "violates INV-..." | "pending: why"` for `legacy`, `fixed`,
     /// any single fix or `a+b` combination, and `focus = [...]`: the invariants the
     /// scenario is about. Checked by `load.rs`.
@@ -108,6 +108,9 @@ pub struct StepSpec {
     /// Network faults (the fault-proxy issue): the link and toxic to apply.
     pub link: Option<String>,
     pub toxic: Option<toml::Table>,
+    /// A step that may not fire, or may fail, without making the run inconclusive.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// When a step fires: a condition (at most one), then `after_ms` more. With no
