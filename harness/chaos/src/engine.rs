@@ -177,12 +177,7 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
             let outcome = match permit {
                 Some(_permit) if !*interrupted.borrow() => {
                     bar.set_message(format!("{} ({})", spec.scenario.name, spec.profile));
-                    // Its own task: a panic inside the run is caught and reported.
-                    let run = tokio::spawn(async move { run::run(&spec, interrupted).await });
-                    match run.await {
-                        Ok(outcome) => outcome,
-                        Err(err) => crashed(err),
-                    }
+                    caught(async move { run::run(&spec, interrupted).await }).await
                 }
                 _ => not_started(),
             };
@@ -301,6 +296,17 @@ fn outcome_word(record: &RunRecord) -> &'static str {
     }
 }
 
+/// Runs `run` as a task of its own, so that a panic inside it (an overflow, a broken
+/// assumption) becomes a harness error of that run instead of a run that vanishes.
+pub async fn caught(
+    run: impl std::future::Future<Output = run::RunOutcome> + Send + 'static,
+) -> run::RunOutcome {
+    match tokio::spawn(run).await {
+        Ok(outcome) => outcome,
+        Err(err) => crashed(err),
+    }
+}
+
 /// A run whose task panicked: a harness error with the panic's message.
 fn crashed(err: tokio::task::JoinError) -> run::RunOutcome {
     let reason = if err.is_panic() {
@@ -386,6 +392,37 @@ fn git_commit() -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_run_that_panics_is_a_harness_error_with_the_panic_message() {
+        // Timer values that overflowed crashed their runs, which then vanished from the
+        // report while the command said "1/1 verdicts as expected".
+        let outcome = caught(async {
+            let huge: u64 = std::hint::black_box(u64::MAX);
+            let _ = huge.checked_add(1).expect("attempt to add with overflow");
+            unreachable!()
+        })
+        .await;
+        let Verdict::Error { reason } = &outcome.verdict else {
+            panic!("{}", outcome.verdict)
+        };
+        assert!(
+            reason.contains("crashed") && reason.contains("overflow"),
+            "{reason}"
+        );
+        let record = RunRecord {
+            verdict: outcome.verdict.clone(),
+            as_expected: verdict::as_expected(&Expectation::Holds, &outcome.verdict),
+            ..RunRecord::sample("s", "legacy")
+        };
+        assert!(!record.as_expected);
+        assert_eq!(RunReport::sample(vec![record]).exit_code(), 2);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

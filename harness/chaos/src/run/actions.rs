@@ -156,7 +156,19 @@ impl Ctx {
 
     async fn heal(&self, name: &str, target: &str, heal: Heal) {
         let result = match &heal {
-            Heal::ResumeBot(container) => self.control(&format!("/_runtime/containers/{container}/resume"), json!({})).await,
+            Heal::ResumeBot(container) => {
+                match self.stack.runtime_call(Method::POST, &format!("/_runtime/containers/{container}/resume"), Some(&json!({}))).await {
+                    Ok((status, _)) if (200..300).contains(&status) => Ok(()),
+                    // A paused container that was since stopped and removed is no longer
+                    // frozen: the fault ended with it.
+                    Ok((404, _)) => {
+                        self.fault(name, target, FaultPhase::Healed, json!({"outcome": "moot: the container is gone"}));
+                        return;
+                    }
+                    Ok((status, body)) => Err(format!("resume {container} answered {status}: {body}")),
+                    Err(err) => Err(err.to_string()),
+                }
+            }
             Heal::ClearRuntimeFaults => self
                 .stack
                 .runtime_call(
