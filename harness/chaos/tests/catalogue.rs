@@ -31,6 +31,7 @@ async fn check_scenario(name: &str) {
             seed: 1,
             repetition: 1,
             dir: dir.path().join(profile),
+            deadline: scenario.run_deadline(),
         };
         let outcome = run::run(&spec, interrupted.clone()).await;
         let findings: Vec<String> = outcome

@@ -34,6 +34,8 @@ async fn check_column(profiles: Vec<String>) {
         jobs: 2,
         out: out.path().to_owned(),
         progress: false,
+        run_timeout: None,
+        rerun_prefix: "chaos run".into(),
     };
     let (report, _) = engine::execute(plan).await.unwrap();
     let unexpected: Vec<String> = report
