@@ -95,9 +95,10 @@ pub fn reports(planned: &[PlannedStep], history: &History) -> Vec<StepReport> {
         .collect()
 }
 
-/// Everything about the run's own steps that leaves its verdict unproven: every step
-/// that is not optional and did not do its job, and every fault whose heal failed (the
-/// fault then outlived the window the scenario gives it).
+/// Everything about the run itself that leaves its verdict unproven: every step that is
+/// not optional and did not do its job, every fault whose heal failed (the fault then
+/// outlived the window the scenario gives it), and every gap in the recording (events
+/// meanwhile may be missing, so "nothing violated" would rest on a partial history).
 pub fn problems(steps: &[StepReport], history: &History) -> Vec<String> {
     let mut problems: Vec<String> = steps
         .iter()
@@ -116,6 +117,12 @@ pub fn problems(steps: &[StepReport], history: &History) -> Vec<String> {
         {
             problems.push(format!(
                 "the heal of {name} on {target} at {:.1} ms {outcome}",
+                e.at_us as f64 / 1000.0
+            ));
+        }
+        if let EventKind::RecorderGap { source, detail } = &e.kind {
+            problems.push(format!(
+                "the recorder lost {source} at {:.1} ms ({detail}): events meanwhile may be missing from the history",
                 e.at_us as f64 / 1000.0
             ));
         }
@@ -219,6 +226,23 @@ mod tests {
         let found = problems(&[], &h);
         assert_eq!(found.len(), 1);
         assert!(found[0].contains("pause_bot") && found[0].contains("no such container"));
+    }
+
+    #[test]
+    fn a_gap_in_the_recording_is_a_problem() {
+        // A recorder that lost its Redis subscription saw no publish meanwhile, and a
+        // checker that saw nothing dangerous passed.
+        let h = history(vec![Event {
+            seq: 1,
+            at_us: 4_000,
+            kind: EventKind::RecorderGap {
+                source: "redis".into(),
+                detail: "the subscription stream ended; resubscribing".into(),
+            },
+        }]);
+        let found = problems(&[], &h);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].contains("recorder lost redis"), "{found:?}");
     }
 
     #[test]
