@@ -138,6 +138,11 @@ pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
         })
         .map(|r| format!("{} undecided: {}", r.invariant, r.summary))
         .collect();
+    if !results.is_empty() && !results.iter().any(|r| r.precondition_met) {
+        return Verdict::Inconclusive {
+            reason: "no invariant's dangerous situation arose: the run shows nothing".into(),
+        };
+    }
     if undecided.is_empty() {
         Verdict::Holds
     } else {
@@ -232,6 +237,18 @@ mod tests {
         let got = verdict(&results, &[]);
         assert!(matches!(got, Verdict::Inconclusive { .. }), "{got}");
         assert!(!as_expected(&Expectation::Holds, &got));
+    }
+
+    #[test]
+    fn a_run_in_which_nothing_dangerous_arose_is_inconclusive() {
+        // With no focus named, a run whose checkers all saw nothing dangerous read as
+        // "holds": it shows nothing.
+        let mut absent = result(Invariant::Terminal, Outcome::Unknown);
+        absent.precondition_met = false;
+        let mut quiet = result(Invariant::Transitions, Outcome::Holds);
+        quiet.precondition_met = false;
+        let got = verdict(&[absent, quiet], &[]);
+        assert!(matches!(got, Verdict::Inconclusive { .. }), "{got}");
     }
 
     #[test]
