@@ -615,6 +615,20 @@ impl<'h> Timeline<'h> {
         self.labels.iter().find(|l| l.label == label)
     }
 
+    /// Every row of (platform, native id) the history saw inserted, oldest first: the
+    /// rows sharing that meeting key's status channel. Without a platform, any platform.
+    pub fn rows_of_key(&self, platform: Option<&str>, native: &str) -> Vec<i64> {
+        let mut rows: Vec<(i64, u64, i64)> = self
+            .meetings
+            .iter()
+            .filter(|(_, line)| line.native == Some(native))
+            .filter(|(_, line)| platform.is_none() || line.platform == platform)
+            .filter_map(|(id, line)| line.inserted.map(|e| (e.at_us, e.seq, *id)))
+            .collect();
+        rows.sort_unstable();
+        rows.into_iter().map(|(_, _, id)| id).collect()
+    }
+
     /// The latest row of (platform, native id) inserted at or before `t`. Without a
     /// platform, any platform.
     pub fn latest_row_at(&self, platform: Option<&str>, native: &str, t: i64) -> Option<i64> {

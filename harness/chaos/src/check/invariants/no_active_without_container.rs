@@ -121,6 +121,42 @@ mod tests {
     }
 
     #[test]
+    fn each_live_row_whose_container_went_away_is_its_own_violation() {
+        // Two live rows of one meeting, both bots gone, neither row terminal.
+        let h = active_meeting()
+            .at(500)
+            .insert(2, "abc-defg-hij", "active")
+            .start(2)
+            .at(2000)
+            .die(1)
+            .at(2600)
+            .die(2)
+            .at(10_000)
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        let texts: Vec<&str> = r.violations.iter().map(|v| v.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Meeting 1 was still active at 3000 ms, 1000 ms after its container went away at 2000 ms.",
+                "Meeting 2 was still active at 3600 ms, 1000 ms after its container went away at 2600 ms.",
+            ]
+        );
+        assert_eq!(r.summary, format!("{} (and 1 more violation)", texts[0]));
+        assert_eq!(r.witness, r.violations[0].witness);
+        let second: Vec<(&str, i64)> = r.violations[1]
+            .witness
+            .iter()
+            .map(|e| (e.kind.name(), e.at_us))
+            .collect();
+        assert_eq!(
+            second,
+            [("meeting_inserted", 500_000), ("container", 2_600_000)]
+        );
+    }
+
+    #[test]
     fn meeting_completed_within_grace_of_container_death_holds() {
         let h = active_meeting()
             .at(2000)

@@ -7,6 +7,8 @@
 //! `max(answer time, last fault healed) + deadline` (a row already terminal at the stop
 //! trivially does). Not terminal when the run ended before that moment: unknown.
 
+use std::collections::BTreeSet;
+
 use super::Findings;
 use crate::check::timeline::{Gone, Timeline, ms};
 use crate::check::{CheckConfig, CheckResult, Invariant};
@@ -15,13 +17,32 @@ use crate::history::{Event, EventKind, History, HttpPhase};
 pub fn terminal(history: &History, config: &CheckConfig) -> CheckResult {
     let tl = Timeline::new(history);
     let mut findings = Findings::new(Invariant::Terminal);
+    let mut stops = 0usize;
+    let mut rows = BTreeSet::new();
     for (stop, label) in history.events.iter().filter_map(accepted_stop) {
         findings.occurred();
-        check_stop(&tl, config, stop, label, &mut findings);
+        stops += 1;
+        rows.extend(check_stop(&tl, config, stop, label, &mut findings));
     }
-    findings.finish("no stop was accepted (no DELETE answered 202)", |n| {
-        format!("All {n} accepted stop(s) reached completed/failed within the deadline.")
+    findings.finish("no stop was accepted (no DELETE answered 202)", |_| {
+        held_summary(stops, rows.len())
     })
+}
+
+/// What the user did, when every stop was kept: `stops` accepted DELETEs, over `rows`
+/// meeting rows (a repeated DELETE of one row is two stops over one row; one DELETE of a
+/// meeting with two live rows is one stop over two rows).
+fn held_summary(stops: usize, rows: usize) -> String {
+    let lead = match stops {
+        1 => "The accepted stop".to_owned(),
+        2 => "Both accepted stops".to_owned(),
+        n => format!("All {n} accepted stops"),
+    };
+    let deletes = if stops == 1 { "DELETE" } else { "DELETEs" };
+    let row_s = if rows == 1 { "row" } else { "rows" };
+    format!(
+        "{lead} ({deletes} answered 202, over {rows} meeting {row_s}) reached completed/failed within the deadline."
+    )
 }
 
 /// An accepted stop and its scenario meeting label.
@@ -38,13 +59,14 @@ fn accepted_stop(e: &Event) -> Option<(&Event, &str)> {
     }
 }
 
+/// Checks every row the stop applies to; answers those rows.
 fn check_stop(
     tl: &Timeline<'_>,
     config: &CheckConfig,
     stop: &Event,
     label: &str,
     findings: &mut Findings,
-) {
+) -> Vec<i64> {
     let stop_us = stop.at_us;
     let rows = tl.rows_for_label(label, stop_us);
     if rows.is_empty() {
@@ -52,13 +74,13 @@ fn check_stop(
             "The stop of {label} accepted at {} addresses no meeting row the history shows.",
             ms(stop_us)
         ));
-        return;
     }
-    for id in rows {
-        if let Some(row) = tl.meeting(id) {
-            check_row(tl, config, stop, label, id, row, findings);
+    for id in &rows {
+        if let Some(row) = tl.meeting(*id) {
+            check_row(tl, config, stop, label, *id, row, findings);
         }
     }
+    rows
 }
 
 fn check_row(
@@ -266,6 +288,126 @@ mod tests {
         let r = terminal(&h, &config());
         assert_eq!(r.outcome, Outcome::Violated);
         assert!(r.summary.contains("Meeting 1"), "{}", r.summary);
+    }
+
+    #[test]
+    fn kept_stops_are_counted_as_the_deletes_the_user_sent_over_the_rows_they_covered() {
+        // Pins: the summary counted (stop, row) cases, so two DELETEs over one row and then
+        // two rows read "All 3 accepted stop(s) reached completed/failed".
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(1500)
+            .insert(2, "abc-defg-hij", "requested")
+            .at(2000)
+            .delete_accepted("m1")
+            .at(2500)
+            .status(1, "active", "completed")
+            .status(2, "requested", "completed")
+            .at(20_000)
+            .end();
+        let r = terminal(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "Both accepted stops (DELETEs answered 202, over 2 meeting rows) reached completed/failed within the deadline."
+        );
+
+        let one_row_twice = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(1300)
+            .delete_accepted("m1")
+            .at(2500)
+            .status(1, "active", "completed")
+            .at(20_000)
+            .end();
+        assert_eq!(
+            terminal(&one_row_twice, &config()).summary,
+            "Both accepted stops (DELETEs answered 202, over 1 meeting row) reached completed/failed within the deadline."
+        );
+    }
+
+    #[test]
+    fn one_stop_over_two_rows_and_three_stops_read_as_such() {
+        let two_rows = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .insert(2, "abc-defg-hij", "joining")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(1500)
+            .status(1, "active", "completed")
+            .status(2, "joining", "completed")
+            .at(20_000)
+            .end();
+        assert_eq!(
+            terminal(&two_rows, &config()).summary,
+            "The accepted stop (DELETE answered 202, over 2 meeting rows) reached completed/failed within the deadline."
+        );
+        let thrice = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .delete_accepted("m1")
+            .delete_accepted("m1")
+            .at(1500)
+            .status(1, "active", "completed")
+            .at(20_000)
+            .end();
+        assert_eq!(
+            terminal(&thrice, &config()).summary,
+            "All 3 accepted stops (DELETEs answered 202, over 1 meeting row) reached completed/failed within the deadline."
+        );
+    }
+
+    #[test]
+    fn each_row_a_stop_left_live_is_its_own_violation_with_its_own_witness() {
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(500)
+            .insert(2, "abc-defg-hij", "joining")
+            .at(700)
+            .status(2, "joining", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(20_000)
+            .end();
+        let r = terminal(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        let texts: Vec<&str> = r.violations.iter().map(|v| v.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Meeting 1 (m1): stop accepted at 1000 ms, still active at the deadline 6000 ms and at the end of the run (20000 ms).",
+                "Meeting 2 (m1): stop accepted at 1000 ms, still active at the deadline 6000 ms and at the end of the run (20000 ms).",
+            ]
+        );
+        assert_eq!(r.summary, format!("{} (and 1 more violation)", texts[0]));
+        let rows_in = |v: &crate::check::Violation| -> Vec<i64> {
+            v.witness
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::MeetingInserted { meeting_id, .. }
+                    | EventKind::StatusStored { meeting_id, .. } => Some(*meeting_id),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(rows_in(&r.violations[0]), [1]);
+        assert_eq!(rows_in(&r.violations[1]), [2]);
+        assert_eq!(r.witness, r.violations[0].witness);
     }
 
     #[test]
