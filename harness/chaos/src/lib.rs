@@ -13,4 +13,5 @@ pub mod run;
 pub mod scenario;
 pub mod signoff;
 pub mod stack;
+pub mod sut;
 pub mod verdict;

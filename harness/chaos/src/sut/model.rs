@@ -1,0 +1,264 @@
+//! The adapter file format (`fixtures/sut/*.toml`), as serde reads it, and its checks.
+//! Unknown keys are errors; every error names the file, line and column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{PLACEHOLDERS, SutError, Vars, expand};
+
+/// One implementation of the protocol, described as data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adapter {
+    pub description: String,
+    /// The expectation column that judges this service; `None` (`"profile"` in the file):
+    /// the `--profile` the run was given, as for the reference.
+    #[serde(default, deserialize_with = "expect_as")]
+    pub expect_as: Option<String>,
+    /// Whether `--profile` reaches the service (as `{profile}`).
+    #[serde(default)]
+    pub profiles: bool,
+    pub service: ServiceSpec,
+    pub database: DatabaseSpec,
+    pub docker: DockerSpec,
+    /// The scenario's `[service]` keys this service takes, and how.
+    #[serde(default)]
+    pub timers: BTreeMap<String, Spanned<TimerSpec>>,
+}
+
+fn expect_as<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let column = String::deserialize(d)?;
+    Ok((column != "profile").then_some(column))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Program and arguments, with placeholders.
+    pub command: Spanned<Vec<String>>,
+    /// Working directory (placeholders allowed); the caller's when absent.
+    pub workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    pub ready: Ready,
+    /// How to stop it (a restart is a stop, then a start).
+    #[serde(default = "sigterm")]
+    pub stop_signal: Spanned<String>,
+}
+
+fn sigterm() -> Spanned<String> {
+    Spanned::new(0..0, "SIGTERM".into())
+}
+
+/// How to tell the service is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum Ready {
+    /// A line that starts with this on its stdout or stderr.
+    Line { line: String },
+    /// `GET` this path answers (any status below 500).
+    Http { http: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSpec {
+    /// Commands run once against the run's fresh database before the first start (the
+    /// service's own schema tool, for example), with placeholders.
+    #[serde(default)]
+    pub prepare: Vec<Spanned<Vec<String>>>,
+    /// Who creates the harness's users and API keys.
+    pub users: Users,
+}
+
+/// `"service"`: the service seeds them itself (the reference's migration); or SQL run once
+/// its tables exist, with `{user_id}`, `{email}`, `{max_bots}` and `{token}` per user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum Users {
+    Sql { sql: String },
+    Named(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSpec {
+    pub transport: DockerTransport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DockerTransport {
+    /// `tcp://...` through a link scenarios can fault.
+    Tcp,
+    /// `unix://...` only: the service-to-runtime link cannot be faulted.
+    Unix,
+}
+
+/// How one timer reaches the service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum TimerSpec {
+    Flag {
+        flag: String,
+    },
+    Env {
+        env: String,
+    },
+    /// A literal in the service's code: scenarios must follow it.
+    Fixed {
+        fixed: u64,
+    },
+}
+
+impl Adapter {
+    /// Parses and checks an adapter; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Adapter, SutError> {
+        let at = |offset: usize, message: String| {
+            let before = &text[..offset.min(text.len())];
+            SutError::Invalid {
+                origin: origin.to_owned(),
+                line: before.matches('\n').count() + 1,
+                column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                message,
+            }
+        };
+        let adapter: Adapter = toml::from_str(text).map_err(|e| {
+            at(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim().to_owned(),
+            )
+        })?;
+        // Every template must expand once a run gives every placeholder a value.
+        let all = Vars(PLACEHOLDERS.iter().map(|p| (*p, String::new())).collect());
+        let bin = |_: &str| Ok(String::new());
+        let check = |span: std::ops::Range<usize>, template: &str| {
+            expand(template, &all, &bin)
+                .map(|_| ())
+                .map_err(|m| at(span.start, m))
+        };
+        let command = &adapter.service.command;
+        if command.get_ref().is_empty() {
+            return Err(at(command.span().start, "service.command is empty".into()));
+        }
+        for part in command.get_ref() {
+            check(command.span(), part)?;
+        }
+        if let Some(dir) = &adapter.service.workdir {
+            check(dir.span(), dir.get_ref())?;
+        }
+        for value in adapter.service.env.values() {
+            check(value.span(), value.get_ref())?;
+        }
+        for cmd in &adapter.database.prepare {
+            for part in cmd.get_ref() {
+                check(cmd.span(), part)?;
+            }
+        }
+        if let Users::Named(other) = &adapter.database.users
+            && other != "service"
+        {
+            return Err(at(
+                0,
+                format!("database.users = {other:?}: expected \"service\" or {{ sql = \"...\" }}"),
+            ));
+        }
+        let signal = &adapter.service.stop_signal;
+        if signal
+            .get_ref()
+            .parse::<nix::sys::signal::Signal>()
+            .is_err()
+        {
+            return Err(at(
+                signal.span().start,
+                format!(
+                    "service.stop_signal {:?} is not a signal name like SIGTERM",
+                    signal.get_ref()
+                ),
+            ));
+        }
+        let known: Vec<&str> = super::settings(&Default::default())
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        for (key, spec) in &adapter.timers {
+            if !known.contains(&key.as_str()) {
+                return Err(at(
+                    spec.span().start,
+                    format!(
+                        "timers.{key} is not a scenario timer ({})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(adapter)
+    }
+}
+
+impl Adapter {
+    /// The timers as plain specs.
+    pub fn timer(&self, key: &str) -> Option<&TimerSpec> {
+        self.timers.get(key).map(Spanned::get_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "a service"
+expect_as = "legacy"
+[service]
+command = ["uvicorn", "app.main:app", "--port", "{port}"]
+workdir = "{sut_dir}/services/bot-manager"
+env = { DATABASE_URL = "{database_url}" }
+ready = { http = "/" }
+[database]
+prepare = [["python", "-c", "init_db()"]]
+users = { sql = "INSERT INTO users (id) VALUES ({user_id})" }
+[docker]
+transport = "unix"
+[timers]
+delayed_stop_ms = { fixed = 30000 }
+stop_grace_s = { env = "GRACE" }
+"#;
+
+    #[test]
+    fn a_good_adapter_parses() {
+        let a = Adapter::parse("a.toml", GOOD).unwrap();
+        assert_eq!(a.expect_as.as_deref(), Some("legacy"));
+        assert_eq!(a.docker.transport, DockerTransport::Unix);
+        assert_eq!(
+            a.timer("delayed_stop_ms"),
+            Some(&TimerSpec::Fixed { fixed: 30000 })
+        );
+        assert_eq!(a.service.ready, Ready::Http { http: "/".into() });
+        assert!(matches!(a.database.users, Users::Sql { .. }));
+    }
+
+    fn error(text: &str) -> String {
+        Adapter::parse("a.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_what_is_wrong() {
+        let e = error(&GOOD.replace("{port}", "{prot}"));
+        assert!(
+            e.starts_with("a.toml:5:") && e.contains("{prot} is not a placeholder"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("stop_grace_s", "stop_grace"));
+        assert!(
+            e.starts_with("a.toml:16:") && e.contains("timers.stop_grace"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("transport = \"unix\"", "transport = \"pipe\""));
+        assert!(e.starts_with("a.toml:13:"), "{e}");
+        let e = error(&GOOD.replace("[docker]", "[docker]\nport = 1"));
+        assert!(e.contains("port"), "{e}");
+    }
+}
