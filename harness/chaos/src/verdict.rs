@@ -94,6 +94,11 @@ pub enum Verdict {
     Pending {
         reason: String,
     },
+    /// Not run: the scenario needs what the system under test lacks (a timer it cannot
+    /// take, a link it does not have). Reported with its reason, never as a pass.
+    NotApplicable {
+        reason: String,
+    },
 }
 
 impl fmt::Display for Verdict {
@@ -104,6 +109,7 @@ impl fmt::Display for Verdict {
             Verdict::Inconclusive { reason } => write!(f, "inconclusive ({reason})"),
             Verdict::Error { reason } => write!(f, "error ({reason})"),
             Verdict::Pending { reason } => write!(f, "pending ({reason})"),
+            Verdict::NotApplicable { reason } => write!(f, "not applicable ({reason})"),
         }
     }
 }
@@ -156,7 +162,12 @@ pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
 /// not fire or failed (unless optional) leaves the scripted situation unproven, so the
 /// run is inconclusive whatever the checkers found.
 pub fn with_step_problems(verdict: Verdict, problems: &[String]) -> Verdict {
-    if problems.is_empty() || matches!(verdict, Verdict::Error { .. } | Verdict::Pending { .. }) {
+    if problems.is_empty()
+        || matches!(
+            verdict,
+            Verdict::Error { .. } | Verdict::Pending { .. } | Verdict::NotApplicable { .. }
+        )
+    {
         return verdict;
     }
     let found = match &verdict {
@@ -176,6 +187,8 @@ pub fn as_expected(expectation: &Expectation, verdict: &Verdict) -> bool {
             want == got
         }
         (Expectation::Pending { .. }, Verdict::Pending { .. }) => true,
+        // Not run, and said so: neither a pass nor a failure (counted apart).
+        (_, Verdict::NotApplicable { .. }) => true,
         _ => false,
     }
 }

@@ -207,6 +207,7 @@ fn short_verdict(verdict: &Verdict) -> String {
         Verdict::Inconclusive { .. } => "inconclusive".into(),
         Verdict::Error { .. } => "harness error".into(),
         Verdict::Pending { .. } => "pending".into(),
+        Verdict::NotApplicable { .. } => "not applicable".into(),
     }
 }
 

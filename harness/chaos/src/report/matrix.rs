@@ -85,6 +85,7 @@ fn short(verdict: &Verdict) -> String {
         Verdict::Inconclusive { .. } => "inconclusive".into(),
         Verdict::Error { .. } => "error".into(),
         Verdict::Pending { .. } => "pending".into(),
+        Verdict::NotApplicable { .. } => "not applicable".into(),
     }
 }
 

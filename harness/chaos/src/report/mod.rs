@@ -169,13 +169,18 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, ReportE
 /// A record that was not run because its scenario marks the profile pending (and that is
 /// what the scenario expected). Never counted as a pass.
 pub(crate) fn is_pending(record: &RunRecord) -> bool {
-    record.as_expected && matches!(record.verdict, Verdict::Pending { .. })
+    record.as_expected
+        && matches!(
+            record.verdict,
+            Verdict::Pending { .. } | Verdict::NotApplicable { .. }
+        )
 }
 
 /// Why a pending record was not run.
 pub(crate) fn pending_reason(record: &RunRecord) -> String {
     match (&record.verdict, &record.expectation) {
         (Verdict::Pending { reason }, _) => reason.clone(),
+        (Verdict::NotApplicable { reason }, _) => reason.clone(),
         (_, crate::verdict::Expectation::Pending { reason }) => reason.clone(),
         _ => String::new(),
     }
