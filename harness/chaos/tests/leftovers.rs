@@ -314,7 +314,6 @@ struct Run {
     child: Child,
     pid: u32,
     tmpdir: PathBuf,
-    out: PathBuf,
     log: PathBuf,
     seen: BTreeSet<Proc>,
     /// POSIX shared memory (`/dev/shm/...`) the processes below it had mapped.
@@ -345,10 +344,10 @@ impl Run {
             .arg("--out")
             .arg(&out);
         shared.env(&mut command, database);
-        Run::spawn(dir, tmpdir, command, out)
+        Run::spawn(dir, tmpdir, command)
     }
 
-    fn spawn(dir: &Path, tmpdir: &Path, mut command: Command, out: PathBuf) -> Run {
+    fn spawn(dir: &Path, tmpdir: &Path, mut command: Command) -> Run {
         let log = dir.join(format!("run-{}.log", rand::random::<u32>()));
         let file = fs::File::create(&log).unwrap();
         let child = command
@@ -362,7 +361,6 @@ impl Run {
             pid: child.id(),
             child,
             tmpdir: tmpdir.to_owned(),
-            out,
             log,
             seen: BTreeSet::new(),
             shm_files: BTreeSet::new(),
@@ -438,23 +436,14 @@ impl Run {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), signal).unwrap();
     }
 
-    /// Run folders whose stack got as far as starting its bot-manager.
-    fn started_runs(&self) -> usize {
-        let level = |dir: &Path| -> Vec<PathBuf> {
-            fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|path| path.is_dir())
-                .collect()
-        };
-        level(&self.out)
+    /// Runs under way with a bot: runtimes below it with a `mock-bot` child.
+    fn runs_with_a_bot(&self) -> usize {
+        descendants(self.pid)
             .iter()
-            .flat_map(|run| level(run))
-            .flat_map(|scenario| level(&scenario))
-            .filter(|record| record.join("logs").join("service.log").is_file())
-            .count()
+            .filter(|p| cmdline(p.pid).contains("mock-bot"))
+            .filter_map(|p| stat(p.pid).map(|s| s.ppid))
+            .collect::<BTreeSet<u32>>()
+            .len()
     }
 }
 
@@ -663,7 +652,7 @@ fn a_stack_on_a_shared_redis_removes_its_meetings_keys_when_dropped() {
         .env("CHAOS_LEFTOVERS_LOGS", dir.path().join("logs"));
     shared.env(&mut command, true);
     let tmpdir = new_tmpdir(dir.path());
-    let mut run = Run::spawn(dir.path(), &tmpdir, command, dir.path().join("unused"));
+    let mut run = Run::spawn(dir.path(), &tmpdir, command);
     let status = run.wait(RUN_DEADLINE);
 
     assert!(status.success(), "{}", run.output());
@@ -748,10 +737,8 @@ fn a_killed_run_is_swept_by_the_next_start(database: bool) {
             "legacy",
         ],
     );
-    killed.wait_until("bot running", RUN_DEADLINE, |run| {
-        descendants(run.pid)
-            .iter()
-            .any(|p| cmdline(p.pid).contains("mock-bot"))
+    killed.wait_until("a bot running", RUN_DEADLINE, |run| {
+        run.runs_with_a_bot() >= 1
     });
     killed.signal(Signal::SIGKILL);
     killed.wait(DEADLINE);
@@ -785,8 +772,9 @@ fn a_run_killed_with_sigkill_with_its_own_postgres_is_swept_by_the_next_start() 
     a_killed_run_is_swept_by_the_next_start(false);
 }
 
-/// Interrupts the catalogue once two runs have their stack up; it must exit 2, promptly
-/// (60 s is only a hang guard), having removed everything itself.
+/// Interrupts the catalogue once two runs are under way (a bot each: their meetings, keys
+/// and proxies exist); it must exit 2, promptly (60 s is only a hang guard), having removed
+/// everything itself.
 fn a_signal_mid_catalogue_leaves_nothing_behind(signal: Signal) {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
@@ -807,8 +795,8 @@ fn a_signal_mid_catalogue_leaves_nothing_behind(signal: Signal) {
             "3",
         ],
     );
-    run.wait_until("two runs started", RUN_DEADLINE, |run| {
-        run.started_runs() >= 2
+    run.wait_until("two runs with a bot", RUN_DEADLINE, |run| {
+        run.runs_with_a_bot() >= 2
     });
     run.signal(signal);
     let status = run.wait(DEADLINE);
