@@ -4,6 +4,10 @@
 //!
 //! Link names: `service:postgres`, `service:redis`, `service:runtime` (the Docker API),
 //! `bot:<meeting>:redis`, `bot:<meeting>:callbacks`.
+//!
+//! On a shared Toxiproxy a run names its proxies `stopflow-<pid>-<host tag><random>-<link>`
+//! ([`proxy_prefix`]) and removes them when it ends; those of a run that was killed are
+//! removed by the next run's [`sweep_leftover_links`].
 
 use fault_proxy::client::{Client, ClientError};
 use fault_proxy::model::{NewProxy, NewToxic, Stream, ToxicKind};
@@ -26,18 +30,16 @@ pub struct Links {
 }
 
 impl Links {
-    /// The embedded proxy on a free port, or the Toxiproxy at `TOXIPROXY_URL`.
+    /// The embedded proxy on a free port, or the Toxiproxy at `TOXIPROXY_URL` (the first
+    /// time in this process, after sweeping the proxies killed runs left there).
     pub async fn start(seed: u64) -> Result<Links, LinkError> {
         if let Ok(url) = std::env::var("TOXIPROXY_URL") {
             let client = Client::new(url);
             client.version().await?;
+            sweep_once(&client).await;
             return Ok(Links {
                 client,
-                prefix: format!(
-                    "stopflow-{}-{:08x}-",
-                    std::process::id(),
-                    rand::random::<u32>()
-                ),
+                prefix: proxy_prefix(std::process::id()),
                 _embedded: None,
             });
         }
@@ -132,6 +134,85 @@ impl ExternalLinks {
     }
 }
 
+/// The prefix of the proxy names of a run of process `pid` on a shared Toxiproxy (a new
+/// random part each call): `stopflow-<pid>-<host tag><random>-`. The host tag
+/// ([`infra::sweep::host_tag`]) tells a later sweep whether the pid is one of this host's.
+pub fn proxy_prefix(pid: u32) -> String {
+    format!(
+        "stopflow-{pid}-{}{:08x}-",
+        infra::sweep::host_tag(),
+        rand::random::<u32>()
+    )
+}
+
+/// The pid and host tag in a name made with [`proxy_prefix`].
+fn proxy_owner(name: &str) -> Option<(u32, &str)> {
+    let rest = name.strip_prefix("stopflow-")?;
+    let (pid, rest) = rest.split_once('-')?;
+    let (tag, link) = rest.split_once('-')?;
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    if tag.len() != 16 || !hex(tag) || link.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((pid.parse().ok()?, &tag[..8]))
+}
+
+/// Removes from the Toxiproxy at `url` the proxies of runs whose process is gone: names
+/// made by [`proxy_prefix`] on this host (same boot and pid namespace) whose pid no longer
+/// runs. A killed run cannot remove its own, and they keep listening forever otherwise.
+/// Proxies of live runs, of other hosts, and of anyone else are left alone. Answers the
+/// names removed.
+pub async fn sweep_external(url: &str) -> Result<Vec<String>, LinkError> {
+    sweep(&Client::new(url)).await
+}
+
+/// [`sweep_external`] on the Toxiproxy at `TOXIPROXY_URL`, once per process (the first
+/// external [`Links::start`] does it too); logs what it removed and any failure.
+pub async fn sweep_leftover_links() {
+    if let Ok(url) = std::env::var("TOXIPROXY_URL") {
+        sweep_once(&Client::new(url)).await;
+    }
+}
+
+async fn sweep_once(client: &Client) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            match sweep(client).await {
+                Ok(removed) => {
+                    for name in removed {
+                        tracing::info!(proxy = %name, "removed a proxy left by a killed run");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "failed to sweep proxies left by killed runs")
+                }
+            }
+        })
+        .await;
+}
+
+async fn sweep(client: &Client) -> Result<Vec<String>, LinkError> {
+    let tag = infra::sweep::host_tag();
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for name in client.proxies().await?.into_keys() {
+        let Some((pid, host)) = proxy_owner(&name) else {
+            continue;
+        };
+        if host != tag || pid == me || !infra::sweep::pid_is_gone(pid) {
+            continue;
+        }
+        match client.delete_proxy(&name).await {
+            Ok(()) => removed.push(name),
+            // Another run's sweep took it first.
+            Err(err) if err.status() == Some(404) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(removed)
+}
+
 /// `host:port` of a URL's authority (`postgres://u@h:p/db` -> `h:p`).
 pub fn authority(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
@@ -148,6 +229,35 @@ pub fn with_authority(url: &str, authority_now: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_name_yields_the_pid_and_host_tag_of_its_run() {
+        let prefix = proxy_prefix(4242);
+        let name = format!("{prefix}bot:m1:redis");
+        assert_eq!(
+            proxy_owner(&name),
+            Some((4242, infra::sweep::host_tag().as_str()))
+        );
+        assert_ne!(
+            proxy_prefix(4242),
+            prefix,
+            "the random part differs per run"
+        );
+    }
+
+    #[test]
+    fn names_not_made_by_a_run_have_no_owner() {
+        for name in [
+            "redis",
+            "stopflow-x-0123456789abcdef-link",
+            "stopflow-12-0123456789abcdef-",
+            // The earlier format, without a host tag: whose pid it is cannot be told.
+            "stopflow-12-89abcdef-service:redis",
+            "stopflow-12-0123456789abcdeg-service:redis",
+        ] {
+            assert_eq!(proxy_owner(name), None, "{name}");
+        }
+    }
 
     #[test]
     fn urls_are_rewritten_to_the_link_address() {

@@ -15,6 +15,8 @@ use crate::scenario::ServiceSettings;
 
 /// Bound on starting or stopping any process of the stack.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
+/// Bound on each step of forgetting the run's keys on a shared Redis: a hang guard.
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -61,6 +63,9 @@ pub struct StackConfig {
     pub links: Option<u64>,
 }
 
+/// Everything it started goes when it is dropped: the bot-manager first, then on a shared
+/// Redis (`REDIS_URL`) the keys the bot-manager wrote for the run's meetings, then the
+/// runtime (and its bots), the links, a throwaway Redis, the run's database and its folder.
 pub struct Stack {
     pub pool: sqlx::PgPool,
     pub http: reqwest::Client,
@@ -78,6 +83,96 @@ pub struct Stack {
     redis: RedisServer,
     db: TestDatabase,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // The bot-manager writes the keys: it goes before them, or it could write one more.
+        drop(self.manager.get_mut().take());
+        if !self.redis.is_throwaway() {
+            forget_meeting_keys(self.db.url(), self.redis.url());
+        }
+    }
+}
+
+/// Deletes from the shared Redis at `redis_url` what the bot-manager wrote there for the
+/// meetings of the run's database at `database_url`: `bm:meeting:{platform}:{native}:current_uid`
+/// (a day's TTL otherwise). Native ids are unique to a run, so these keys are the run's own.
+/// Blocks (on a thread of its own: drop may run inside a runtime or outside one); logs a
+/// failure.
+fn forget_meeting_keys(database_url: &str, redis_url: &str) {
+    let (database_url, redis_url) = (database_url.to_owned(), redis_url.to_owned());
+    let outcome = std::thread::Builder::new()
+        .name("chaos-forget-keys".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| format!("build a runtime: {err}"))?;
+            runtime.block_on(delete_meeting_keys(&database_url, &redis_url))
+        })
+        .map_err(|err| format!("spawn a thread: {err}"))
+        .and_then(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err("the thread panicked".to_owned()))
+        });
+    if let Err(reason) = outcome {
+        tracing::warn!("failed to remove the run's keys from the shared Redis: {reason}");
+    }
+}
+
+async fn delete_meeting_keys(database_url: &str, redis_url: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let bounded =
+        |what: &'static str| move |_| format!("{what}: no answer within {CLEANUP_DEADLINE:?}");
+    let mut conn =
+        tokio::time::timeout(CLEANUP_DEADLINE, sqlx::PgConnection::connect(database_url))
+            .await
+            .map_err(bounded("connect to the run's database"))?
+            .map_err(|err| format!("connect to the run's database: {err}"))?;
+    let meetings: Result<Vec<(String, String)>, sqlx::Error> = tokio::time::timeout(
+        CLEANUP_DEADLINE,
+        sqlx::query_as(
+            "SELECT DISTINCT platform, platform_specific_id FROM meetings \
+             WHERE platform_specific_id IS NOT NULL",
+        )
+        .fetch_all(&mut conn),
+    )
+    .await
+    .map_err(bounded("list the run's meetings"))?;
+    let _ = conn.close().await;
+    let meetings = match meetings {
+        Ok(meetings) => meetings,
+        // The bot-manager never got to create its tables: it wrote no key either.
+        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("42P01") => return Ok(()),
+        Err(err) => return Err(format!("list the run's meetings: {err}")),
+    };
+    let keys: Vec<String> = meetings
+        .iter()
+        .filter_map(|(platform, native)| {
+            let platform = platform.parse::<protocol::Platform>().ok()?;
+            Some(protocol::current_uid_key(platform, native))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let client =
+        redis::Client::open(redis_url).map_err(|err| format!("read the Redis URL: {err}"))?;
+    let mut redis =
+        tokio::time::timeout(CLEANUP_DEADLINE, client.get_multiplexed_async_connection())
+            .await
+            .map_err(bounded("connect to the shared Redis"))?
+            .map_err(|err| format!("connect to the shared Redis: {err}"))?;
+    tokio::time::timeout(
+        CLEANUP_DEADLINE,
+        redis::cmd("DEL").arg(&keys).query_async::<i64>(&mut redis),
+    )
+    .await
+    .map_err(bounded("delete the run's keys"))?
+    .map_err(|err| format!("delete the run's keys: {err}"))?;
+    Ok(())
 }
 
 /// A further bot-manager instance of the run ([`Stack::start_extra_manager`]); dropping it

@@ -33,6 +33,11 @@ pub enum InfraError {
     )]
     PostgresUser { reason: String },
 
+    #[error(
+        "find a folder for the throwaway postgres that the `postgres` user can enter (postgres refuses to run as root, so it runs as that user): {refused}; set TMPDIR to a folder it can enter, or set DATABASE_URL"
+    )]
+    PostgresDir { refused: String },
+
     #[error("start throwaway postgres: initdb exited with {status}: {output}")]
     Initdb { status: String, output: String },
 

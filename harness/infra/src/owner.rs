@@ -40,6 +40,11 @@ impl Owner {
         })
     }
 
+    /// Boot id and pid namespace of the owner.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
     pub(crate) fn parse(text: &str) -> Option<Owner> {
         let mut words = text.split_whitespace();
         if words.next()? != TAG {

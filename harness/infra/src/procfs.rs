@@ -1,7 +1,8 @@
 //! The few facts about other processes this crate reads from /proc.
 
 use std::fs;
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// Fields of `/proc/<pid>/stat` that tell whether a pid still names the same live process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,34 @@ pub(crate) fn cwd(pid: u32) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/cwd")).ok()
 }
 
+/// Live processes (other than this one) working inside `dir` (their working directory is
+/// `dir` or below it) or naming it in their command line. `dir` should be canonical.
+pub(crate) fn processes_in(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let name = dir.as_os_str().as_bytes();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| stat(pid).is_some_and(|s| !s.is_dead()))
+        .filter(|&pid| {
+            cwd(pid).is_some_and(|cwd| cwd.starts_with(dir))
+                || fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| contains(&cmdline, name))
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +77,26 @@ mod tests {
         let me = stat(std::process::id()).expect("own stat");
         assert!(!me.is_dead());
         assert_eq!(stat(std::process::id()).unwrap().start_time, me.start_time);
+    }
+
+    #[test]
+    fn a_child_working_in_a_dir_is_found_there_and_only_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+
+        let found = processes_in(&dir);
+        let elsewhere = processes_in(&other.path().canonicalize().unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        assert_eq!(found, vec![child.id()]);
+        assert!(!elsewhere.contains(&child.id()));
     }
 
     #[test]

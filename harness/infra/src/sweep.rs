@@ -18,18 +18,23 @@ use crate::InfraError;
 use crate::owner::{Liveness, Owner, pid_liveness};
 use crate::postgres::{DB_PREFIX, PostgresServer, drop_database, redact};
 use crate::process::wait_until_gone;
-use crate::tempdir::{OWNER_FILE, PREFIX, SERVER_PID_FILE};
-use crate::{postgres, procfs};
+use crate::tempdir::{OWNER_FILE, PREFIX};
+use crate::{postgres, procfs, tempdir};
 
 /// How long to wait for a SIGKILLed stray server to go.
 const KILL_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Removes leftovers of crashed earlier runs from [`std::env::temp_dir`]: dirs named
-/// `stopflow-<kind>-<pid>-*` whose owner is dead, after killing a server still running in
-/// one. Returns the dirs removed. Runs automatically once per process on the first
-/// throwaway server or test database; databases are swept by [`sweep_databases`].
+/// Removes leftovers of crashed earlier runs from [`std::env::temp_dir`] and the system's
+/// temp dirs (where a throwaway Postgres goes when the `postgres` user cannot enter the
+/// first): dirs named `stopflow-<kind>-<pid>-*` whose owner is dead, after killing every
+/// process still working in one and releasing a killed Postgres's shared memory. Returns
+/// the dirs removed. Runs automatically once per process on the first throwaway server or
+/// test database; databases are swept by [`sweep_databases`].
 pub fn sweep_leftovers() -> Vec<PathBuf> {
-    sweep_temp_dirs_in(&std::env::temp_dir())
+    tempdir::roots()
+        .iter()
+        .flat_map(|root| sweep_temp_dirs_in(root))
+        .collect()
 }
 
 /// [`sweep_leftovers`] in another directory.
@@ -46,6 +51,26 @@ pub fn sweep_temp_dirs_in(root: &Path) -> Vec<PathBuf> {
             (abandoned(&dir, pid) && remove(&dir)).then_some(dir)
         })
         .collect()
+}
+
+/// A short tag (8 hex digits) of this machine's boot and pid namespace, for names that
+/// carry their creator's pid but have no room for an owner record (proxies on a shared
+/// Toxiproxy, say): a pid in a name means something here only if the name carries this tag.
+pub fn host_tag() -> String {
+    format!("{:08x}", fnv1a(Owner::current().host().as_bytes()))
+}
+
+/// Whether no live process has this pid here (a zombie has exited: it counts as gone).
+/// Judge only pids of this host ([`host_tag`]).
+pub fn pid_is_gone(pid: u32) -> bool {
+    pid_liveness(pid) == Liveness::Dead
+}
+
+/// 32-bit FNV-1a: stable across builds and Rust versions, unlike `DefaultHasher`.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |hash, &byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
 }
 
 pub(crate) fn sweep_leftovers_once() {
@@ -115,9 +140,9 @@ fn abandoned(dir: &Path, pid: u32) -> bool {
     liveness == Liveness::Dead
 }
 
-/// Kills a server still running in `dir`, then removes it; false if anything is left.
+/// Kills every process still working in `dir`, then removes it; false if anything is left.
 fn remove(dir: &Path) -> bool {
-    if !stop_stray_server(dir) {
+    if !stop_strays(dir) {
         return false;
     }
     release_postgres_shared_memory(dir);
@@ -131,28 +156,29 @@ fn remove(dir: &Path) -> bool {
     }
 }
 
-/// False if a server runs in `dir` and would not die.
-fn stop_stray_server(dir: &Path) -> bool {
-    let Some(pid) = fs::read_to_string(dir.join(SERVER_PID_FILE))
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-    else {
-        return true;
-    };
-    // Only a process working inside this dir is its server; the pid may have been reused.
+/// SIGKILLs every process whose working directory is inside `dir` (a server and all its
+/// workers: a killed postmaster's backends outlive it for a moment, attached to its shared
+/// memory) or whose command line names it, and waits for them to go. False if one would
+/// not die.
+fn stop_strays(dir: &Path) -> bool {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-    if !procfs::cwd(pid).is_some_and(|cwd| cwd.starts_with(&dir)) {
-        return true;
+    let strays = procfs::processes_in(&dir);
+    for &pid in &strays {
+        if let Ok(raw) = i32::try_from(pid) {
+            let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+        }
     }
-    let Ok(raw) = i32::try_from(pid) else {
-        return true;
-    };
-    let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
-    let gone = wait_until_gone(pid, KILL_DEADLINE);
-    if !gone {
-        tracing::warn!("a server (pid {pid}) in {} survived SIGKILL", dir.display());
+    let mut all_gone = true;
+    for pid in strays {
+        if !wait_until_gone(pid, KILL_DEADLINE) {
+            tracing::warn!(
+                "a process (pid {pid}) in {} survived SIGKILL",
+                dir.display()
+            );
+            all_gone = false;
+        }
     }
-    gone
+    all_gone
 }
 
 /// A killed postmaster leaves its small System V shared memory segment behind; remove it

@@ -208,6 +208,8 @@ fn helper_owning_a_throwaway_postgres() {
 
 #[tokio::test]
 async fn a_throwaway_postgres_dies_with_its_owner_and_a_later_sweep_removes_its_dir() {
+    // Pins: a SIGKILLed owner's postgres left its System V segment and its POSIX dynamic
+    // shared memory (/dev/shm/PostgreSQL.*) behind, which nothing ever removed.
     let mut owner = tokio::process::Command::new(std::env::current_exe().unwrap());
     owner
         .args(["--exact", "helper_owning_a_throwaway_postgres"])
@@ -221,6 +223,12 @@ async fn a_throwaway_postgres_dies_with_its_owner_and_a_later_sweep_removes_its_
     let (_, report) = line.split_once("postgres pid=").unwrap();
     let (pid, dir) = report.split_once(" dir=").unwrap();
     let (pid, dir): (u32, PathBuf) = (pid.parse().unwrap(), dir.into());
+    let segment = sysv_segment(&dir);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(
+        maps.contains("pg_dynshmem") && !maps.contains("/dev/shm/"),
+        "dynamic shared memory outside the server's dir:\n{maps}"
+    );
 
     owner.signal(Signal::SIGKILL);
     owner.wait_exit(DEADLINE).await.unwrap();
@@ -237,6 +245,83 @@ async fn a_throwaway_postgres_dies_with_its_owner_and_a_later_sweep_removes_its_
         "{} survived the sweep (removed: {removed:?})",
         dir.display()
     );
+    assert!(
+        !sysv_segments().contains(&segment),
+        "shared memory segment {segment} survived the sweep"
+    );
+}
+
+/// The System V segment a server's `postmaster.pid` names (line 7: "<key> <shmid>").
+fn sysv_segment(dir: &std::path::Path) -> i64 {
+    let lock = std::fs::read_to_string(dir.join("data").join("postmaster.pid")).unwrap();
+    let line = lock.lines().nth(6).unwrap_or_default().to_owned();
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no segment in postmaster.pid:\n{lock}"))
+}
+
+/// The ids of every System V shared memory segment (what `ipcs -m` lists).
+fn sysv_segments() -> Vec<i64> {
+    std::fs::read_to_string("/proc/sysvipc/shm")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+/// Runs only as a re-executed copy: a throwaway server under the `TMPDIR` it was given.
+#[tokio::test]
+async fn helper_using_a_throwaway_postgres_under_tmpdir() {
+    if std::env::var(ROLE).as_deref() != Ok("postgres-under-tmpdir") {
+        return;
+    }
+    let server = PostgresServer::start_throwaway().unwrap();
+    let dir = server.dir().unwrap().to_owned();
+    let mut conn = PgConnection::connect(server.admin_url()).await.unwrap();
+    let answer: i32 = sqlx::query_scalar("SELECT 41 + 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(answer, 42);
+    conn.close().await.unwrap();
+    drop(server);
+    assert!(!dir.exists(), "{} is still there", dir.display());
+    println!("served from dir={}", dir.display());
+}
+
+#[tokio::test]
+async fn a_throwaway_postgres_works_under_a_tmpdir_the_postgres_user_cannot_enter() {
+    // Pins: with TMPDIR a root-owned 0700 folder (what `mktemp -d` makes), every throwaway
+    // postgres failed with "spawn /usr/local/bin/initdb: Permission denied".
+    use std::os::unix::fs::PermissionsExt;
+    let tmpdir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmpdir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap());
+    helper
+        .args(["--exact", "helper_using_a_throwaway_postgres_under_tmpdir"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(ROLE, "postgres-under-tmpdir")
+        .env("TMPDIR", tmpdir.path())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(DEADLINE, helper.output())
+        .await
+        .expect("the helper hangs")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    let dir = text
+        .split_once("served from dir=")
+        .and_then(|(_, rest)| rest.lines().next())
+        .unwrap_or_else(|| panic!("the helper named no dir:\n{text}"));
+    assert!(!std::path::Path::new(dir).exists(), "{dir} is still there");
+    let left: Vec<_> = std::fs::read_dir(tmpdir.path()).unwrap().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }
 
 /// The pid of a process that has exited and been reaped.

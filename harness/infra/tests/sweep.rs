@@ -74,3 +74,60 @@ async fn a_server_still_running_in_a_leftover_dir_is_killed_before_the_dir_is_re
     let status = stray.wait_exit(Duration::from_secs(60)).await.unwrap();
     assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
 }
+
+#[tokio::test]
+async fn every_process_working_in_a_leftover_dir_or_naming_it_is_killed_not_only_its_server() {
+    // Pins: the sweep killed only the pid in server.pid, so a killed postmaster's backends
+    // (working in its data dir, attached to its shared memory) outlived the sweep, and so
+    // did the segment they kept attached.
+    let root = tempfile::tempdir().unwrap();
+    let dir = leftover(root.path(), "pg", dead_pid());
+    let spawn = |command: &mut Command, name: &str| {
+        ChildGuard::from_std(die_with_parent(command).spawn().unwrap(), name)
+    };
+    let mut strays = [
+        // Working in the dir, below it, and naming it from elsewhere.
+        spawn(
+            Command::new("sleep").arg("1000").current_dir(&dir),
+            "server",
+        ),
+        spawn(
+            Command::new("sleep")
+                .arg("1000")
+                .current_dir(dir.join("data")),
+            "worker",
+        ),
+        spawn(
+            Command::new("tail")
+                .arg("-f")
+                .arg(dir.join("data").join("some-file"))
+                .current_dir(root.path()),
+            "reader",
+        ),
+    ];
+    fs::write(dir.join("server.pid"), strays[0].id().to_string()).unwrap();
+    let bystander = spawn(
+        Command::new("sleep").arg("1000").current_dir(root.path()),
+        "bystander",
+    );
+
+    let removed = sweep_temp_dirs_in(root.path());
+
+    assert_eq!(removed, std::slice::from_ref(&dir));
+    assert!(!dir.exists());
+    for stray in &mut strays {
+        let status = stray.wait_exit(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(Signal::SIGKILL as i32),
+            "{}",
+            stray.program()
+        );
+    }
+    let mut bystander = bystander;
+    assert_eq!(
+        bystander.try_exit_status().unwrap(),
+        None,
+        "a process elsewhere was killed"
+    );
+}

@@ -75,7 +75,8 @@ impl PostgresServer {
         crate::sweep::sweep_leftovers_once();
         let bins = binaries::find()?;
         let user = RunAs::detect()?;
-        let dir = tempdir::create("pg")?;
+        let root = server_root(&bins, &user)?;
+        let dir = tempdir::create_in("pg", &root)?;
         let data = dir.path().join("data");
         let socket = dir.path().join("socket");
         fs::create_dir(&socket).map_err(|source| InfraError::Io {
@@ -102,6 +103,9 @@ impl PostgresServer {
                 .args(["-c", "fsync=off"])
                 .args(["-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off"])
+                // Dynamic shared memory as files in the data dir, not in /dev/shm: a killed
+                // server's segments then go with its dir instead of staying forever.
+                .args(["-c", "dynamic_shared_memory_type=mmap"])
                 // Parallel tests each hold a pool of connections.
                 .args(["-c", "max_connections=300"])
                 .current_dir(dir.path());
@@ -189,6 +193,48 @@ impl Drop for PostgresServer {
     }
 }
 
+/// The folder the server's own temp dir goes in. The server runs as the `postgres` user
+/// when we are root, and it must be able to enter that dir: [`std::env::temp_dir`] when it
+/// can, else the first system temp dir it can (a `TMPDIR` of mode 0700 owned by root, as
+/// `mktemp -d` makes, is closed to it). Fails, naming every folder tried and why, when it
+/// can enter none.
+fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
+    let roots = tempdir::roots();
+    if user.0.is_none() {
+        return Ok(roots[0].clone());
+    }
+    let mut refused = Vec::new();
+    for root in roots {
+        match user.probe(&bins.postgres, &root) {
+            Ok(()) => {
+                if let Some(first) = refused.first() {
+                    tracing::info!(
+                        "the throwaway postgres keeps its files in {} ({first})",
+                        root.display()
+                    );
+                }
+                return Ok(root);
+            }
+            Err(err) => {
+                // Then the program, not the folder, is what the user cannot run.
+                if let Err(source) = user.probe(&bins.postgres, Path::new("/")) {
+                    return Err(InfraError::Spawn {
+                        program: format!("{} as the postgres user", bins.postgres.display()),
+                        source,
+                    });
+                }
+                refused.push(format!(
+                    "the postgres user cannot enter {}: {err}",
+                    root.display()
+                ));
+            }
+        }
+    }
+    Err(InfraError::PostgresDir {
+        refused: refused.join("; "),
+    })
+}
+
 /// `postmaster.pid` ends with the server's status; "ready" means it accepts connections.
 fn accepts_connections(lock_file: &Path) -> bool {
     fs::read_to_string(lock_file)
@@ -245,6 +291,28 @@ impl RunAs {
     fn apply(&self, command: &mut Command) {
         if let Some(user) = &self.0 {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+    }
+
+    /// Runs `program --version` as this user in `dir`: whether that user can enter `dir`
+    /// (groups, ACLs and all, exactly as the server will).
+    fn probe(&self, program: &Path, dir: &Path) -> std::io::Result<()> {
+        let mut command = Command::new(program);
+        command
+            .arg("--version")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.apply(&mut command);
+        let status = die_with_parent(&mut command).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "{} --version exited with {status}",
+                program.display()
+            )))
         }
     }
 
