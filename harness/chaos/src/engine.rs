@@ -68,6 +68,7 @@ pub fn run_id() -> String {
 /// Runs the plan; answers the report (already written to `<out>/<run-id>/`) and its folder.
 pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::ReportError> {
     infra::sweep::sweep_leftovers();
+    crate::links::sweep_leftover_links().await;
     let run_id = run_id();
     let run_dir = plan.out.join(&run_id);
     std::fs::create_dir_all(&run_dir).map_err(|source| crate::report::ReportError::CreateDir {
