@@ -6,7 +6,8 @@
 //! - `summary.md`: counts, a table scenario x profile x verdict with the expectation, the
 //!   evidence of every unexpected record, and the pending records listed as such;
 //! - `<record dir>/timeline.html` for every record that ran: a self-contained page (no
-//!   network) with a lane per actor, fault periods shaded and the violating events marked.
+//!   network, no script): a message sequence chart, a lane per actor and every message an
+//!   arrow, fault periods and the service's down periods as bars, the violating events marked.
 //!
 //! Every file is written to a temporary name in its folder and renamed into place, so a
 //! reader never sees a half-written report.
