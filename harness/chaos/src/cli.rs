@@ -91,6 +91,13 @@ pub struct RunOptions {
     /// at most 15 minutes). A run past it is a harness error naming what it waited for.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub run_timeout: Option<u64>,
+    /// The system under test: `reference` (the project's bot-manager, where --profile
+    /// applies), a built-in adapter (`reference-external`), or an adapter file.
+    #[arg(long, env = "STOPFLOW_SUT", default_value = "reference")]
+    pub sut: String,
+    /// The user's checkout of the service, for adapters that run from one (`{sut_dir}`).
+    #[arg(long, env = "STOPFLOW_SUT_DIR")]
+    pub sut_dir: Option<PathBuf>,
 }
 
 pub fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {

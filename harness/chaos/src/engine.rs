@@ -36,6 +36,9 @@ pub struct Plan {
     /// How a failing run is rerun: the command that was actually run (binary path), up to
     /// the scenario path.
     pub rerun_prefix: String,
+    /// The service under test, and the user's checkout of it.
+    pub sut: Arc<crate::sut::Sut>,
+    pub sut_dir: Option<PathBuf>,
 }
 
 /// Beside each record's history: what the checkers need to judge it again
@@ -79,31 +82,42 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
 
     let mut jobs = Vec::new();
     for (path, scenario) in &plan.scenarios {
-        let cells: Vec<(String, Expectation)> = match &plan.profiles {
-            Some(profiles) => profiles
-                .iter()
-                .filter(|p| {
-                    !(plan.skip_unstated_combinations
-                        && p.contains('+')
-                        && !scenario.expect.contains_key(*p))
-                })
-                .map(|p| {
-                    let expectation =
-                        scenario
-                            .expectation_for(p)
+        let cells: Vec<(String, Expectation)> = if !plan.sut.takes_profiles() {
+            // A service without profiles is one column: the one its adapter names.
+            let column = plan.sut.column("legacy").to_owned();
+            let expectation =
+                scenario
+                    .expectation_for(&column)
+                    .unwrap_or_else(|| Expectation::Pending {
+                        reason: format!("the scenario states no expectation for {column}"),
+                    });
+            vec![(column, expectation)]
+        } else {
+            match &plan.profiles {
+                Some(profiles) => profiles
+                    .iter()
+                    .filter(|p| {
+                        !(plan.skip_unstated_combinations
+                            && p.contains('+')
+                            && !scenario.expect.contains_key(*p))
+                    })
+                    .map(|p| {
+                        let expectation = scenario
+                            .expectation_for(plan.sut.column(p))
                             .unwrap_or_else(|| Expectation::Pending {
                                 reason: format!(
                                     "the scenario states no expectation for profile {p}"
                                 ),
                             });
-                    (p.clone(), expectation)
-                })
-                .collect(),
-            None => scenario
-                .expect
-                .iter()
-                .map(|(p, e)| (p.clone(), e.clone()))
-                .collect(),
+                        (p.clone(), expectation)
+                    })
+                    .collect(),
+                None => scenario
+                    .expect
+                    .iter()
+                    .map(|(p, e)| (p.clone(), e.clone()))
+                    .collect(),
+            }
         };
         for (profile, expectation) in cells {
             for repetition in 1..=plan.repeat {
@@ -111,14 +125,20 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                     .join(&scenario.name)
                     .join(format!("{profile}-{repetition}"));
                 let seed = plan.seed.wrapping_add(u64::from(repetition - 1));
-                let timeout = plan
+                let mut extra = plan
                     .run_timeout
                     .map(|t| format!(" --run-timeout {}", t.as_secs()))
                     .unwrap_or_default();
+                if plan.sut.name != crate::sut::REFERENCE {
+                    extra.push_str(&format!(" --sut {}", plan.sut.spec));
+                    if let Some(dir) = &plan.sut_dir {
+                        extra.push_str(&format!(" --sut-dir {}", dir.display()));
+                    }
+                }
                 jobs.push(Job {
                     path: path.clone(),
                     rerun: format!(
-                        "{} {} --profile {profile} --seed {seed}{timeout}",
+                        "{} {} --profile {profile} --seed {seed}{extra}",
                         plan.rerun_prefix,
                         path.display()
                     ),
@@ -129,6 +149,8 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                         repetition,
                         dir,
                         deadline: plan.run_timeout.unwrap_or_else(|| scenario.run_deadline()),
+                        sut: plan.sut.clone(),
+                        sut_dir: plan.sut_dir.clone(),
                     },
                     expectation: expectation.clone(),
                 });

@@ -170,6 +170,25 @@ async fn execute(
     }
     let progress =
         !options.quiet && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
+    let sut = match chaos::sut::Sut::resolve(&options.sut) {
+        Ok(sut) => Arc::new(sut),
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            return Err(2);
+        }
+    };
+    if let Some(dir) = &options.sut_dir
+        && !dir.is_dir()
+    {
+        eprintln!(
+            "chaos: failed to use --sut-dir {}: not a folder",
+            dir.display()
+        );
+        return Err(2);
+    }
+    if sut.name != chaos::sut::REFERENCE {
+        eprintln!("chaos: system under test: {}", sut.name);
+    }
     let plan = Plan {
         scenarios,
         profiles,
@@ -181,6 +200,8 @@ async fn execute(
         progress,
         run_timeout: options.run_timeout.map(std::time::Duration::from_secs),
         rerun_prefix: format!("{} run", invoked_as()),
+        sut,
+        sut_dir: options.sut_dir,
     };
     engine::execute(plan).await.map_err(|err| {
         eprintln!("chaos: failed to {err}");

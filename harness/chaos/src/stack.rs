@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::scenario::ServiceSettings;
+use crate::sut::{Sut, Vars};
 
 /// Bound on starting or stopping any process of the stack.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -48,6 +49,8 @@ pub enum StackError {
     Links(#[from] crate::links::LinkError),
     #[error("route {what} through a link: cannot read host:port from {url:?}")]
     LinkUrl { what: String, url: String },
+    #[error("start {sut}: {message}")]
+    Adapter { sut: String, message: String },
 }
 
 /// What to start.
@@ -192,6 +195,10 @@ impl ExtraManager {
 }
 
 struct ManagerArgs {
+    /// What to start: the native reference, or a service an adapter describes.
+    sut: std::sync::Arc<Sut>,
+    /// What the adapter's templates are given (without `port`).
+    vars: Vars,
     port: u16,
     profile: String,
     database_url: String,
@@ -250,6 +257,9 @@ impl ManagerArgs {
         instance: Option<&str>,
         log_name: &str,
     ) -> Result<ChildGuard, StackError> {
+        if self.sut.adapter.is_some() {
+            return self.spawn_adapter(port, log_name).await;
+        }
         let mut cmd = tokio::process::Command::new(infra::bins::workspace_bin("bot-manager")?);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -298,8 +308,220 @@ impl ManagerArgs {
     }
 }
 
+impl ManagerArgs {
+    fn adapter_error(&self, message: impl Into<String>) -> StackError {
+        StackError::Adapter {
+            sut: self.sut.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn vars(&self, port: u16) -> Vars {
+        let mut vars = self.vars.clone();
+        vars.0.insert("port", port.to_string());
+        vars.0
+            .insert("callback_base", format!("http://bot-manager:{port}"));
+        vars
+    }
+
+    fn expand(&self, vars: &Vars, template: &str) -> Result<String, StackError> {
+        let bin = |name: &str| {
+            infra::bins::workspace_bin(name)
+                .map(|p| p.display().to_string())
+                .map_err(|e| e.to_string())
+        };
+        crate::sut::expand(template, vars, &bin).map_err(|m| self.adapter_error(m))
+    }
+
+    /// The adapter's command with its working directory and environment (the run's
+    /// placeholders expanded, the scenario's timers added).
+    fn adapter_command(
+        &self,
+        vars: &Vars,
+        argv: &[String],
+    ) -> Result<tokio::process::Command, StackError> {
+        let adapter = self.sut.adapter.as_ref().expect("an adapter");
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| self.expand(vars, a))
+            .collect::<Result<_, _>>()?;
+        let mut cmd = tokio::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]).env_clear();
+        for key in ["PATH", "HOME", "LANG", "TMPDIR"] {
+            if let Ok(value) = std::env::var(key) {
+                cmd.env(key, value);
+            }
+        }
+        for (key, value) in &adapter.service.env {
+            cmd.env(key, self.expand(vars, value.get_ref())?);
+        }
+        if let Some(dir) = &adapter.service.workdir {
+            cmd.current_dir(self.expand(vars, dir.get_ref())?);
+        }
+        Ok(cmd)
+    }
+
+    /// Prepares the run's fresh database with the adapter's commands, once.
+    async fn prepare_database(&self) -> Result<(), StackError> {
+        let adapter = self.sut.adapter.as_ref().expect("an adapter");
+        let vars = self.vars(self.port);
+        for argv in &adapter.database.prepare {
+            let mut cmd = self.adapter_command(&vars, argv.get_ref())?;
+            infra::process::die_with_parent_tokio(&mut cmd);
+            let output = tokio::time::timeout(START_DEADLINE * 4, cmd.output())
+                .await
+                .map_err(|_| {
+                    self.adapter_error(format!(
+                        "prepare the database: {:?} did not finish in {} s",
+                        argv.get_ref(),
+                        (START_DEADLINE * 4).as_secs()
+                    ))
+                })?
+                .map_err(|e| {
+                    self.adapter_error(format!(
+                        "prepare the database: run {:?}: {e}",
+                        argv.get_ref()
+                    ))
+                })?;
+            if !output.status.success() {
+                let tail: String = String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .rev()
+                    .take(10)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(self.adapter_error(format!(
+                    "prepare the database: {:?} exited with {}: {tail}",
+                    argv.get_ref(),
+                    output.status
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the adapter's service on `port` and waits until it is ready.
+    async fn spawn_adapter(&self, port: u16, log_name: &str) -> Result<ChildGuard, StackError> {
+        let adapter = self.sut.adapter.as_ref().expect("an adapter");
+        let vars = self.vars(port);
+        let mut cmd = self.adapter_command(&vars, adapter.service.command.get_ref())?;
+        let (timer_args, timer_env) = self.sut.timer_settings(&self.service);
+        cmd.args(timer_args).envs(timer_env);
+        cmd.stderr(log_file(&self.log_dir.join(log_name))?);
+        match &adapter.service.ready {
+            crate::sut::Ready::Line { line } => {
+                let (guard, _) = infra::process::spawn_until_line(
+                    cmd,
+                    |l| l.starts_with(line.as_str()),
+                    START_DEADLINE,
+                )
+                .await?;
+                Ok(guard)
+            }
+            crate::sut::Ready::Http { http } => {
+                infra::process::die_with_parent_tokio(&mut cmd);
+                cmd.stdout(log_file(&self.log_dir.join(log_name))?);
+                let child = cmd.spawn().map_err(|e| {
+                    self.adapter_error(format!("spawn {:?}: {e}", cmd.as_std().get_program()))
+                })?;
+                let mut guard = ChildGuard::from_tokio(child, self.sut.name.clone());
+                let url = format!("http://127.0.0.1:{port}{http}");
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(2))
+                    .build()
+                    .expect("an HTTP client without TLS builds");
+                let deadline = tokio::time::Instant::now() + START_DEADLINE;
+                loop {
+                    if let Ok(resp) = client.get(&url).send().await
+                        && resp.status().as_u16() < 500
+                    {
+                        return Ok(guard);
+                    }
+                    if let Ok(Some(status)) = guard.try_exit_status() {
+                        return Err(self.adapter_error(format!(
+                            "it exited ({status}) before {url} answered; see {}",
+                            self.log_dir.join(log_name).display()
+                        )));
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(self.adapter_error(format!(
+                            "{url} did not answer within {} s; see {}",
+                            START_DEADLINE.as_secs(),
+                            self.log_dir.join(log_name).display()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The harness's users and API keys, created by an adapter's SQL (`{user_id}`,
+/// `{email}`, `{max_bots}`, `{token}`) when the service does not seed them itself.
+const USERS: [(u32, &str, u32, &str); 2] = [
+    (1, "dev@stopflow.test", 1000, "stopflow-dev-token"),
+    (2, "limited@stopflow.test", 1, "stopflow-limited-token"),
+];
+
+async fn create_users(pool: &sqlx::PgPool, sut: &Sut) -> Result<(), StackError> {
+    let Some(crate::sut::Users::Sql { sql }) = sut.adapter.as_ref().map(|a| &a.database.users)
+    else {
+        return Ok(());
+    };
+    for (id, email, max_bots, token) in USERS {
+        let statement = sql
+            .replace("{user_id}", &id.to_string())
+            .replace("{email}", email)
+            .replace("{max_bots}", &max_bots.to_string())
+            .replace("{token}", token);
+        // The adapter is the user's own file, and the values are the harness's constants.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(pool)
+            .await
+            .map_err(|e| StackError::Adapter {
+                sut: sut.name.clone(),
+                message: format!("create user {email} with the adapter's SQL: {e}"),
+            })?;
+    }
+    Ok(())
+}
+
+/// `postgres://user[:password]@host:port/name` in parts, for adapters that want them.
+fn database_parts(url: &str, vars: &mut Vars) {
+    if let Ok(options) = url.parse::<sqlx::postgres::PgConnectOptions>() {
+        vars.0.insert("db_host", options.get_host().to_owned());
+        vars.0.insert("db_port", options.get_port().to_string());
+        vars.0.insert(
+            "db_name",
+            options.get_database().unwrap_or_default().to_owned(),
+        );
+        vars.0.insert("db_user", options.get_username().to_owned());
+        let password = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .and_then(|(auth, _)| auth.split_once(':'))
+            .map(|(_, p)| p.to_owned())
+            .unwrap_or_default();
+        vars.0.insert("db_password", password);
+    }
+}
+
 impl Stack {
     pub async fn start(config: StackConfig) -> Result<Stack, StackError> {
+        Stack::start_sut(config, std::sync::Arc::new(Sut::reference()), None).await
+    }
+
+    /// Starts the stack around `sut`: the reference natively, any other service from its
+    /// adapter (`sut_dir`: the user's checkout, for `{sut_dir}`).
+    pub async fn start_sut(
+        config: StackConfig,
+        sut: std::sync::Arc<Sut>,
+        sut_dir: Option<PathBuf>,
+    ) -> Result<Stack, StackError> {
         let db = infra::postgres::test_database().await?;
         let redis = infra::redis::test_redis()?;
         let dir = infra::tempdir::create("stack")?;
@@ -348,15 +570,36 @@ impl Stack {
                 let links = crate::links::Links::start(seed).await?;
                 database_url = through(&links, "service:postgres", &database_url).await?;
                 redis_url = through(&links, "service:redis", &redis_url).await?;
-                docker_host = format!(
-                    "tcp://{}",
-                    links.create("service:runtime", &runtime_addr).await?
-                );
+                // A service that takes only a unix socket has no faultable runtime link.
+                let unix_only = sut
+                    .adapter
+                    .as_ref()
+                    .is_some_and(|a| a.docker.transport == crate::sut::DockerTransport::Unix);
+                if !unix_only {
+                    docker_host = format!(
+                        "tcp://{}",
+                        links.create("service:runtime", &runtime_addr).await?
+                    );
+                }
                 Some(links)
             }
             None => None,
         };
+        let mut vars = Vars::default();
+        database_parts(&database_url, &mut vars);
+        vars.0.insert("database_url", database_url.clone());
+        vars.0.insert("redis_url", redis_url.clone());
+        vars.0.insert("docker_host", docker_host.clone());
+        vars.0.insert("docker_socket", socket.display().to_string());
+        vars.0.insert("profile", config.profile.clone());
+        vars.0
+            .insert("run_dir", config.log_dir.display().to_string());
+        if let Some(dir) = &sut_dir {
+            vars.0.insert("sut_dir", dir.display().to_string());
+        }
         let mut manager_args = ManagerArgs {
+            sut: sut.clone(),
+            vars,
             port,
             profile: config.profile.clone(),
             database_url,
@@ -366,12 +609,16 @@ impl Stack {
             log_dir: config.log_dir.clone(),
             starts: 0,
         };
+        if sut.adapter.is_some() {
+            manager_args.prepare_database().await?;
+        }
         let manager = manager_args.spawn().await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .connect(db.url())
             .await
             .map_err(StackError::Database)?;
+        create_users(&pool, &sut).await?;
         Ok(Stack {
             pool,
             http: reqwest::Client::builder()
@@ -434,7 +681,16 @@ impl Stack {
             .ok_or(StackError::ManagerDown {
                 action: "stop the bot-manager",
             })?;
-        manager.signal(Signal::SIGTERM);
+        let signal = self
+            .manager_args
+            .lock()
+            .await
+            .sut
+            .adapter
+            .as_ref()
+            .and_then(|a| a.service.stop_signal.get_ref().parse().ok())
+            .unwrap_or(Signal::SIGTERM);
+        manager.signal(signal);
         Ok(manager.wait_exit(START_DEADLINE).await?)
     }
 

@@ -32,6 +32,8 @@ async fn check_scenario(name: &str) {
             repetition: 1,
             dir: dir.path().join(profile),
             deadline: scenario.run_deadline(),
+            sut: Arc::new(chaos::sut::Sut::reference()),
+            sut_dir: None,
         };
         let outcome = run::run(&spec, interrupted.clone()).await;
         let findings: Vec<String> = outcome

@@ -36,6 +36,8 @@ async fn check_column(profiles: Vec<String>) {
         progress: false,
         run_timeout: None,
         rerun_prefix: "chaos run".into(),
+        sut: Arc::new(chaos::sut::Sut::reference()),
+        sut_dir: None,
     };
     let (report, _) = engine::execute(plan).await.unwrap();
     let unexpected: Vec<String> = report

@@ -68,6 +68,10 @@ pub struct RunSpec {
     /// The whole run, stack start to final state, must end by then: past it the run is a
     /// harness error naming what it was waiting for.
     pub deadline: Duration,
+    /// The service under test (`reference` unless `--sut` says otherwise).
+    pub sut: Arc<crate::sut::Sut>,
+    /// The user's checkout of it, for adapters that run from one (`--sut-dir`).
+    pub sut_dir: Option<PathBuf>,
 }
 
 pub struct RunOutcome {
@@ -82,7 +86,17 @@ pub struct RunOutcome {
 /// Runs and judges; never fails: a harness or infra failure is `Verdict::Error`.
 pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>) -> RunOutcome {
     let started = Instant::now();
-    if let Some(Expectation::Pending { reason }) = spec.scenario.expect.get(&spec.profile) {
+    if let Some(reason) = spec.sut.not_applicable(&spec.scenario) {
+        return RunOutcome {
+            history: None,
+            checks: Vec::new(),
+            verdict: Verdict::NotApplicable { reason },
+            duration: started.elapsed(),
+            steps: Vec::new(),
+        };
+    }
+    let column = spec.sut.column(&spec.profile);
+    if let Some(Expectation::Pending { reason }) = spec.scenario.expect.get(column) {
         return RunOutcome {
             history: None,
             checks: Vec::new(),
@@ -139,13 +153,17 @@ async fn execute(
         source,
     })?;
     progress.set_phase("the stack to start");
-    let start = Stack::start(StackConfig {
-        profile: spec.profile.clone(),
-        service: spec.scenario.service.clone(),
-        bot_env: Vec::new(),
-        log_dir: spec.dir.join("logs"),
-        links: Some(spec.seed),
-    });
+    let start = Stack::start_sut(
+        StackConfig {
+            profile: spec.profile.clone(),
+            service: spec.scenario.service.clone(),
+            bot_env: Vec::new(),
+            log_dir: spec.dir.join("logs"),
+            links: Some(spec.seed),
+        },
+        spec.sut.clone(),
+        spec.sut_dir.clone(),
+    );
     let stack = tokio::select! {
         started = tokio::time::timeout_at(deadline, start) => started.map_err(|_| cut_short(progress))??,
         _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),

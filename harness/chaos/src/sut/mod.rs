@@ -51,6 +51,8 @@ pub enum SutError {
 #[derive(Debug, Clone)]
 pub struct Sut {
     pub name: String,
+    /// What the user gave to `--sut` (a name or a path), for rerun commands.
+    pub spec: String,
     /// `None`: the native reference.
     pub adapter: Option<Adapter>,
 }
@@ -65,6 +67,7 @@ impl Sut {
     pub fn reference() -> Sut {
         Sut {
             name: REFERENCE.into(),
+            spec: REFERENCE.into(),
             adapter: None,
         }
     }
@@ -78,6 +81,7 @@ impl Sut {
             let adapter = Adapter::parse(&format!("<built-in {name}>"), text)?;
             return Ok(Sut {
                 name: (*name).into(),
+                spec: (*name).into(),
                 adapter: Some(adapter),
             });
         }
@@ -102,6 +106,7 @@ impl Sut {
             .unwrap_or_else(|| spec.to_owned());
         Ok(Sut {
             name,
+            spec: spec.to_owned(),
             adapter: Some(adapter),
         })
     }
@@ -328,6 +333,7 @@ legacy = "holds"
         );
         Sut {
             name: "prod".into(),
+            spec: "prod.toml".into(),
             adapter: Some(Adapter::parse("prod.toml", &text).unwrap()),
         }
     }
