@@ -154,7 +154,7 @@ impl Sut {
                 self.name
             ));
         }
-        (!reasons.is_empty()).then(|| format!("not applicable: {}", reasons.join("; ")))
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
     /// The arguments and environment that give the service the scenario's timers.

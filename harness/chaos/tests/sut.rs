@@ -1,0 +1,172 @@
+//! The system under test as data: the reference bot-manager driven only through an
+//! adapter gives the catalogue's verdicts, and a scenario an adapter cannot take is
+//! reported as not applicable, never as a pass.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use chaos::engine::{self, Plan};
+use chaos::verdict::Verdict;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn catalogue() -> Vec<(PathBuf, Arc<chaos::scenario::Scenario>)> {
+    chaos::scenario::discover(&[root().join("scenarios")])
+        .unwrap()
+        .into_iter()
+        .map(|path| {
+            let s = chaos::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            (path, Arc::new(s))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed() {
+    let out = tempfile::tempdir().unwrap();
+    let plan = Plan {
+        scenarios: catalogue(),
+        profiles: Some(vec!["legacy".into(), "fixed".into()]),
+        skip_unstated_combinations: true,
+        seed: 7,
+        repeat: 1,
+        jobs: 2,
+        out: out.path().to_owned(),
+        progress: false,
+        run_timeout: None,
+        rerun_prefix: "chaos run".into(),
+        sut: Arc::new(chaos::sut::Sut::resolve("reference-external").unwrap()),
+        sut_dir: None,
+    };
+    let (report, _) = engine::execute(plan).await.unwrap();
+    let unexpected: Vec<String> = report
+        .records
+        .iter()
+        .filter(|r| !r.as_expected || matches!(r.verdict, Verdict::NotApplicable { .. }))
+        .map(|r| {
+            format!(
+                "{} [{}]: expected {}, got {}",
+                r.scenario, r.profile, r.expectation, r.verdict
+            )
+        })
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "through the adapter:\n{}",
+        unexpected.join("\n")
+    );
+    assert_eq!(report.records.len(), 2 * catalogue().len());
+}
+
+fn chaos() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    cmd.current_dir(root());
+    cmd.env("CI", "1");
+    cmd
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The reference as a service without profiles whose delayed stop is a literal of its
+/// code and whose runtime link is a unix socket, judged by the legacy column.
+fn production_like(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("fixtures/sut/reference-external.toml"))
+        .unwrap()
+        .replace("expect_as = \"profile\"", "expect_as = \"legacy\"")
+        .replace("profiles = true", "profiles = false")
+        .replace(
+            "\"{profile}\"",
+            "\"legacy\", \"--delayed-stop-ms\", \"1000\"",
+        )
+        .replace("transport = \"tcp\"", "transport = \"unix\"")
+        .replace(
+            "delayed_stop_ms = { flag = \"--delayed-stop-ms\" }",
+            "delayed_stop_ms = { fixed = 1000 }",
+        );
+    let path = dir.join("fixed-timers.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_scenario_the_service_cannot_take_is_not_applicable_and_the_rest_run() {
+    // A scenario run against a service that cannot take its timers, or whose runtime
+    // link cannot be faulted, would be judged on a timeline it never had.
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = production_like(dir.path());
+    let output = chaos()
+        .args(["run", "--seed", "4", "--sut"])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(dir.path().join("reports"))
+        .args([
+            "scenarios/h1-leave-hangs.toml",
+            "scenarios/net-latency-everywhere.toml",
+            "scenarios/service-restart-loses-delayed-stop.toml",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    // Its delayed stop (1000 ms) is the scenario's: h1 runs, judged by legacy's column.
+    assert!(
+        all.contains("PASS h1-leave-hangs [legacy] violates INV-TERMINAL"),
+        "{all}"
+    );
+    // The latency scenario faults service:runtime, which a unix socket does not have.
+    assert!(
+        all.contains("net-latency-everywhere [legacy] not applicable")
+            && all.contains("unix socket"),
+        "{all}"
+    );
+    let results = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("summary.md");
+    let summary = std::fs::read_to_string(results).unwrap();
+    assert!(summary.contains("not applicable"), "{summary}");
+}
+
+#[test]
+fn a_bad_adapter_is_refused_with_its_line_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = dir.path().join("bad.toml");
+    std::fs::write(
+        &adapter,
+        std::fs::read_to_string(root().join("fixtures/sut/reference-external.toml"))
+            .unwrap()
+            .replace("{database_url}", "{databse_url}"),
+    )
+    .unwrap();
+    let output = chaos()
+        .args(["run", "--sut"])
+        .arg(&adapter)
+        .arg("scenarios/happy-path.toml")
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains(&format!("{}:", adapter.display())) && all.contains("{databse_url}"),
+        "{all}"
+    );
+    let output = chaos()
+        .args(["run", "--sut", "vexa", "scenarios/happy-path.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("reference-external"));
+}
