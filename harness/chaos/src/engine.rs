@@ -125,6 +125,13 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                     .join(&scenario.name)
                     .join(format!("{profile}-{repetition}"));
                 let seed = plan.seed.wrapping_add(u64::from(repetition - 1));
+                // As the service runs it (its fixed timers); unchanged if it cannot, and
+                // the run reports why.
+                let prepared = plan
+                    .sut
+                    .prepare(scenario)
+                    .map(Arc::new)
+                    .unwrap_or_else(|_| scenario.clone());
                 let mut extra = plan
                     .run_timeout
                     .map(|t| format!(" --run-timeout {}", t.as_secs()))
@@ -143,12 +150,12 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                         path.display()
                     ),
                     spec: RunSpec {
-                        scenario: scenario.clone(),
+                        scenario: prepared.clone(),
                         profile: profile.clone(),
                         seed,
                         repetition,
                         dir,
-                        deadline: plan.run_timeout.unwrap_or_else(|| scenario.run_deadline()),
+                        deadline: plan.run_timeout.unwrap_or_else(|| prepared.run_deadline()),
                         sut: plan.sut.clone(),
                         sut_dir: plan.sut_dir.clone(),
                     },

@@ -194,31 +194,76 @@ impl Validator<'_> {
             let at = self.key_at(span.start, "stop_grace_s");
             self.bound(at, "service.stop_grace_s", u64::from(v), 0, 3_600);
         }
+        if let Some(mode) = &s.fixed_timers
+            && !matches!(mode.as_str(), "require" | "follow")
+        {
+            let at = self.key_at(span.start, "fixed_timers");
+            self.error(
+                at,
+                format!("service.fixed_timers = {mode:?} is not \"require\" or \"follow\""),
+            );
+        }
         if let Some(v) = s.current_uid_ttl_s {
             let at = self.key_at(span.start, "current_uid_ttl_s");
             self.bound(at, "service.current_uid_ttl_s", v, 1, 30 * 86_400);
         }
     }
 
-    fn convergence(&mut self, spanned: Option<&Spanned<super::model::Convergence>>) {
-        let Some(spanned) = spanned else { return };
-        let span = spanned.span();
-        let c = spanned.get_ref();
-        for (key, value, min) in [
-            ("grace_ms", c.grace_ms, 0),
-            ("deadline_ms", c.deadline_ms, 0),
-            ("quiet_ms", c.quiet_ms, 0),
-            ("step_timeout_ms", c.step_timeout_ms, 1),
-        ] {
-            let at = self.key_at(span.start, key);
-            self.bound(
-                at,
-                &format!("convergence.{key}"),
-                value,
-                min,
-                MAX_SCENARIO_MS,
-            );
+    /// A time's value under the scenario's own timers, bounded, each error at its line.
+    fn time(
+        &mut self,
+        at: usize,
+        what: &str,
+        value: &super::time::TimeValue,
+        min: u64,
+        timers: &super::ServiceSettings,
+    ) -> u64 {
+        match value.eval(timers) {
+            Ok(ms) => {
+                self.bound(at, what, ms, min, MAX_SCENARIO_MS);
+                ms
+            }
+            Err(err) => {
+                self.error(at, format!("{what}: {err}"));
+                0
+            }
         }
+    }
+
+    /// The convergence windows, evaluated; relative ones are noted in `relative`.
+    fn convergence(
+        &mut self,
+        spanned: Option<&Spanned<super::model::Convergence>>,
+        timers: &super::ServiceSettings,
+        relative: &mut Vec<(super::Relative, super::time::TimeValue)>,
+    ) -> [u64; 4] {
+        let default = super::model::Convergence::default();
+        let (start, c) = match spanned {
+            Some(spanned) => (Some(spanned.span().start), spanned.get_ref()),
+            None => (None, &default),
+        };
+        let mut out = [0; 4];
+        for (i, (key, value, min, target)) in [
+            ("grace_ms", &c.grace_ms, 0, super::Relative::Grace),
+            ("deadline_ms", &c.deadline_ms, 0, super::Relative::Deadline),
+            ("quiet_ms", &c.quiet_ms, 0, super::Relative::Quiet),
+            (
+                "step_timeout_ms",
+                &c.step_timeout_ms,
+                1,
+                super::Relative::StepTimeout,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = start.map_or(0, |s| self.key_at(s, key));
+            out[i] = self.time(at, &format!("convergence.{key}"), value, min, timers);
+            if value.is_relative() {
+                relative.push((target, value.clone()));
+            }
+        }
+        out
     }
 
     fn scenario(&mut self, file: ScenarioFile) -> Scenario {
@@ -240,15 +285,17 @@ impl Validator<'_> {
         }
         let meetings = self.meetings(&file.meetings);
         let labels: BTreeSet<String> = meetings.iter().map(|m| m.label.clone()).collect();
-        let steps = self.steps(&file.steps, &labels);
+        let timers = file
+            .service
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default();
+        let mut relative = Vec::new();
+        let steps = self.steps(&file.steps, &labels, &timers, &mut relative);
         let (expect, focus) = self.expect(&file.expect);
         self.service(file.service.as_ref());
-        self.convergence(file.convergence.as_ref());
-        let c = file
-            .convergence
-            .as_ref()
-            .map(|c| c.get_ref().clone())
-            .unwrap_or_default();
+        let [grace_ms, deadline_ms, quiet_ms, step_timeout_ms] =
+            self.convergence(file.convergence.as_ref(), &timers, &mut relative);
         Scenario {
             name,
             description: file.description.trim().to_owned(),
@@ -260,12 +307,13 @@ impl Validator<'_> {
                 .unwrap_or_default(),
             meetings,
             steps,
-            grace_ms: c.grace_ms,
-            deadline_ms: c.deadline_ms,
-            quiet_ms: c.quiet_ms,
-            step_timeout_ms: c.step_timeout_ms,
+            grace_ms,
+            deadline_ms,
+            quiet_ms,
+            step_timeout_ms,
             expect,
             focus,
+            relative,
         }
     }
 
@@ -342,7 +390,13 @@ impl Validator<'_> {
         env
     }
 
-    fn steps(&mut self, specs: &[Spanned<StepSpec>], labels: &BTreeSet<String>) -> Vec<Step> {
+    fn steps(
+        &mut self,
+        specs: &[Spanned<StepSpec>],
+        labels: &BTreeSet<String>,
+        timers: &super::ServiceSettings,
+        relative: &mut Vec<(super::Relative, super::time::TimeValue)>,
+    ) -> Vec<Step> {
         let mut names = BTreeSet::new();
         for (i, spanned) in specs.iter().enumerate() {
             let name = spanned
@@ -365,14 +419,42 @@ impl Validator<'_> {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("step-{}", i + 1));
-            let when = self.when(at, &name, &spec.when, labels, &names);
+            let mut when = self.when(at, &name, &spec.when, labels, &names);
             self.step_numbers(at, &name, spec);
+            let after_at = self.key_at(at, "after_ms");
+            when.after_ms = self.time(
+                after_at,
+                &format!("step {name:?}: after_ms"),
+                &spec.when.after_ms,
+                0,
+                timers,
+            );
+            let heal_after_ms = spec.heal_after_ms.as_ref().map(|heal| {
+                let heal_at = self.key_at(at, "heal_after_ms");
+                self.time(
+                    heal_at,
+                    &format!("step {name:?}: heal_after_ms"),
+                    heal,
+                    0,
+                    timers,
+                )
+            });
             if let Some(action) = self.action(at, &name, spec, labels) {
+                let index = steps.len();
+                if spec.when.after_ms.is_relative() {
+                    relative.push((
+                        super::Relative::After { step: index },
+                        spec.when.after_ms.clone(),
+                    ));
+                }
+                if let Some(heal) = spec.heal_after_ms.as_ref().filter(|h| h.is_relative()) {
+                    relative.push((super::Relative::Heal { step: index }, heal.clone()));
+                }
                 steps.push(Step {
                     name,
                     when,
                     action,
-                    heal_after_ms: spec.heal_after_ms,
+                    heal_after_ms,
                     optional: spec.optional,
                 });
             }
@@ -383,8 +465,6 @@ impl Validator<'_> {
     /// Bounds on every number a step gives, each error at the value's own line.
     fn step_numbers(&mut self, at: usize, step: &str, spec: &StepSpec) {
         for (key, value) in [
-            ("after_ms", Some(spec.when.after_ms)),
-            ("heal_after_ms", spec.heal_after_ms),
             ("down_ms", spec.down_ms),
             ("stop_delay_ms", spec.stop_delay_ms),
             ("start_delay_ms", spec.start_delay_ms),
@@ -523,9 +603,10 @@ impl Validator<'_> {
             }
             None
         };
+        // The delay is worked out by the caller, which knows the timers.
         When {
             condition,
-            after_ms: t.after_ms,
+            after_ms: 0,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod model;
+pub mod time;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,20 @@ pub struct Scenario {
     /// Profile name -> what it should give.
     pub expect: BTreeMap<String, Expectation>,
     pub focus: Vec<Invariant>,
+    /// The times written relative to the timers, to work out again under a service's
+    /// own timers ([`Scenario::with_timers`]).
+    pub relative: Vec<(Relative, time::TimeValue)>,
+}
+
+/// Which time of a scenario an expression gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relative {
+    After { step: usize },
+    Heal { step: usize },
+    Grace,
+    Deadline,
+    Quiet,
+    StepTimeout,
 }
 
 impl Scenario {
@@ -89,6 +104,31 @@ impl Scenario {
             + SETTLE_CAP_MS
             + FINAL_MS;
         std::time::Duration::from_millis(derived.min(RUN_DEADLINE_CAP.as_millis() as u64))
+    }
+
+    /// Whether the scenario takes a service's fixed timers instead of its own
+    /// (`[service] fixed_timers = "follow"`).
+    pub fn follows_fixed_timers(&self) -> bool {
+        self.service.fixed_timers.as_deref() == Some("follow")
+    }
+
+    /// This scenario under other timers: every time written relative to them worked out
+    /// again. An error names the time that no longer makes sense.
+    pub fn with_timers(&self, timers: ServiceSettings) -> Result<Scenario, String> {
+        let mut s = self.clone();
+        s.service = timers;
+        for (target, value) in &self.relative {
+            let ms = value.eval(&s.service)?;
+            match target {
+                Relative::After { step } => s.steps[*step].when.after_ms = ms,
+                Relative::Heal { step } => s.steps[*step].heal_after_ms = Some(ms),
+                Relative::Grace => s.grace_ms = ms,
+                Relative::Deadline => s.deadline_ms = ms,
+                Relative::Quiet => s.quiet_ms = ms,
+                Relative::StepTimeout => s.step_timeout_ms = ms,
+            }
+        }
+        Ok(s)
     }
 
     /// What this scenario expects under `profile`: as stated, else, for a single fix,

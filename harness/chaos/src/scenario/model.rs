@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::time::TimeValue;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioFile {
@@ -43,6 +45,10 @@ pub struct ServiceSettings {
     pub finalizer_grace_ms: Option<u64>,
     pub reconcile_interval_ms: Option<u64>,
     pub dependency_timeout_ms: Option<u64>,
+    /// `"require"` (default): a service whose timer is a literal of another value cannot
+    /// run this scenario (not applicable). `"follow"`: use the service's value instead;
+    /// the scenario writes its times relative to the timers.
+    pub fixed_timers: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,7 +110,7 @@ pub struct StepSpec {
     /// `callback`: `status_change` (default) or `exited`.
     pub path: Option<String>,
     /// Fault steps: heal this long after applying (else at the end of the fault phase).
-    pub heal_after_ms: Option<u64>,
+    pub heal_after_ms: Option<TimeValue>,
     /// Network faults (the fault-proxy issue): the link and toxic to apply.
     pub link: Option<String>,
     pub toxic: Option<toml::Table>,
@@ -119,7 +125,7 @@ pub struct StepSpec {
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
     #[serde(default)]
-    pub after_ms: u64,
+    pub after_ms: TimeValue,
     /// The meeting the condition is about.
     pub meeting: Option<String>,
     /// The meeting's stored status reached this value.
@@ -141,29 +147,29 @@ pub struct Convergence {
     /// How long a container may be gone while its meeting is not terminal (and run for a
     /// terminal meeting).
     #[serde(default = "default_grace")]
-    pub grace_ms: u64,
+    pub grace_ms: TimeValue,
     /// How long after the stop (or the last heal) the meeting must be terminal.
     #[serde(default = "default_deadline")]
-    pub deadline_ms: u64,
+    pub deadline_ms: TimeValue,
     /// Silence that counts as quiet at the end of a run.
     #[serde(default = "default_quiet")]
-    pub quiet_ms: u64,
+    pub quiet_ms: TimeValue,
     /// How long a step waits for its trigger before it is recorded as not triggered.
     #[serde(default = "default_step_timeout")]
-    pub step_timeout_ms: u64,
+    pub step_timeout_ms: TimeValue,
 }
 
-fn default_grace() -> u64 {
-    3_000
+fn default_grace() -> TimeValue {
+    TimeValue::Ms(3_000)
 }
-fn default_deadline() -> u64 {
-    8_000
+fn default_deadline() -> TimeValue {
+    TimeValue::Ms(8_000)
 }
-fn default_quiet() -> u64 {
-    300
+fn default_quiet() -> TimeValue {
+    TimeValue::Ms(300)
 }
-fn default_step_timeout() -> u64 {
-    15_000
+fn default_step_timeout() -> TimeValue {
+    TimeValue::Ms(15_000)
 }
 
 impl Default for Convergence {

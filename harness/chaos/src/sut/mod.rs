@@ -125,23 +125,36 @@ impl Sut {
     }
 
     /// Why `scenario` cannot be judged against this service, if it cannot: a timer the
-    /// service cannot take, a link it does not have. Never a pass.
+    /// service cannot take (unless the scenario follows fixed timers), a link it does not
+    /// have. Never a pass.
     pub fn not_applicable(&self, scenario: &Scenario) -> Option<String> {
-        let adapter = self.adapter.as_ref()?;
+        self.prepare(scenario).err()
+    }
+
+    /// The scenario as this service runs it: where the service's timer is a literal and
+    /// the scenario follows fixed timers, the service's value, with every time written
+    /// relative to the timers worked out again. An error says why it cannot run.
+    pub fn prepare(&self, scenario: &Scenario) -> Result<Scenario, String> {
+        let Some(adapter) = self.adapter.as_ref() else {
+            return Ok(scenario.clone());
+        };
+        let follows = scenario.follows_fixed_timers();
+        let mut timers = scenario.service.clone();
         let mut reasons = Vec::new();
         for (key, value) in settings(&scenario.service) {
-            let Some(value) = value else { continue };
-            match adapter.timer(key) {
-                Some(TimerSpec::Flag { .. } | TimerSpec::Env { .. }) => {}
-                Some(TimerSpec::Fixed { fixed }) if *fixed == value => {}
-                Some(TimerSpec::Fixed { fixed }) => reasons.push(format!(
-                    "it sets service.{key} = {value}, but {}'s is fixed at {fixed}",
-                    self.name
-                )),
-                None => reasons.push(format!(
+            match (adapter.timer(key), value) {
+                (Some(TimerSpec::Fixed { fixed }), Some(value)) if *fixed != value && !follows => {
+                    reasons.push(format!(
+                        "it sets service.{key} = {value}, but {}'s is fixed at {fixed} (a scenario that writes its times relative to the timers can say `fixed_timers = \"follow\"`)",
+                        self.name
+                    ))
+                }
+                (Some(TimerSpec::Fixed { fixed }), _) => set(&mut timers, key, *fixed),
+                (None, Some(value)) => reasons.push(format!(
                     "it sets service.{key} = {value}, which {} cannot take",
                     self.name
                 )),
+                _ => {}
             }
         }
         if adapter.docker.transport == DockerTransport::Unix
@@ -154,7 +167,12 @@ impl Sut {
                 self.name
             ));
         }
-        (!reasons.is_empty()).then(|| reasons.join("; "))
+        if !reasons.is_empty() {
+            return Err(reasons.join("; "));
+        }
+        scenario
+            .with_timers(timers)
+            .map_err(|e| format!("under {}'s timers: {e}", self.name))
     }
 
     /// The arguments and environment that give the service the scenario's timers.
@@ -178,6 +196,22 @@ impl Sut {
             }
         }
         (args, env)
+    }
+}
+
+/// Sets one timer by its `[service]` key.
+fn set(s: &mut ServiceSettings, key: &str, value: u64) {
+    match key {
+        "delayed_stop_ms" => s.delayed_stop_ms = Some(value),
+        "stop_grace_s" => s.stop_grace_s = u32::try_from(value).ok(),
+        "pre_active_window_ms" => s.pre_active_window_ms = Some(value),
+        "exited_failure_stop_ms" => s.exited_failure_stop_ms = Some(value),
+        "session_record_delay_ms" => s.session_record_delay_ms = Some(value),
+        "current_uid_ttl_s" => s.current_uid_ttl_s = Some(value),
+        "finalizer_grace_ms" => s.finalizer_grace_ms = Some(value),
+        "reconcile_interval_ms" => s.reconcile_interval_ms = Some(value),
+        "dependency_timeout_ms" => s.dependency_timeout_ms = Some(value),
+        _ => {}
     }
 }
 
@@ -366,6 +400,28 @@ legacy = "holds"
         assert_eq!(args, ["--grace", "1"]);
         assert_eq!(env, [("DELAYED".to_owned(), "1000".to_owned())]);
         assert_eq!(sut.column("fixed"), "legacy");
+
+        // A scenario that follows fixed timers runs on the service's, its relative
+        // times worked out again.
+        let follows = H1
+            .replace(
+                "stop_grace_s = 1",
+                "stop_grace_s = 1\nfixed_timers = \"follow\"",
+            )
+            .replace(
+                "[expect]",
+                "[convergence]\ndeadline_ms = \"delayed_stop_ms + 3000\"\n[expect]",
+            )
+            .replace("link = \"service:runtime\"", "link = \"service:redis\"");
+        let s = scenario(&follows);
+        assert_eq!(s.deadline_ms, 4000);
+        let sut = adapter(
+            "delayed_stop_ms = { fixed = 30000 }\nstop_grace_s = { flag = \"--g\" }",
+            "unix",
+        );
+        let prepared = sut.prepare(&s).unwrap();
+        assert_eq!(prepared.service.delayed_stop_ms, Some(30000));
+        assert_eq!(prepared.deadline_ms, 33000);
         assert_eq!(Sut::reference().column("fixed"), "fixed");
     }
 }
