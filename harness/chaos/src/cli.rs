@@ -68,8 +68,13 @@ pub enum Command {
     Validate { paths: Vec<PathBuf> },
     /// Judge a stored run again from its histories and rewrite its reports.
     Report { run_dir: PathBuf },
-    /// List the scenarios with what they cover and expect.
-    List { paths: Vec<PathBuf> },
+    /// List the scenarios with what they cover and expect (and, with --sut, whether that
+    /// service can run each).
+    List {
+        paths: Vec<PathBuf>,
+        #[arg(long, env = "STOPFLOW_SUT", default_value = "reference")]
+        sut: String,
+    },
 }
 
 /// How runs are carried out, for `run`, `matrix` and `signoff` alike.

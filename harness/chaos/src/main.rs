@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Validate { paths } => validate(&default_paths(paths)).map(|_| 0).unwrap_or(1),
-            Command::List { paths } => list(&default_paths(paths)),
+            Command::List { paths, sut } => list(&default_paths(paths), &sut),
             Command::Report { run_dir } => report(&run_dir),
             Command::Signoff {
                 criteria,
@@ -108,12 +108,30 @@ fn validate(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Arc<Scenario>)>, ()> {
     Ok(loaded)
 }
 
-fn list(paths: &[PathBuf]) -> u8 {
+fn list(paths: &[PathBuf], sut: &str) -> u8 {
     let Ok(scenarios) = validate(paths) else {
         return 1;
     };
+    let sut = match chaos::sut::Sut::resolve(sut) {
+        Ok(sut) => sut,
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            return 2;
+        }
+    };
     for (_, s) in scenarios {
-        let expect: Vec<String> = s.expect.iter().map(|(p, e)| format!("{p}: {e}")).collect();
+        let expect: Vec<String> = match sut.not_applicable(&s) {
+            Some(reason) => vec![format!("not applicable to {}: {reason}", sut.name)],
+            None if !sut.takes_profiles() => {
+                let column = sut.column("legacy");
+                vec![format!(
+                    "{column}: {}",
+                    s.expectation_for(column)
+                        .map_or_else(|| "no expectation stated".into(), |e| e.to_string())
+                )]
+            }
+            None => s.expect.iter().map(|(p, e)| format!("{p}: {e}")).collect(),
+        };
         println!(
             "{:<40} covers {:<18} {}",
             s.name,
