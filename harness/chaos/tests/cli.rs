@@ -2,32 +2,13 @@
 //! writes, re-judging a stored run, and cleaning up after Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{chaos, scenario, text};
+
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn chaos() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    cmd.env("CI", "1");
-    cmd
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).unwrap();
-    path
-}
 
 const HAPPY: &str = r#"
 description = "a well-behaved bot is stopped"

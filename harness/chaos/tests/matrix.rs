@@ -3,25 +3,12 @@
 //! or legacy's when it names nothing for that fix. A fix that stops closing what it
 //! closed, or starts changing what it should not, fails here with the rerun command.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chaos::engine::{self, Plan};
 
-fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
-}
-
-fn catalogue() -> Vec<(PathBuf, Arc<chaos::scenario::Scenario>)> {
-    chaos::scenario::discover(&[scenarios_dir()])
-        .unwrap()
-        .into_iter()
-        .map(|path| {
-            let s = chaos::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            (path, Arc::new(s))
-        })
-        .collect()
-}
+mod support;
+use support::catalogue;
 
 async fn check_column(profiles: Vec<String>) {
     let out = tempfile::tempdir().unwrap();

@@ -3,26 +3,14 @@
 //! reported as not applicable, never as a pass.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::sync::Arc;
 
 use chaos::engine::{self, Plan};
 use chaos::verdict::Verdict;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn catalogue() -> Vec<(PathBuf, Arc<chaos::scenario::Scenario>)> {
-    chaos::scenario::discover(&[root().join("scenarios")])
-        .unwrap()
-        .into_iter()
-        .map(|path| {
-            let s = chaos::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            (path, Arc::new(s))
-        })
-        .collect()
-}
+mod support;
+use support::{catalogue, chaos, root, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed() {
@@ -59,22 +47,6 @@ async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed
         unexpected.join("\n")
     );
     assert_eq!(report.records.len(), 2 * catalogue().len());
-}
-
-fn chaos() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    cmd.current_dir(root());
-    cmd.env("CI", "1");
-    cmd
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The reference as a service without profiles whose delayed stop is a literal of its

@@ -3,32 +3,13 @@
 //! Each test drives the `chaos` binary as a user does, against real processes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn chaos() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    cmd.env("CI", "1");
-    cmd
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, body).unwrap();
-    path
-}
+mod support;
+use support::{chaos, scenario, text};
 
 /// `chaos run --profile legacy` on one file; answers the output and the run folder.
 fn run(dir: &Path, path: &Path, extra: &[&str]) -> (Output, PathBuf) {
