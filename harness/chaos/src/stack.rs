@@ -361,44 +361,105 @@ impl ManagerArgs {
         Ok(cmd)
     }
 
+    /// Runs one of the adapter's commands to the end; a failure names it, with the tail
+    /// of what it printed.
+    async fn run_to_end(
+        &self,
+        vars: &Vars,
+        argv: &[String],
+        what: &str,
+        deadline: Duration,
+    ) -> Result<(), StackError> {
+        let mut cmd = self.adapter_command(vars, argv)?;
+        if what == "set up" {
+            // An install step needs the user's whole environment (package index, proxy,
+            // certificates), not the service's.
+            let argv: Vec<String> = argv
+                .iter()
+                .map(|a| self.expand(vars, a))
+                .collect::<Result<_, _>>()?;
+            cmd = tokio::process::Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+        }
+        infra::process::die_with_parent_tokio(&mut cmd);
+        let output = tokio::time::timeout(deadline, cmd.output())
+            .await
+            .map_err(|_| {
+                self.adapter_error(format!(
+                    "{what}: {argv:?} did not finish in {} s",
+                    deadline.as_secs()
+                ))
+            })?
+            .map_err(|e| self.adapter_error(format!("{what}: run {argv:?}: {e}")))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let printed = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = printed.lines().collect();
+        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        Err(self.adapter_error(format!(
+            "{what}: {argv:?} exited with {}: {tail}",
+            output.status
+        )))
+    }
+
+    /// The adapter's one-off setup (a virtual environment), when what it creates is
+    /// missing; under a lock, so parallel runs wait for one setup instead of racing.
+    async fn ensure_setup(&self) -> Result<(), StackError> {
+        let Some(setup) = self.sut.adapter.as_ref().and_then(|a| a.setup.as_ref()) else {
+            return Ok(());
+        };
+        let vars = self.vars(self.port);
+        let creates = PathBuf::from(self.expand(&vars, setup.creates.get_ref())?);
+        if creates.exists() {
+            return Ok(());
+        }
+        let cache = crate::sut::cache_dir();
+        create_dir(&cache)?;
+        let lock_path = cache.join(format!("{}.setup.lock", self.sut.name));
+        let file = std::fs::File::create(&lock_path).map_err(|source| StackError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+        let lock = tokio::task::spawn_blocking(move || {
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        })
+        .await
+        .expect("the lock task runs")
+        .map_err(|(_, e)| self.adapter_error(format!("lock {}: {e}", lock_path.display())))?;
+        if !creates.exists() {
+            eprintln!(
+                "chaos: setting up {} once (creates {})",
+                self.sut.name,
+                creates.display()
+            );
+            for argv in &setup.commands {
+                self.run_to_end(&vars, argv.get_ref(), "set up", START_DEADLINE * 20)
+                    .await?;
+            }
+            if !creates.exists() {
+                return Err(self.adapter_error(format!(
+                    "set up: its commands ran but {} still does not exist",
+                    creates.display()
+                )));
+            }
+        }
+        drop(lock);
+        Ok(())
+    }
+
     /// Prepares the run's fresh database with the adapter's commands, once.
     async fn prepare_database(&self) -> Result<(), StackError> {
         let adapter = self.sut.adapter.as_ref().expect("an adapter");
         let vars = self.vars(self.port);
         for argv in &adapter.database.prepare {
-            let mut cmd = self.adapter_command(&vars, argv.get_ref())?;
-            infra::process::die_with_parent_tokio(&mut cmd);
-            let output = tokio::time::timeout(START_DEADLINE * 4, cmd.output())
-                .await
-                .map_err(|_| {
-                    self.adapter_error(format!(
-                        "prepare the database: {:?} did not finish in {} s",
-                        argv.get_ref(),
-                        (START_DEADLINE * 4).as_secs()
-                    ))
-                })?
-                .map_err(|e| {
-                    self.adapter_error(format!(
-                        "prepare the database: run {:?}: {e}",
-                        argv.get_ref()
-                    ))
-                })?;
-            if !output.status.success() {
-                let tail: String = String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .rev()
-                    .take(10)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                return Err(self.adapter_error(format!(
-                    "prepare the database: {:?} exited with {}: {tail}",
-                    argv.get_ref(),
-                    output.status
-                )));
-            }
+            self.run_to_end(
+                &vars,
+                argv.get_ref(),
+                "prepare the database",
+                START_DEADLINE * 4,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -594,6 +655,8 @@ impl Stack {
         vars.0.insert("profile", config.profile.clone());
         vars.0
             .insert("run_dir", config.log_dir.display().to_string());
+        vars.0
+            .insert("cache_dir", crate::sut::cache_dir().display().to_string());
         if let Some(dir) = &sut_dir {
             vars.0.insert("sut_dir", dir.display().to_string());
         }
@@ -610,6 +673,7 @@ impl Stack {
             starts: 0,
         };
         if sut.adapter.is_some() {
+            manager_args.ensure_setup().await?;
             manager_args.prepare_database().await?;
         }
         let manager = manager_args.spawn().await?;

@@ -10,15 +10,23 @@ mod model;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use model::{Adapter, DatabaseSpec, DockerTransport, Ready, ServiceSpec, TimerSpec, Users};
+pub use model::{
+    Adapter, DatabaseSpec, DockerTransport, Ready, ServiceSpec, SetupSpec, TimerSpec, Users,
+};
 
 use crate::scenario::{Action, Scenario, ServiceSettings};
 
 /// The adapters compiled into the binary, so an installed `chaos` needs no source tree.
-const BUILTIN: &[(&str, &str)] = &[(
-    "reference-external",
-    include_str!("../../../../fixtures/sut/reference-external.toml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "reference-external",
+        include_str!("../../../../fixtures/sut/reference-external.toml"),
+    ),
+    (
+        "vexa-bot-manager",
+        include_str!("../../../../fixtures/sut/vexa-bot-manager.toml"),
+    ),
+];
 
 /// The name of the built-in, native system under test.
 pub const REFERENCE: &str = "reference";
@@ -150,6 +158,7 @@ impl Sut {
                     ))
                 }
                 (Some(TimerSpec::Fixed { fixed }), _) => set(&mut timers, key, *fixed),
+                (Some(TimerSpec::Absent { .. }), _) => unset(&mut timers, key),
                 (None, Some(value)) => reasons.push(format!(
                     "it sets service.{key} = {value}, which {} cannot take",
                     self.name
@@ -196,6 +205,22 @@ impl Sut {
             }
         }
         (args, env)
+    }
+}
+
+/// Forgets one timer (the service has none): relative times take the default.
+fn unset(s: &mut ServiceSettings, key: &str) {
+    match key {
+        "delayed_stop_ms" => s.delayed_stop_ms = None,
+        "stop_grace_s" => s.stop_grace_s = None,
+        "pre_active_window_ms" => s.pre_active_window_ms = None,
+        "exited_failure_stop_ms" => s.exited_failure_stop_ms = None,
+        "session_record_delay_ms" => s.session_record_delay_ms = None,
+        "current_uid_ttl_s" => s.current_uid_ttl_s = None,
+        "finalizer_grace_ms" => s.finalizer_grace_ms = None,
+        "reconcile_interval_ms" => s.reconcile_interval_ms = None,
+        "dependency_timeout_ms" => s.dependency_timeout_ms = None,
+        _ => {}
     }
 }
 
@@ -250,7 +275,21 @@ pub const PLACEHOLDERS: &[&str] = &[
     "profile",
     "sut_dir",
     "run_dir",
+    "cache_dir",
 ];
+
+/// Where adapters keep what they install once per machine (`{cache_dir}`):
+/// `$STOPFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/stopflow`, else `~/.cache/stopflow`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STOPFLOW_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("stopflow")
+}
 
 /// Replaces every `{name}` of `template` from `vars` (and `{bin:NAME}` by `bin`); an
 /// unknown or unset name is an error naming it. `{{` and `}}` stand for braces.

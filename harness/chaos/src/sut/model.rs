@@ -20,6 +20,9 @@ pub struct Adapter {
     /// Whether `--profile` reaches the service (as `{profile}`).
     #[serde(default)]
     pub profiles: bool,
+    /// What to install once per machine before the first run (a virtual environment).
+    #[serde(default)]
+    pub setup: Option<SetupSpec>,
     pub service: ServiceSpec,
     pub database: DatabaseSpec,
     pub docker: DockerSpec,
@@ -31,6 +34,14 @@ pub struct Adapter {
 fn expect_as<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let column = String::deserialize(d)?;
     Ok((column != "profile").then_some(column))
+}
+
+/// Commands run once, under a lock, when `creates` does not exist yet; they must create it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupSpec {
+    pub creates: Spanned<String>,
+    pub commands: Vec<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +122,11 @@ pub enum TimerSpec {
     Fixed {
         fixed: u64,
     },
+    /// The service has no such timer (a fix's timer, in a service without the fix): a
+    /// scenario's value for it does not apply.
+    Absent {
+        absent: String,
+    },
 }
 
 impl Adapter {
@@ -152,10 +168,17 @@ impl Adapter {
         for value in adapter.service.env.values() {
             check(value.span(), value.get_ref())?;
         }
-        for cmd in &adapter.database.prepare {
+        let setup = adapter.setup.iter().flat_map(|s| &s.commands);
+        for cmd in adapter.database.prepare.iter().chain(setup) {
+            if cmd.get_ref().is_empty() {
+                return Err(at(cmd.span().start, "an empty command".into()));
+            }
             for part in cmd.get_ref() {
                 check(cmd.span(), part)?;
             }
+        }
+        if let Some(setup) = &adapter.setup {
+            check(setup.creates.span(), setup.creates.get_ref())?;
         }
         if let Users::Named(other) = &adapter.database.users
             && other != "service"
