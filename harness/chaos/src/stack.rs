@@ -83,6 +83,8 @@ pub struct Stack {
     /// The fault proxy every link goes through, when the run asked for it.
     pub links: Option<crate::links::Links>,
     service_addr: String,
+    /// The collector's stand-in, for a service that does not record sessions itself.
+    session_standin: Option<crate::sut::standin::SessionStandin>,
     redis: RedisServer,
     db: TestDatabase,
     _dir: tempfile::TempDir,
@@ -683,6 +685,17 @@ impl Stack {
             .await
             .map_err(StackError::Database)?;
         create_users(&pool, &sut).await?;
+        let session_standin = match sut.adapter.as_ref().map(|a| a.service.session_start) {
+            Some(crate::sut::SessionStart::Harness) => Some(
+                crate::sut::standin::start(pool.clone())
+                    .await
+                    .map_err(|source| StackError::Io {
+                        path: PathBuf::from("127.0.0.1:0"),
+                        source,
+                    })?,
+            ),
+            _ => None,
+        };
         Ok(Stack {
             pool,
             http: reqwest::Client::builder()
@@ -698,6 +711,7 @@ impl Stack {
             runtime,
             links,
             service_addr: format!("127.0.0.1:{port}"),
+            session_standin,
             redis,
             db,
             _dir: dir,
@@ -718,13 +732,20 @@ impl Stack {
         let callbacks = links
             .create(&format!("bot:{meeting}:callbacks"), &self.service_addr)
             .await?;
-        Ok(vec![
+        let mut env = vec![
             ("MOCK_BOT_REDIS_URL".to_owned(), redis),
             (
                 "MOCK_BOT_CALLBACK_BASE".to_owned(),
                 format!("http://{callbacks}"),
             ),
-        ])
+        ];
+        if let Some(standin) = &self.session_standin {
+            env.push((
+                "MOCK_BOT_SESSION_BASE".to_owned(),
+                format!("http://{}", standin.addr),
+            ));
+        }
+        Ok(env)
     }
 
     pub fn database_url(&self) -> &str {

@@ -142,3 +142,84 @@ fn a_bad_adapter_is_refused_with_its_line_before_anything_runs() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("reference-external"));
 }
+
+#[tokio::test]
+async fn the_collectors_stand_in_records_each_session_a_bot_reports_as_production_does() {
+    let db = infra::postgres::test_database().await.unwrap();
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE meetings (id serial PRIMARY KEY);
+         CREATE TABLE meeting_sessions (id serial PRIMARY KEY,
+           meeting_id int NOT NULL REFERENCES meetings(id), session_uid text NOT NULL,
+           session_start_time timestamptz NOT NULL DEFAULT now(),
+           UNIQUE (meeting_id, session_uid));
+         INSERT INTO meetings DEFAULT VALUES;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let standin = chaos::sut::standin::start(pool.clone()).await.unwrap();
+    let url = format!("http://{}/bots/internal/session_start", standin.addr);
+    let client = reqwest::Client::new();
+    let report = |uid: &str, at: &str, meeting: i64| {
+        client
+            .post(&url)
+            .json(&serde_json::json!({"meeting_id": meeting, "session_uid": uid, "session_start_time": at}))
+            .send()
+    };
+    assert_eq!(
+        report("u1", "2026-11-30T10:00:00Z", 1)
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        report("u2", "2026-11-30T09:00:00Z", 1)
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // The collector upserts: a reconnect under the same uid moves its start time.
+    assert_eq!(
+        report("u1", "2026-11-30T08:00:00Z", 1)
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT session_uid, to_char(session_start_time AT TIME ZONE 'UTC', 'HH24') \
+         FROM meeting_sessions ORDER BY session_start_time",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("u1".to_owned(), "08".to_owned()),
+            ("u2".to_owned(), "09".to_owned())
+        ]
+    );
+    // A meeting that does not exist, or a body that is not a session: refused, nothing written.
+    assert_eq!(
+        report("u3", "2026-11-30T08:00:00Z", 99)
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    let bad = client
+        .post(&url)
+        .body("{")
+        .header("content-type", "application/json")
+        .send();
+    assert_eq!(bad.await.unwrap().status(), 422);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM meeting_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+}

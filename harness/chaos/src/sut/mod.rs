@@ -6,12 +6,14 @@
 //! lacks is *not applicable*, never a pass.
 
 mod model;
+pub mod standin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    Adapter, DatabaseSpec, DockerTransport, Ready, ServiceSpec, SetupSpec, TimerSpec, Users,
+    Adapter, DatabaseSpec, DockerTransport, Ready, ServiceSpec, SessionStart, SetupSpec, TimerSpec,
+    Users,
 };
 
 use crate::scenario::{Action, Scenario, ServiceSettings};

@@ -57,6 +57,19 @@ pub struct ServiceSpec {
     /// How to stop it (a restart is a stop, then a start).
     #[serde(default = "sigterm")]
     pub stop_signal: Spanned<String>,
+    /// Who records the sessions bots report (`POST /bots/internal/session_start`):
+    /// `"service"`, or `"harness"` for a service without that route (production's rows
+    /// come from its transcription collector, for which the harness stands in).
+    #[serde(default)]
+    pub session_start: SessionStart,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStart {
+    #[default]
+    Service,
+    Harness,
 }
 
 fn sigterm() -> Spanned<String> {
