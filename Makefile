@@ -5,7 +5,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup bins build test chaos matrix signoff repro bench lint fmt
+.PHONY: setup bins build test chaos matrix signoff repro sut-vexa bench lint fmt
 
 ## Install what the harness needs that the machine lacks (Debian packages).
 setup:
@@ -43,6 +43,12 @@ signoff: bins
 ## Reproduce the incident (H1, legacy profile) and print the witness.
 repro: bins
 	$(CHAOS) run scenarios/h1-leave-hangs.toml --profile legacy
+
+## The applicable catalogue against the production service, from a Vexa checkout:
+## make sut-vexa VEXA_DIR=/path/to/vexa (the first run builds its virtual environment).
+sut-vexa: bins
+	@test -n "$(VEXA_DIR)" || { echo "make sut-vexa: set VEXA_DIR to a checkout of Vexa-ai/vexa" >&2; exit 2; }
+	$(CHAOS) run scenarios/ --sut vexa-bot-manager --sut-dir $(VEXA_DIR) --jobs $(JOBS)
 
 ## Figures (not asserted anywhere): lifecycle wall times and throughput, in release.
 bench: setup
