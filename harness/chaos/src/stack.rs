@@ -608,7 +608,13 @@ impl Stack {
             .arg("--log-dir")
             .arg(&bot_log_dir)
             .stderr(log_file(&config.log_dir.join("runtime.log"))?);
-        for (key, value) in &config.bot_env {
+        let adapter_bots = sut.adapter.iter().flat_map(|a| &a.bots.env);
+        for (key, value) in config
+            .bot_env
+            .iter()
+            .map(|(k, v)| (k, v))
+            .chain(adapter_bots)
+        {
             runtime_cmd.arg("--env").arg(format!("{key}={value}"));
         }
         let (runtime, line) = infra::process::spawn_until_line(

@@ -29,6 +29,17 @@ pub struct Adapter {
     /// The scenario's `[service]` keys this service takes, and how.
     #[serde(default)]
     pub timers: BTreeMap<String, Spanned<TimerSpec>>,
+    /// What every bot of this service is given besides (`MOCK_BOT_*` behaviours), for
+    /// example a start delay as long as a real bot's.
+    #[serde(default)]
+    pub bots: BotsSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotsSpec {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 fn expect_as<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -200,6 +211,11 @@ impl Adapter {
                 0,
                 format!("database.users = {other:?}: expected \"service\" or {{ sql = \"...\" }}"),
             ));
+        }
+        if let Err(err) = mock_bot::behaviour::Behaviour::from_vars(
+            adapter.bots.env.iter().map(|(k, v)| (k.clone(), v.clone())),
+        ) {
+            return Err(at(0, format!("bots.env: {err}")));
         }
         let signal = &adapter.service.stop_signal;
         if signal
