@@ -358,7 +358,7 @@ impl Bot {
                 let payload = ExitedPayload {
                     connection_id: self.current_uid(),
                     exit_code: 0,
-                    reason: trigger.reason().to_owned(),
+                    reason: Some(trigger.reason().to_owned()),
                     error_details: None,
                     completion_reason: None,
                     failure_stage: None,
