@@ -14,7 +14,7 @@ fn early_bot(profile: &str, lag_ms: u64) -> StackOptions {
         session_record_delay_ms: lag_ms,
         bot_env: [
             ("MOCK_BOT_START_DELAY_MS", "0"),
-            ("MOCK_BOT_JOIN_DELAY_MS", "400"),
+            ("MOCK_BOT_JOIN_DELAY_MS", "800"),
             ("MOCK_BOT_ADMISSION_DELAY_MS", "20"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -64,7 +64,7 @@ async fn row_and_start_times(stack: &Stack, meeting_id: i64, uid: &str) -> (i64,
 // a stop (whose leave then reaches it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_reporting_before_its_session_row_leaves_the_meeting_requested() {
-    let stack = Stack::start_with(early_bot("legacy", 200)).await;
+    let stack = Stack::start_with(early_bot("legacy", 400)).await;
     let native = unique_meet_id();
     let meeting = stack.start_bot(Platform::GoogleMeet, &native).await;
     let uid = stack.connection_id(meeting.id).await;
@@ -102,7 +102,7 @@ async fn a_bot_reporting_before_its_session_row_leaves_the_meeting_requested() {
 // same bot, against the same lag, reaches `active`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_row_before_the_start_the_same_bot_reaches_active() {
-    let stack = Stack::start_with(early_bot("session-before-start", 200)).await;
+    let stack = Stack::start_with(early_bot("session-before-start", 400)).await;
     let (_, meeting) = stack.bot_at(&[], "active").await;
     let uid = stack.connection_id(meeting.id).await;
     let (row_at, started_at) = row_and_start_times(&stack, meeting.id, &uid).await;
