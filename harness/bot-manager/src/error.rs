@@ -51,15 +51,6 @@ impl ApiError {
         }
     }
 
-    /// A text detail, for the messages that are not about one input (logs and the odd
-    /// caller); `detail` as a string when it is one.
-    pub fn detail_text(&self) -> String {
-        match &self.detail {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        }
-    }
-
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "request failed");
         Self::new(
