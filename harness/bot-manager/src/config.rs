@@ -59,6 +59,30 @@ pub struct Config {
     )]
     pub callback_url: String,
 
+    /// Handed to every bot container as `WHISPER_LIVE_URL`, as production does.
+    #[arg(
+        long,
+        env = "WHISPER_LIVE_URL",
+        default_value = "ws://whisperlive:9090"
+    )]
+    pub whisper_live_url: String,
+
+    /// Handed to every bot container as `LOG_LEVEL` (upper-cased), as production passes
+    /// its own `LOG_LEVEL` on.
+    #[arg(long = "bot-log-level", env = "LOG_LEVEL", default_value = "INFO")]
+    pub bot_log_level: String,
+
+    /// The one bind mount of every bot container, `SOURCE:TARGET` (Docker's
+    /// `HostConfig.Mounts`; a process runtime may ignore it). protocol.md names no paths,
+    /// so the default is a placeholder of the right shape.
+    #[arg(
+        long,
+        env = "BOT_BIND_MOUNT",
+        default_value = "/var/lib/vexa-bot:/app/storage",
+        value_parser = parse_bind_mount
+    )]
+    pub bot_bind_mount: BindMount,
+
     /// The Redis URL handed to bots; the service's own `REDIS_URL` when unset.
     #[arg(long, env = "BOT_REDIS_URL")]
     pub bot_redis_url: Option<String>,
@@ -71,6 +95,28 @@ pub struct Config {
 
     #[command(flatten)]
     pub timers: Timers,
+}
+
+/// A bind mount, `SOURCE:TARGET`, both absolute paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
+}
+
+fn parse_bind_mount(raw: &str) -> Result<BindMount, String> {
+    let (source, target) = raw
+        .split_once(':')
+        .ok_or_else(|| format!("expected SOURCE:TARGET, got {raw:?}"))?;
+    if !source.starts_with('/') || !target.starts_with('/') || target.contains(':') {
+        return Err(format!(
+            "expected SOURCE:TARGET with two absolute paths, got {raw:?}"
+        ));
+    }
+    Ok(BindMount {
+        source: source.to_owned(),
+        target: target.to_owned(),
+    })
 }
 
 /// Every timer of the stop flow, in milliseconds unless named otherwise.
@@ -96,8 +142,10 @@ pub struct Timers {
     #[arg(long, env = "CURRENT_UID_TTL_S", default_value_t = 86_400)]
     pub current_uid_ttl_s: u64,
 
-    /// Lag of the fire-and-forget write of the connectionId session row (a fault knob;
-    /// production has no deliberate lag).
+    /// Lag of the write of the connectionId session row (a fault knob; production has no
+    /// deliberate lag, but its fire-and-forget write, after the container start, can come
+    /// after a fast bot's first callback). With `session_before_start` the start waits
+    /// for the write, lag included.
     #[arg(long, env = "SESSION_RECORD_DELAY_MS", default_value_t = 0)]
     pub session_record_delay_ms: u64,
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder,
 };
@@ -90,24 +90,8 @@ impl Runtime {
     pub async fn create_bot(
         &self,
         name: &str,
-        image: &str,
-        env: Vec<String>,
-        user_id: i32,
-        network: &str,
+        body: ContainerCreateBody,
     ) -> Result<String, RuntimeError> {
-        let labels = HashMap::from([(USER_LABEL.to_owned(), user_id.to_string())]);
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            env: Some(env),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                auto_remove: Some(true),
-                network_mode: Some(network.to_owned()),
-                binds: Some(vec!["/var/run/docker.sock:/var/run/docker.sock".to_owned()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
         let options = CreateContainerOptionsBuilder::new().name(name).build();
         let created = self
             .docker
@@ -177,6 +161,48 @@ impl Runtime {
                 target: format!("of user {user_id}"),
                 source,
             })
+    }
+}
+
+/// What a bot container is created from, as production sends it: `Env` is
+/// `BOT_CONFIG`, `WHISPER_LIVE_URL`, `LOG_LEVEL`; `HostConfig` is the network,
+/// `AutoRemove` and one bind mount (no Docker socket bind); the user's label.
+pub struct BotSpec<'a> {
+    pub image: &'a str,
+    pub bot_config: &'a protocol::BotConfig,
+    pub whisper_live_url: &'a str,
+    pub log_level: &'a str,
+    pub user_id: i32,
+    pub network: &'a str,
+    pub mount: &'a crate::config::BindMount,
+}
+
+impl BotSpec<'_> {
+    /// The body of `POST /containers/create`.
+    pub fn create_body(&self) -> ContainerCreateBody {
+        let bot_config = serde_json::to_string(self.bot_config).expect("BOT_CONFIG serialises");
+        let labels = HashMap::from([(USER_LABEL.to_owned(), self.user_id.to_string())]);
+        ContainerCreateBody {
+            image: Some(self.image.to_owned()),
+            env: Some(vec![
+                format!("BOT_CONFIG={bot_config}"),
+                format!("WHISPER_LIVE_URL={}", self.whisper_live_url),
+                format!("LOG_LEVEL={}", self.log_level.to_uppercase()),
+            ]),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.network.to_owned()),
+                auto_remove: Some(true),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::BIND),
+                    source: Some(self.mount.source.clone()),
+                    target: Some(self.mount.target.clone()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 }
 
@@ -303,6 +329,62 @@ pub fn meeting_id_from_name(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Pins the create request production sends (protocol.md section 11): the Env
+    // entries, the network, AutoRemove, one bind mount and no Docker socket bind.
+    #[test]
+    fn create_body_is_productions_create_request() {
+        let config = protocol::BotConfig {
+            meeting_id: 7,
+            platform: protocol::Platform::Zoom,
+            meeting_url: Some("https://zoom.us/j/123456789".into()),
+            bot_name: "VexaBot-0a1b2c".into(),
+            token: "key".into(),
+            native_meeting_id: "123456789".into(),
+            connection_id: "uid".into(),
+            language: None,
+            task: None,
+            redis_url: "redis://redis:6379/0".into(),
+            container_name: "vexa-bot-7-0000abcd".into(),
+            automatic_leave: protocol::AutomaticLeave::default(),
+            bot_manager_callback_url: "http://bot-manager:8080/bots/internal/callback/exited"
+                .into(),
+        };
+        let mount = crate::config::BindMount {
+            source: "/srv/bot".into(),
+            target: "/app/storage".into(),
+        };
+        let spec = BotSpec {
+            image: "vexa-bot:latest",
+            bot_config: &config,
+            whisper_live_url: "ws://whisperlive:9090",
+            log_level: "info",
+            user_id: 3,
+            network: "vexa_default",
+            mount: &mount,
+        };
+        let body = serde_json::to_value(spec.create_body()).unwrap();
+        let env: Vec<&str> = body["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(env.len(), 3, "{env:?}");
+        assert!(env[0].starts_with("BOT_CONFIG={"), "{env:?}");
+        assert_eq!(env[1], "WHISPER_LIVE_URL=ws://whisperlive:9090");
+        assert_eq!(env[2], "LOG_LEVEL=INFO");
+        let host = &body["HostConfig"];
+        assert_eq!(host["NetworkMode"], "vexa_default");
+        assert_eq!(host["AutoRemove"], true);
+        assert_eq!(
+            host["Mounts"],
+            serde_json::json!([{"Type": "bind", "Source": "/srv/bot", "Target": "/app/storage"}])
+        );
+        assert!(host.get("Binds").is_none_or(|b| b.is_null()), "{host}");
+        assert_eq!(body["Labels"], serde_json::json!({"vexa.user_id": "3"}));
+        assert_eq!(body["Image"], "vexa-bot:latest");
+    }
 
     #[test]
     fn container_name_round_trips_meeting_id() {

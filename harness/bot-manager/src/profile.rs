@@ -37,6 +37,10 @@ pub struct Fixes {
     /// A container that fails to start fails its row (stage `requested`) instead of
     /// leaving it in `error`, outside the status machine.
     pub start_failure_fails: bool,
+    /// The connectionId session row is written, and waited for, before the container
+    /// starts, so the bot's first callback always finds it (legacy writes it after the
+    /// start, fire-and-forget, and a fast bot's first report is lost).
+    pub session_before_start: bool,
 }
 
 impl Fixes {
@@ -51,6 +55,7 @@ impl Fixes {
         stop_all_rows: false,
         runtime_exit_evidence: false,
         start_failure_fails: false,
+        session_before_start: false,
     };
 }
 
@@ -77,6 +82,7 @@ struct ProfileFile {
     stop_all_rows: Option<bool>,
     runtime_exit_evidence: Option<bool>,
     start_failure_fails: Option<bool>,
+    session_before_start: Option<bool>,
 }
 
 impl ProfileFile {
@@ -94,7 +100,8 @@ impl ProfileFile {
             row_locks,
             stop_all_rows,
             runtime_exit_evidence,
-            start_failure_fails
+            start_failure_fails,
+            session_before_start
         );
     }
 }
@@ -122,6 +129,7 @@ builtin!(
     "stop-all-rows",
     "runtime-exit-evidence",
     "start-failure-fails",
+    "session-before-start",
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -295,6 +303,7 @@ mod tests {
         assert!(fixed.persist_stopping && fixed.durable_stop && fixed.reconcile && fixed.row_locks);
         assert!(fixed.idempotent_callbacks && fixed.stop_all_rows && fixed.runtime_exit_evidence);
         assert!(fixed.finalize_after_forced_stop && fixed.start_failure_fails);
+        assert!(fixed.session_before_start);
     }
 
     #[test]
@@ -316,6 +325,7 @@ mod tests {
                 fixes.stop_all_rows != l.stop_all_rows,
                 fixes.runtime_exit_evidence != l.runtime_exit_evidence,
                 fixes.start_failure_fails != l.start_failure_fails,
+                fixes.session_before_start != l.session_before_start,
             ];
             assert_eq!(differences.iter().filter(|d| **d).count(), 1, "{name}");
         }

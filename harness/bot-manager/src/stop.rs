@@ -354,20 +354,29 @@ pub async fn finalize_if_live(
     Ok(matches!(applied, Applied::Changed(_)))
 }
 
-/// The fire-and-forget write of the connectionId session row: errors are only logged,
-/// and with `session_record_delay` it lags in the background, as it may in production.
-pub async fn record_session(state: &AppState, meeting_id: i32, connection_id: String) {
+/// The fire-and-forget write of the connectionId session row, as production schedules it
+/// after the container start: a background task, errors only logged, lagging by
+/// `session_record_delay` when that knob is set. Nothing waits for it, so a bot that
+/// calls back first is answered "session not found".
+pub fn record_session(state: &AppState, meeting_id: i32, connection_id: String) {
     let pool = state.pool.clone();
     let delay = state.config.timers.session_record_delay();
-    let write = async move {
+    tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         if let Err(err) = db::insert_session(&pool, meeting_id, &connection_id, None).await {
             tracing::error!(meeting_id, %connection_id, error = %err, "failed to record the bot's session");
         }
-    };
-    if delay.is_zero() {
-        write.await;
-    } else {
-        tokio::spawn(write);
-    }
+    });
+}
+
+/// The `session_before_start` fix: the connectionId session row, written (after its lag,
+/// if any) before the container starts, and waited for.
+pub async fn record_session_now(
+    state: &AppState,
+    meeting_id: i32,
+    connection_id: &str,
+) -> Result<(), db::DbError> {
+    tokio::time::sleep(state.config.timers.session_record_delay()).await;
+    db::insert_session(&state.pool, meeting_id, connection_id, None).await?;
+    Ok(())
 }

@@ -11,8 +11,10 @@ use crate::db::{self, DbError, Meeting};
 /// What a transition records beside the new status.
 #[derive(Debug, Clone, Default)]
 pub struct TransitionDetails {
-    /// Who caused it, recorded in the audit list (`bot_callback`, `exit_callback`,
-    /// `stop_request`, ...).
+    /// Who caused it: a path production has (`bot_callback`, `exit_callback`,
+    /// `stop_request`), recorded in the audit entry as production labels the transition
+    /// (see [`production_source`]), or a fix's own mechanism (`finalizer`, `reconcile`,
+    /// `runtime_exit`, `container_start`), recorded by that name.
     pub source: &'static str,
     pub reason: Option<String>,
     pub completion_reason: Option<CompletionReason>,
@@ -23,6 +25,40 @@ pub struct TransitionDetails {
     pub container_id: Option<String>,
     /// Further keys written into `meetings.data` with the change (`stop_requested`, ...).
     pub data: Vec<(&'static str, Value)>,
+    /// The change comes from a `status_change` callback, whose audit entry production
+    /// writes without the bot's `reason` and `exit_code` (they still reach `last_error`).
+    pub from_status_change: bool,
+    /// A fix's own word in the audit entry's `reason` (stop dominance says what the bot
+    /// reported), written whatever the entry's shape.
+    pub note: Option<String>,
+}
+
+/// The audit entry's `source` as production writes it: every transition to `stopping`
+/// or `completed` is `user` (production assumes the stop API caused it, whoever did),
+/// the bot's progress and any failure `bot_callback`.
+pub fn production_source(from: MeetingStatus, to: MeetingStatus) -> &'static str {
+    use MeetingStatus::*;
+    if matches!(to, Stopping | Completed) {
+        return "user";
+    }
+    match (from, to) {
+        (Requested, Joining) | (Joining, AwaitingAdmission) | (AwaitingAdmission, Active) => {
+            "bot_callback"
+        }
+        (Requested | Joining | AwaitingAdmission | Active | Stopping, Failed) => "bot_callback",
+        _ => "unknown",
+    }
+}
+
+fn audit_source(
+    details: &TransitionDetails,
+    from: MeetingStatus,
+    to: MeetingStatus,
+) -> &'static str {
+    match details.source {
+        "bot_callback" | "exit_callback" | "stop_request" => production_source(from, to),
+        own => own,
+    }
 }
 
 /// The outcome of an attempted status change.
@@ -133,11 +169,16 @@ fn next_data(
     entry.insert("from".into(), json!(from));
     entry.insert("to".into(), json!(to));
     entry.insert("timestamp".into(), json!(timestamp));
-    entry.insert("source".into(), json!(details.source));
-    if let Some(reason) = &details.reason {
+    entry.insert("source".into(), json!(audit_source(details, from, to)));
+    let reported = (!details.from_status_change).then_some(());
+    let reason = details
+        .note
+        .as_ref()
+        .or(reported.and(details.reason.as_ref()));
+    if let Some(reason) = reason {
         entry.insert("reason".into(), json!(reason));
     }
-    if let Some(exit_code) = details.exit_code {
+    if let Some(exit_code) = reported.and(details.exit_code) {
         entry.insert("exit_code".into(), json!(exit_code));
     }
     match to {
@@ -229,6 +270,68 @@ mod tests {
         assert_eq!(data["completion_reason"], "stopped");
         assert_eq!(data["status_transition"][0]["completion_reason"], "stopped");
         assert_eq!(data["passcode"], "x");
+    }
+
+    // Pins production's audit entry of a terminal `status_change` (protocol.md section
+    // 11): `{from, to, timestamp, source: "user", completion_reason}`, no reason or
+    // exit_code, while `/exited` keeps both.
+    #[test]
+    fn status_change_completion_is_audited_as_production_writes_it() {
+        let details = TransitionDetails {
+            source: "bot_callback",
+            completion_reason: Some(CompletionReason::Stopped),
+            reason: Some("self_initiated_leave".into()),
+            exit_code: Some(0),
+            from_status_change: true,
+            ..Default::default()
+        };
+        let data = next_data(
+            &json!({}),
+            MeetingStatus::Active,
+            MeetingStatus::Completed,
+            &details,
+            "t",
+        );
+        assert_eq!(
+            data["status_transition"][0],
+            json!({"from": "active", "to": "completed", "timestamp": "t", "source": "user", "completion_reason": "stopped"})
+        );
+        let exited = TransitionDetails {
+            source: "exit_callback",
+            from_status_change: false,
+            ..details
+        };
+        let data = next_data(
+            &json!({}),
+            MeetingStatus::Active,
+            MeetingStatus::Completed,
+            &exited,
+            "t",
+        );
+        assert_eq!(data["status_transition"][0]["source"], "user");
+        assert_eq!(
+            data["status_transition"][0]["reason"],
+            "self_initiated_leave"
+        );
+        assert_eq!(data["status_transition"][0]["exit_code"], 0);
+    }
+
+    #[test]
+    fn production_labels_stops_and_completions_user_and_the_rest_bot_callback() {
+        use MeetingStatus::*;
+        for from in MeetingStatus::ALL {
+            for to in MeetingStatus::ALL {
+                if !from.can_transition_to(to) {
+                    continue;
+                }
+                let want = if matches!(to, Stopping | Completed) {
+                    "user"
+                } else {
+                    "bot_callback"
+                };
+                assert_eq!(production_source(from, to), want, "{from} -> {to}");
+            }
+        }
     }
 
     #[test]

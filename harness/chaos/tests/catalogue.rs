@@ -100,6 +100,7 @@ catalogue! {
     bot_killed_then_stopped_gives_its_expected_verdicts => "bot-killed-then-stopped",
     callback_races_stop_gives_its_expected_verdicts => "callback-races-stop",
     duplicate_terminal_callbacks_gives_its_expected_verdicts => "duplicate-terminal-callbacks",
+    early_report_loses_session_row_gives_its_expected_verdicts => "early-report-loses-session-row",
     exit_callback_failure_code_gives_its_expected_verdicts => "exit-callback-failure-code",
     exit_callback_legacy_path_gives_its_expected_verdicts => "exit-callback-legacy-path",
     failed_start_error_row_gives_its_expected_verdicts => "failed-start-error-row",

@@ -9,6 +9,7 @@
 //!
 //! | variable | values (default) | effect |
 //! |---|---|---|
+//! | `MOCK_BOT_START_DELAY_MS` | ms, at most 600000 (200) | the earliest time, from the bot's start, of its first report (`joining`); the subscription still comes first, so the report waits for whichever is later. The service records the connectionId session row after the container start, fire-and-forget (protocol.md section 11): a first report that overtakes that write is answered "session not found" and the meeting stays `requested`. The default keeps the bot on the safe side of that race; `0` reports as soon as it has subscribed |
 //! | `MOCK_BOT_JOIN_DELAY_MS` | ms (100) | time in `joining` before the waiting room |
 //! | `MOCK_BOT_ADMISSION_DELAY_MS` | ms (100) | time after each `awaiting_admission` report |
 //! | `MOCK_BOT_AWAITING_ADMISSION_REPEATS` | count (1) | `awaiting_admission` reports sent (0 skips the waiting room) |
@@ -71,6 +72,7 @@ pub const PREFIX: &str = "MOCK_BOT_";
 
 /// Every variable [`Behaviour`] reads; anything else under [`PREFIX`] is an error.
 pub const KNOWN_VARS: &[&str] = &[
+    "MOCK_BOT_START_DELAY_MS",
     "MOCK_BOT_JOIN_DELAY_MS",
     "MOCK_BOT_ADMISSION_DELAY_MS",
     "MOCK_BOT_AWAITING_ADMISSION_REPEATS",
@@ -290,6 +292,8 @@ const CALLBACK_BASE_VAR: &str = "MOCK_BOT_CALLBACK_BASE";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Behaviour {
+    /// The earliest time, from the start, of the first report.
+    pub start_delay: Duration,
     pub join_delay: Duration,
     pub admission_delay: Duration,
     pub awaiting_admission_repeats: u32,
@@ -322,6 +326,12 @@ impl Default for Behaviour {
 }
 
 impl Behaviour {
+    /// `MOCK_BOT_START_DELAY_MS` when unset: far enough from the start that the service's
+    /// fire-and-forget session row, written right after the start, is there first.
+    pub const DEFAULT_START_DELAY_MS: u64 = 200;
+    /// The largest `MOCK_BOT_START_DELAY_MS` (10 minutes, the longest scripted time).
+    pub const MAX_START_DELAY_MS: u64 = 600_000;
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, BehaviourError> {
         Self::from_vars(std::env::vars_os())
@@ -355,6 +365,11 @@ impl Behaviour {
         }
         let vars = Vars(found);
         Ok(Behaviour {
+            start_delay: vars.bounded_millis(
+                "MOCK_BOT_START_DELAY_MS",
+                Self::DEFAULT_START_DELAY_MS,
+                Self::MAX_START_DELAY_MS,
+            )?,
             join_delay: vars.millis("MOCK_BOT_JOIN_DELAY_MS", 100)?,
             admission_delay: vars.millis("MOCK_BOT_ADMISSION_DELAY_MS", 100)?,
             awaiting_admission_repeats: vars.number("MOCK_BOT_AWAITING_ADMISSION_REPEATS", 1)?,
@@ -456,6 +471,25 @@ impl Vars {
 
     fn millis(&self, var: &'static str, default_ms: u64) -> Result<Duration, BehaviourError> {
         self.number(var, default_ms).map(Duration::from_millis)
+    }
+
+    /// Milliseconds no larger than `max_ms`.
+    fn bounded_millis(
+        &self,
+        var: &'static str,
+        default_ms: u64,
+        max_ms: u64,
+    ) -> Result<Duration, BehaviourError> {
+        let ms = self.number(var, default_ms)?;
+        if ms > max_ms {
+            let value = self.get(var).unwrap_or_default();
+            return Err(Self::invalid(
+                var,
+                value,
+                format!("expected a whole number of milliseconds, at most {max_ms}"),
+            ));
+        }
+        Ok(Duration::from_millis(ms))
     }
 
     fn optional_millis(&self, var: &'static str) -> Result<Option<Duration>, BehaviourError> {
@@ -630,6 +664,22 @@ mod tests {
         assert_eq!(b.crash, None);
         assert_eq!(b.active_for, None);
         assert_eq!(b.restart_new_uid_after, None);
+        assert_eq!(b.start_delay, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn start_delay_is_bounded() {
+        let b = parse(&[("MOCK_BOT_START_DELAY_MS", "0")]).unwrap();
+        assert_eq!(b.start_delay, Duration::ZERO);
+        let b = parse(&[("MOCK_BOT_START_DELAY_MS", "600000")]).unwrap();
+        assert_eq!(b.start_delay, Duration::from_secs(600));
+        let err = parse(&[("MOCK_BOT_START_DELAY_MS", "600001")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MOCK_BOT_START_DELAY_MS=\"600001\"") && err.contains("600000"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -679,6 +729,9 @@ mod tests {
     #[case("MOCK_BOT_LEAVE", "sometimes")]
     #[case("MOCK_BOT_JOIN_DELAY_MS", "fast")]
     #[case("MOCK_BOT_JOIN_DELAY_MS", "-1")]
+    #[case("MOCK_BOT_START_DELAY_MS", "soon")]
+    #[case("MOCK_BOT_START_DELAY_MS", "-5")]
+    #[case("MOCK_BOT_START_DELAY_MS", "99999999999999999999")]
     #[case("MOCK_BOT_RESUBSCRIBE", "yes")]
     #[case("MOCK_BOT_MEETING_CHANNEL", "true")]
     #[case("MOCK_BOT_MEETING_CHANNEL", "")]

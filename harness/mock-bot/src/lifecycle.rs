@@ -77,6 +77,9 @@ pub struct Bot {
     crash_at: watch::Sender<Option<Instant>>,
     /// Set by the first SIGTERM under `graceful`: the bot exits 143 by then.
     grace_deadline: watch::Sender<Option<Instant>>,
+    /// When the bot started: its first report comes `start_delay` after this at the
+    /// earliest.
+    started_at: Instant,
 }
 
 impl Bot {
@@ -95,6 +98,7 @@ impl Bot {
             uid,
             crash_at: watch::Sender::new(None),
             grace_deadline: watch::Sender::new(None),
+            started_at: Instant::now(),
         }
     }
 
@@ -143,6 +147,9 @@ impl Bot {
     }
 
     async fn join_and_stay(&self) -> LeaveTrigger {
+        // The first report comes no earlier than the start delay (a leave or a SIGTERM
+        // meanwhile is handled as in any phase).
+        sleep_until(self.started_at + self.behaviour.start_delay).await;
         self.report(CallbackStatus::Joining).await;
         self.enter(Phase::Joining).await;
         sleep(self.behaviour.join_delay).await;
@@ -351,7 +358,7 @@ impl Bot {
                 let payload = ExitedPayload {
                     connection_id: self.current_uid(),
                     exit_code: 0,
-                    reason: trigger.reason().to_owned(),
+                    reason: Some(trigger.reason().to_owned()),
                     error_details: None,
                     completion_reason: None,
                     failure_stage: None,

@@ -106,8 +106,32 @@ pub struct RunningBot {
     pub container_name: Option<String>,
     pub platform: Option<String>,
     pub native_meeting_id: Option<String>,
+    /// Docker's status text.
     pub status: Option<String>,
+    /// `status` reduced to its first word (`Up`, `Exited`, ...).
+    pub normalized_status: Option<String>,
     pub created_at: Option<String>,
     pub labels: std::collections::HashMap<String, String>,
     pub meeting_id_from_name: Option<String>,
+}
+
+/// Docker's status text reduced to its first word, as production's `normalized_status`:
+/// `Up 3 seconds` -> `Up`, `Exited (0) 2 minutes ago` -> `Exited`.
+pub fn normalized_status(status: &str) -> Option<String> {
+    status.split_whitespace().next().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_status_is_the_first_word_of_dockers_status() {
+        assert_eq!(normalized_status("Up 3 seconds").as_deref(), Some("Up"));
+        assert_eq!(
+            normalized_status("Exited (137) 2 minutes ago").as_deref(),
+            Some("Exited")
+        );
+        assert_eq!(normalized_status("  "), None);
+    }
 }

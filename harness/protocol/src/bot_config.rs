@@ -4,11 +4,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::Platform;
 
+/// Keys whose value is null are left out, as production removes them before
+/// serialising; a missing optional key reads as `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotConfig {
     pub meeting_id: i64,
     pub platform: Platform,
-    #[serde(rename = "meetingUrl")]
+    #[serde(
+        rename = "meetingUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub meeting_url: Option<String>,
     #[serde(rename = "botName")]
     pub bot_name: String,
@@ -17,7 +23,9 @@ pub struct BotConfig {
     pub native_meeting_id: String,
     #[serde(rename = "connectionId")]
     pub connection_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     #[serde(rename = "redisUrl")]
     pub redis_url: String,
@@ -147,8 +155,6 @@ mod tests {
             "token",
             "nativeMeetingId",
             "connectionId",
-            "language",
-            "task",
             "redisUrl",
             "container_name",
             "automaticLeave",
@@ -157,6 +163,20 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         assert!(v["automaticLeave"].get("waitingRoomTimeout").is_some());
+    }
+
+    #[test]
+    fn null_keys_are_left_out_and_read_back_as_none() {
+        let mut config = sample();
+        config.meeting_url = None;
+        let v = serde_json::to_value(&config).unwrap();
+        for key in ["meetingUrl", "language", "task"] {
+            assert!(v.get(key).is_none(), "{key} written as null: {v}");
+        }
+        assert_eq!(BotConfig::parse(&v.to_string()).unwrap(), config);
+        config.language = Some("de".into());
+        let v = serde_json::to_value(&config).unwrap();
+        assert_eq!(v["language"], "de");
     }
 
     #[test]

@@ -4,13 +4,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CompletionReason, FailureStage, MeetingStatus};
 
-/// The statuses a bot may report through `status_change`.
+/// The statuses a bot may report through `status_change`: every status of the machine,
+/// as production's payload types it (a bot's `stopping` is stored; `requested` is an
+/// illegal transition from anywhere, rejected by the status machine, not by the parser).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackStatus {
+    Requested,
     Joining,
     AwaitingAdmission,
     Active,
+    Stopping,
     Completed,
     Failed,
 }
@@ -18,9 +22,11 @@ pub enum CallbackStatus {
 impl CallbackStatus {
     pub fn as_meeting_status(self) -> MeetingStatus {
         match self {
+            CallbackStatus::Requested => MeetingStatus::Requested,
             CallbackStatus::Joining => MeetingStatus::Joining,
             CallbackStatus::AwaitingAdmission => MeetingStatus::AwaitingAdmission,
             CallbackStatus::Active => MeetingStatus::Active,
+            CallbackStatus::Stopping => MeetingStatus::Stopping,
             CallbackStatus::Completed => MeetingStatus::Completed,
             CallbackStatus::Failed => MeetingStatus::Failed,
         }
@@ -73,13 +79,28 @@ impl StatusChangePayload {
 pub struct ExitedPayload {
     pub connection_id: String,
     pub exit_code: i32,
-    pub reason: String,
+    /// Optional, as production types it: a missing `reason` defaults to
+    /// [`ExitedPayload::DEFAULT_REASON`] (an explicit `null` stays `None`).
+    #[serde(
+        default = "default_exit_reason",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_details: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_reason: Option<CompletionReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_stage: Option<FailureStage>,
+}
+
+impl ExitedPayload {
+    /// Production's default for a missing `reason`.
+    pub const DEFAULT_REASON: &'static str = "self_initiated_leave";
+}
+
+fn default_exit_reason() -> Option<String> {
+    Some(ExitedPayload::DEFAULT_REASON.to_owned())
 }
 
 /// The answer of `/exited` when the transition applied.
@@ -105,11 +126,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_change_rejects_unknown_status() {
+    fn status_change_accepts_every_status_of_the_machine_and_nothing_else() {
+        for status in MeetingStatus::ALL {
+            let p: StatusChangePayload = serde_json::from_value(
+                serde_json::json!({"connection_id": "u", "status": status.as_str()}),
+            )
+            .unwrap();
+            assert_eq!(p.status.as_meeting_status(), status);
+        }
         let err = serde_json::from_str::<StatusChangePayload>(
-            r#"{"connection_id":"u","status":"stopping"}"#,
+            r#"{"connection_id":"u","status":"paused"}"#,
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn exited_reason_defaults_as_production_when_missing() {
+        let p: ExitedPayload =
+            serde_json::from_str(r#"{"connection_id":"u","exit_code":0}"#).unwrap();
+        assert_eq!(p.reason.as_deref(), Some("self_initiated_leave"));
+        let p: ExitedPayload =
+            serde_json::from_str(r#"{"connection_id":"u","exit_code":0,"reason":null}"#).unwrap();
+        assert_eq!(p.reason, None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod status;
 
 pub use api::{
     ConfigUpdateRequest, CreateBotRequest, MeetingJson, MeetingsResponse, MessageResponse,
-    RunningBot, RunningBotsResponse, Task,
+    RunningBot, RunningBotsResponse, Task, normalized_status,
 };
 pub use bot_config::{AutomaticLeave, BotConfig, BotConfigError};
 pub use callbacks::{

@@ -8,7 +8,9 @@ use crate::app::AppState;
 use crate::db::{self, User};
 use crate::error::ApiError;
 
-pub struct AuthUser(pub User);
+/// The user a request's `X-API-Key` names, and that key (production hands it to the bot
+/// as `BOT_CONFIG.token`).
+pub struct AuthUser(pub User, pub String);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -24,7 +26,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .to_str()
             .map_err(|_| ApiError::new(StatusCode::FORBIDDEN, "Invalid API key"))?;
         match db::user_by_token(&state.pool, key).await? {
-            Some(user) => Ok(AuthUser(user)),
+            Some(user) => Ok(AuthUser(user, key.to_owned())),
             None => Err(ApiError::new(StatusCode::FORBIDDEN, "Invalid API key")),
         }
     }

@@ -18,19 +18,27 @@ use crate::db;
 use crate::error::ApiError;
 use crate::stop;
 
-/// `POST /bots`, in production's order of effects: row, `requested` event, container,
-/// fire-and-forget session row, `current_uid`, container id; 201 still `requested`.
+/// `POST /bots`, in production's order of effects: row, `requested` event, container
+/// create and start, the fire-and-forget session row, `current_uid`, container id; 201
+/// still `requested`. With `session_before_start` the session row is written, and waited
+/// for, between create and start instead.
 pub async fn create_bot(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, api_key): AuthUser,
     ApiJson(req): ApiJson<CreateBotRequest>,
 ) -> Result<Response, ApiError> {
     req.platform
         .validate_native_id(&req.native_meeting_id)
-        .map_err(|err| ApiError::unprocessable(err.to_string()))?;
+        .map_err(|err| {
+            ApiError::validation(
+                &["body", "native_meeting_id"],
+                "value_error",
+                format!("Value error, {err}"),
+                Some(json!({"error": {}})),
+            )
+        })?;
     let native_id = req.native_meeting_id.as_str();
 
-    // Legacy quirk: only `requested` and `active` block a new bot.
     // Legacy quirk: only `requested` and `active` block a new bot; with `stop_all_rows`
     // any live row does.
     let blocking = if state.fixes.stop_all_rows {
@@ -90,8 +98,8 @@ pub async fn create_bot(
         meeting_id: meeting.id.into(),
         platform: req.platform,
         meeting_url: Some(req.platform.meeting_url(native_id, req.passcode.as_deref())),
-        bot_name: req.bot_name.clone().unwrap_or_else(|| "VexaBot".to_owned()),
-        token: format!("user-{}", user.id),
+        bot_name: req.bot_name.clone().unwrap_or_else(default_bot_name),
+        token: api_key,
         native_meeting_id: native_id.to_owned(),
         connection_id: connection_id.clone(),
         language: req.language.clone(),
@@ -105,26 +113,27 @@ pub async fn create_bot(
         },
         bot_manager_callback_url: state.config.callback_url.clone(),
     };
-    let env = vec![format!(
-        "BOT_CONFIG={}",
-        serde_json::to_string(&bot_config).expect("BOT_CONFIG serialises")
-    )];
+    let spec = containers::BotSpec {
+        image: &state.config.bot_image_name,
+        bot_config: &bot_config,
+        whisper_live_url: &state.config.whisper_live_url,
+        log_level: &state.config.bot_log_level,
+        user_id: user.id,
+        network: &state.config.docker_network,
+        mount: &state.config.bot_bind_mount,
+    };
     let runtime = &state.runtime;
     let started = async {
-        let id = runtime
-            .create_bot(
-                &name,
-                &state.config.bot_image_name,
-                env,
-                user.id,
-                &state.config.docker_network,
-            )
-            .await?;
-        // Recorded between create and start so that, without an injected lag, the row
-        // exists before the bot's first callback looks it up.
-        stop::record_session(&state, meeting.id, connection_id.clone()).await;
+        let id = runtime.create_bot(&name, spec.create_body()).await?;
+        if state.fixes.session_before_start {
+            // The fix: the bot's command address and callback key exist before the bot
+            // does; a start without them would leave every callback unanswered.
+            stop::record_session_now(&state, meeting.id, &connection_id)
+                .await
+                .map_err(StartError::Session)?;
+        }
         runtime.start(&id).await?;
-        Ok::<_, crate::containers::RuntimeError>(id)
+        Ok::<_, StartError>(id)
     };
     let container_id = match started.await {
         Ok(id) => id,
@@ -150,6 +159,11 @@ pub async fn create_bot(
             return Err(ApiError::internal(err));
         }
     };
+    if !state.fixes.session_before_start {
+        // Production: a background task scheduled after the start, errors only logged. A
+        // bot that calls back before it commits is answered "session not found".
+        stop::record_session(&state, meeting.id, connection_id.clone());
+    }
 
     if let Err(err) = state
         .bus
@@ -168,10 +182,25 @@ pub async fn create_bot(
     Ok((StatusCode::CREATED, Json(meeting.to_json())).into_response())
 }
 
+/// Why a bot did not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] crate::containers::RuntimeError),
+    #[error("record the bot's session before its start: {0}")]
+    Session(#[source] crate::db::DbError),
+}
+
+/// `VexaBot-<6 hex>`, production's name for a bot the request does not name.
+fn default_bot_name() -> String {
+    let suffix: u32 = rand::random();
+    format!("VexaBot-{:06x}", suffix & 0x00ff_ffff)
+}
+
 /// `DELETE /bots/{platform}/{native_meeting_id}`: 202 whatever happens next.
 pub async fn stop_bot(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     Path((platform, native_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
     let platform = parse_platform(&platform)?;
@@ -190,7 +219,7 @@ pub async fn stop_bot(
 /// the latest session (unlike stop, which takes the earliest).
 pub async fn update_config(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     Path((platform, native_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<ConfigUpdateRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
@@ -246,7 +275,7 @@ pub async fn update_config(
 /// `GET /bots/status`: the runtime's view, not the database's.
 pub async fn running_bots(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
 ) -> Result<Json<RunningBotsResponse>, ApiError> {
     let containers = state.runtime.running_for_user(user.id).await?;
     let ids: Vec<i32> = containers
@@ -270,6 +299,7 @@ pub async fn running_bots(
                 container_name: name,
                 platform: meeting.map(|m| m.platform.clone()),
                 native_meeting_id: meeting.map(|m| m.native_id().to_owned()),
+                normalized_status: c.status.as_deref().and_then(protocol::normalized_status),
                 status: c.status.clone(),
                 created_at: c
                     .created

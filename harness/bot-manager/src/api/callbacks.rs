@@ -96,7 +96,7 @@ fn settled_terminal(
 
 /// With `idempotent_callbacks`, stop dominates: once a stop was requested, any terminal
 /// outcome is recorded as completed with reason `stopped` (what the bot said is kept in
-/// the audit entry's `reason`).
+/// the audit entry's `reason`, the fix's note).
 fn stop_dominates(
     state: &AppState,
     meeting: &Meeting,
@@ -110,7 +110,7 @@ fn stop_dominates(
         (MeetingStatus::Completed, Some(reason)) => format!("completed ({reason})"),
         (other, _) => other.to_string(),
     };
-    details.reason = Some(format!("bot reported {reported}"));
+    details.note = Some(format!("bot reported {reported}"));
     details.completion_reason = Some(CompletionReason::Stopped);
     details.failure_stage = None;
     MeetingStatus::Completed
@@ -154,11 +154,19 @@ pub async fn status_change(
     }
     let status_after = match applied {
         Applied::Changed(updated) => updated.status,
+        // Production handles `active` and the terminals apart and answers the status the
+        // row keeps; every other status goes through its generic update, whose refusal is
+        // answered as a failure.
         Applied::Rejected(row) => match payload.status {
-            CallbackStatus::Joining | CallbackStatus::AwaitingAdmission => {
+            CallbackStatus::Requested
+            | CallbackStatus::Joining
+            | CallbackStatus::AwaitingAdmission
+            | CallbackStatus::Stopping => {
                 return Ok(update_failed());
             }
-            _ => row.status,
+            CallbackStatus::Active | CallbackStatus::Completed | CallbackStatus::Failed => {
+                row.status
+            }
         },
         Applied::Missing => return Ok(update_failed()),
     };
@@ -190,7 +198,8 @@ fn status_change_details(
             CallbackStatus::Active => payload.container_id.clone(),
             _ => None,
         },
-        data: Vec::new(),
+        from_status_change: true,
+        ..Default::default()
     };
     let to = stop_dominates(state, row, payload.status.as_meeting_status(), &mut details);
     (to, details)
@@ -210,7 +219,7 @@ pub async fn exited(
             MeetingStatus::Completed,
             TransitionDetails {
                 source: "exit_callback",
-                reason: Some(payload.reason.clone()),
+                reason: payload.reason.clone(),
                 completion_reason: Some(
                     payload
                         .completion_reason
@@ -225,7 +234,7 @@ pub async fn exited(
             MeetingStatus::Failed,
             TransitionDetails {
                 source: "exit_callback",
-                reason: Some(payload.reason.clone()),
+                reason: payload.reason.clone(),
                 failure_stage: Some(payload.failure_stage.unwrap_or(FailureStage::Active)),
                 error_details: payload.error_details.clone(),
                 exit_code: Some(payload.exit_code),
@@ -283,13 +292,20 @@ pub async fn session_start(
     let start = DateTime::parse_from_rfc3339(&payload.session_start_time)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|err| {
-            ApiError::unprocessable(format!(
-                "session_start_time {:?} is not RFC 3339: {err}",
-                payload.session_start_time
-            ))
+            ApiError::validation(
+                &["body", "session_start_time"],
+                "datetime_from_date_parsing",
+                format!("Input should be a valid datetime, {err}"),
+                Some(json!({"error": err.to_string()})),
+            )
         })?;
     if payload.session_uid.trim().is_empty() {
-        return Err(ApiError::unprocessable("session_uid is empty"));
+        return Err(ApiError::validation(
+            &["body", "session_uid"],
+            "string_too_short",
+            "String should have at least 1 character",
+            Some(json!({"min_length": 1})),
+        ));
     }
     let Ok(meeting_id) = i32::try_from(payload.meeting_id) else {
         return Err(ApiError::new(

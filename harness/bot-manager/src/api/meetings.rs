@@ -13,7 +13,7 @@ use crate::error::ApiError;
 
 pub async fn list_meetings(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
 ) -> Result<Json<MeetingsResponse>, ApiError> {
     let meetings = db::meetings_of_user(&state.pool, user.id).await?;
     Ok(Json(MeetingsResponse {

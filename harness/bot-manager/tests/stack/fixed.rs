@@ -161,7 +161,11 @@ async fn stop_and_exit_callback_at_the_same_instant_end_the_meeting_once() {
     );
 
     let row = assert_stopped_once(&stack, meeting.id).await;
-    assert_eq!(row.terminal_transitions()[0]["source"], "exit_callback");
+    // Production's entry for an exit callback: source `user` (any completion), with the
+    // callback's exit code; the finalizer's would say `finalizer` and carry none.
+    let terminal = &row.terminal_transitions()[0];
+    assert_eq!(terminal["source"], "user", "{terminal}");
+    assert_eq!(terminal["exit_code"], 0, "{terminal}");
 }
 
 // Pins "a repeated DELETE stops again": two DELETEs at once and a third while the stop
@@ -295,7 +299,15 @@ async fn late_joining_after_the_stop_is_ignored_and_the_meeting_ends_once() {
     assert_eq!(code, 202, "{body}");
     let row = assert_stopped_once(&stack, meeting.id).await;
     assert_eq!(row.transitions(), pairs(STOPPED_FROM_ACTIVE));
-    assert_eq!(row.terminal_transitions()[0]["source"], "bot_callback");
+    // The bot's `status_change` completed it: production's entry (source `user`, no
+    // exit code), with the stop-dominance note of what the bot reported.
+    let terminal = &row.terminal_transitions()[0];
+    assert_eq!(terminal["source"], "user", "{terminal}");
+    assert_eq!(terminal.get("exit_code"), None, "{terminal}");
+    assert_eq!(
+        terminal["reason"], "bot reported completed (stopped)",
+        "{terminal}"
+    );
     let log = stack.bot_log(meeting.id);
     let after_leave: Vec<&Value> = log
         .events
