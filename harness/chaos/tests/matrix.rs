@@ -93,6 +93,7 @@ single_fixes! {
     scenarios_give_their_stated_verdicts_under_route_meeting_channel => "route-meeting-channel",
     scenarios_give_their_stated_verdicts_under_row_locks => "row-locks",
     scenarios_give_their_stated_verdicts_under_runtime_exit_evidence => "runtime-exit-evidence",
+    scenarios_give_their_stated_verdicts_under_session_before_start => "session-before-start",
     scenarios_give_their_stated_verdicts_under_start_failure_fails => "start-failure-fails",
     scenarios_give_their_stated_verdicts_under_stop_all_rows => "stop-all-rows",
 }

@@ -38,6 +38,7 @@
 //! | `MOCK_BOT_EXIT_DELAY_MS` | ms (0) | slow exit: wait this long after the terminal callback |
 //! | `MOCK_BOT_ACTIVE_FOR_MS` | ms (forever) | leave by itself after this long active (completion reason `left_alone`): how a scenario scripts "everyone left" |
 //! | `MOCK_BOT_REDIS_URL` | `redis://` URL (`BOT_CONFIG.redisUrl`) | replaces `redisUrl` for every Redis connection (subscription and resubscriptions), e.g. a per-bot fault proxy; `STOPFLOW_HOST_ALIASES` still applies to its host |
+//! | `MOCK_BOT_SESSION_BASE` | `http://host[:port]` (none) | where `session_start` requests go instead of the callback base: a stand-in for the service that records sessions in production (its transcription collector) |
 //! | `MOCK_BOT_CALLBACK_BASE` | `http://host[:port]` (the callback URL's own) | replaces scheme, host and port of `BOT_CONFIG.botManagerCallbackUrl`, keeping its path, for every callback and `session_start` request; no path, query, fragment or user info; `STOPFLOW_HOST_ALIASES` still applies to its host |
 //!
 //! The two URL variables exist for the harness's fault proxy, which gives each bot its own
@@ -102,6 +103,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "MOCK_BOT_ACTIVE_FOR_MS",
     "MOCK_BOT_REDIS_URL",
     "MOCK_BOT_CALLBACK_BASE",
+    "MOCK_BOT_SESSION_BASE",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -255,6 +257,9 @@ pub struct Endpoints {
     pub redis_url: Option<String>,
     /// Scheme, host and port only (checked: no path, query, fragment or user info).
     pub callback_base: Option<Url>,
+    /// Where session starts go instead (`MOCK_BOT_SESSION_BASE`): a harness that stands in
+    /// for the service that records them in production (the transcription collector).
+    pub session_base: Option<Url>,
 }
 
 impl Endpoints {
@@ -289,6 +294,7 @@ impl Endpoints {
 
 const REDIS_URL_VAR: &str = "MOCK_BOT_REDIS_URL";
 const CALLBACK_BASE_VAR: &str = "MOCK_BOT_CALLBACK_BASE";
+const SESSION_BASE_VAR: &str = "MOCK_BOT_SESSION_BASE";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Behaviour {
@@ -438,6 +444,7 @@ impl Behaviour {
             endpoints: Endpoints {
                 redis_url: vars.redis_url(REDIS_URL_VAR)?,
                 callback_base: vars.http_base(CALLBACK_BASE_VAR)?,
+                session_base: vars.http_base(SESSION_BASE_VAR)?,
             },
         })
     }
@@ -811,6 +818,19 @@ mod tests {
     ) {
         let b = parse(&[("MOCK_BOT_CALLBACK_BASE", base)]).unwrap();
         assert_eq!(b.endpoints.callback_url(configured).unwrap(), want);
+    }
+
+    #[test]
+    fn a_session_base_is_checked_like_a_callback_base() {
+        let b = parse(&[("MOCK_BOT_SESSION_BASE", "http://127.0.0.1:4567")]).unwrap();
+        assert_eq!(
+            b.endpoints.session_base.map(String::from).as_deref(),
+            Some("http://127.0.0.1:4567/")
+        );
+        let err = parse(&[("MOCK_BOT_SESSION_BASE", "http://127.0.0.1:4567/bots")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MOCK_BOT_SESSION_BASE"), "{err}");
     }
 
     #[test]

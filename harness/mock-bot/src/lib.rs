@@ -120,7 +120,15 @@ pub async fn run() -> u8 {
         aliases,
     } = setup;
     let callbacks = match Callbacks::new(&config, &aliases) {
-        Ok(callbacks) => callbacks,
+        Ok(mut callbacks) => {
+            if let Some(base) = &behaviour.endpoints.session_base {
+                callbacks.session_start_url = format!(
+                    "{}/bots/internal/session_start",
+                    base.as_str().trim_end_matches('/')
+                );
+            }
+            callbacks
+        }
         Err(error) => {
             let message = format!("failed to {error}");
             eprintln!("mock-bot: {message}");
