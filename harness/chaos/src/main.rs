@@ -421,17 +421,23 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
     let pending = report
         .records
         .iter()
-        .filter(|r| matches!(r.verdict, chaos::verdict::Verdict::Pending { .. }))
+        .filter(|r| r.as_expected && matches!(r.verdict, chaos::verdict::Verdict::Pending { .. }))
         .count();
     let count = |f: fn(&chaos::verdict::Verdict) -> bool| {
         report.records.iter().filter(|r| f(&r.verdict)).count()
     };
     let inconclusive = count(|v| matches!(v, chaos::verdict::Verdict::Inconclusive { .. }));
     let errors = count(|v| matches!(v, chaos::verdict::Verdict::Error { .. }));
+    let not_applicable = count(|v| matches!(v, chaos::verdict::Verdict::NotApplicable { .. }));
+    let judged = total - pending - not_applicable;
+    let expected = expected - pending - not_applicable;
     println!(
-        "{expected}/{total} verdicts as expected ({pending} pending, not run; {inconclusive} inconclusive; {errors} harness errors); reports in {}",
+        "{expected}/{judged} verdicts as expected ({inconclusive} inconclusive, {errors} harness errors; not run: {pending} pending, {not_applicable} not applicable); reports in {}",
         dir.display()
     );
+    if judged == 0 && total > 0 {
+        println!("  NOTHING JUDGED: every run was pending or not applicable, so nothing was shown");
+    }
     for r in report.records.iter().filter(|r| !r.as_expected) {
         let word = match r.verdict {
             chaos::verdict::Verdict::Inconclusive { .. } => "INCONCLUSIVE",

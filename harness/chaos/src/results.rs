@@ -50,8 +50,8 @@ pub struct RunRecord {
 }
 
 impl RunReport {
-    /// 0 when every verdict is as expected, 2 when any record is a harness or infra
-    /// error, else 1.
+    /// 0 when every verdict is as expected and at least one run was judged, 2 when any
+    /// record is a harness or infra error, else 1.
     pub fn exit_code(&self) -> i32 {
         if self
             .records
@@ -59,11 +59,24 @@ impl RunReport {
             .any(|r| matches!(r.verdict, Verdict::Error { .. }))
         {
             2
+        } else if !self.records.is_empty() && self.records.iter().all(|r| !r.judged()) {
+            // Nothing ran (every record pending or not applicable): nothing was shown.
+            1
         } else if self.records.iter().all(|r| r.as_expected) {
             0
         } else {
             1
         }
+    }
+}
+
+impl RunRecord {
+    /// Whether the run was carried out and judged (not pending, not applicable).
+    pub fn judged(&self) -> bool {
+        !matches!(
+            self.verdict,
+            Verdict::Pending { .. } | Verdict::NotApplicable { .. }
+        )
     }
 }
 
@@ -121,5 +134,25 @@ impl RunReport {
             commit: None,
             records,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_in_which_nothing_was_judged_does_not_exit_0() {
+        // Against a service that could run none of the scenarios, every record was "not
+        // applicable" and the command exited 0: nothing was shown.
+        let na = RunRecord {
+            verdict: Verdict::NotApplicable {
+                reason: "its timers are fixed".into(),
+            },
+            ..RunRecord::sample("s", "legacy")
+        };
+        assert_eq!(RunReport::sample(vec![na.clone()]).exit_code(), 1);
+        let ran = RunRecord::sample("t", "legacy");
+        assert_eq!(RunReport::sample(vec![na, ran]).exit_code(), 0);
     }
 }
