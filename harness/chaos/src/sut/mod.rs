@@ -151,13 +151,11 @@ impl Sut {
         let follows = scenario.follows_fixed_timers();
         let mut timers = scenario.service.clone();
         let mut reasons = Vec::new();
+        let mut mismatched = Vec::new();
         for (key, value) in settings(&scenario.service) {
             match (adapter.timer(key), value) {
                 (Some(TimerSpec::Fixed { fixed }), Some(value)) if *fixed != value && !follows => {
-                    reasons.push(format!(
-                        "it sets service.{key} = {value}, but {}'s is fixed at {fixed} (a scenario that writes its times relative to the timers can say `fixed_timers = \"follow\"`)",
-                        self.name
-                    ))
+                    mismatched.push(format!("service.{key} = {value} (fixed at {fixed})"))
                 }
                 (Some(TimerSpec::Fixed { fixed }), _) => set(&mut timers, key, *fixed),
                 (Some(TimerSpec::Absent { .. }), _) => unset(&mut timers, key),
@@ -167,6 +165,16 @@ impl Sut {
                 )),
                 _ => {}
             }
+        }
+        if !mismatched.is_empty() {
+            reasons.insert(
+                0,
+                format!(
+                    "it sets {}, which {}'s code fixes (a scenario whose times are written relative to the timers can say `fixed_timers = \"follow\"`)",
+                    mismatched.join(", "),
+                    self.name
+                ),
+            );
         }
         if adapter.docker.transport == DockerTransport::Unix
             && scenario.steps.iter().any(|s| {
@@ -424,7 +432,7 @@ legacy = "holds"
         );
         let why = sut.not_applicable(&s).unwrap();
         assert!(
-            why.contains("service.delayed_stop_ms = 1000, but prod's is fixed at 30000"),
+            why.contains("service.delayed_stop_ms = 1000 (fixed at 30000)"),
             "{why}"
         );
         assert!(
