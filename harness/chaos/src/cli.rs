@@ -13,6 +13,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Read the image map (images.toml) and the acceptance criteria (acceptance.toml)
+    /// from this folder instead of the copies built into the binary.
+    #[arg(long, global = true, env = "STOPFLOW_FIXTURES", value_name = "DIR")]
+    pub fixtures: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,9 +54,10 @@ pub enum Command {
     /// `fixed`, 20 times each) and write signoff.md and signoff.html; exit 0 only when
     /// every criterion holds on every run.
     Signoff {
-        /// The criteria, their invariants and scenarios.
-        #[arg(long, default_value = "fixtures/acceptance.toml")]
-        criteria: PathBuf,
+        /// The criteria, their invariants and scenarios (default: the built-in
+        /// acceptance.toml, or the one in --fixtures).
+        #[arg(long)]
+        criteria: Option<PathBuf>,
         /// Where the scenarios the criteria name are.
         #[arg(long, default_value = "scenarios")]
         scenarios: PathBuf,

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod cli;
 pub mod engine;
+pub mod fixtures;
 pub mod history;
 pub mod links;
 pub mod profiles;

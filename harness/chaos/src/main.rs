@@ -12,6 +12,7 @@ use clap::Parser;
 /// scenarios), 2 a harness or infrastructure error.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    chaos::fixtures::set_dir(cli.fixtures.clone());
     // A run drops its database under the recorder's pool: sqlx's warnings about those
     // connections are noise to the user.
     tracing_subscriber::fmt()
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
                 profile,
                 repeat,
                 options,
-            } => signoff(&criteria, &scenarios, profile, repeat, options).await,
+            } => signoff(criteria.as_deref(), &scenarios, profile, repeat, options).await,
             Command::Matrix {
                 paths,
                 profiles,
@@ -292,7 +293,7 @@ async fn matrix(
 }
 
 async fn signoff(
-    criteria_path: &std::path::Path,
+    criteria_path: Option<&std::path::Path>,
     scenarios_dir: &std::path::Path,
     profile: String,
     repeat: u32,
@@ -302,7 +303,24 @@ async fn signoff(
         return 1;
     };
     let names: Vec<String> = catalogue.iter().map(|(_, s)| s.name.clone()).collect();
-    let criteria = match chaos::signoff::load_criteria(criteria_path, &names) {
+    let (text, criteria_path) = match criteria_path {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (text, path.to_owned()),
+            Err(err) => {
+                eprintln!("chaos: failed to read criteria {}: {err}", path.display());
+                return 1;
+            }
+        },
+        None => match chaos::fixtures::acceptance() {
+            Ok(found) => found,
+            Err(err) => {
+                eprintln!("chaos: failed to {err}");
+                return 1;
+            }
+        },
+    };
+    let criteria_path = criteria_path.as_path();
+    let criteria = match chaos::signoff::parse_criteria(criteria_path, &text, &names) {
         Ok(criteria) => criteria,
         Err(err) => {
             eprintln!("chaos: failed to {err}");

@@ -2,7 +2,7 @@
 //! `fixtures/profiles/` (`legacy`, `fixed`, one per fix) and `a+b` combinations of them,
 //! as the bot-manager's `--profile` takes them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -11,20 +11,46 @@ pub enum ProfileListError {
     Read { path: PathBuf, message: String },
 }
 
-fn profiles_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/profiles")
-}
+/// The profiles the reference bot-manager has built in (`fixtures/profiles/*.toml`; a
+/// test keeps this list and that folder the same), so an installed `chaos` needs no files.
+const NAMES: &[&str] = &[
+    "durable-stop",
+    "finalize-after-forced-stop",
+    "fixed",
+    "idempotent-callbacks",
+    "legacy",
+    "persist-stopping",
+    "reconcile",
+    "route-current-uid",
+    "route-meeting-channel",
+    "row-locks",
+    "runtime-exit-evidence",
+    "session-before-start",
+    "start-failure-fails",
+    "stop-all-rows",
+];
 
 /// Every built-in profile, in matrix order: `legacy`, each single fix by name, `fixed`.
 pub fn builtin() -> Result<&'static [String], ProfileListError> {
-    static BUILTIN: OnceLock<Result<Vec<String>, ProfileListError>> = OnceLock::new();
-    BUILTIN
-        .get_or_init(|| read(&profiles_dir()))
-        .as_deref()
-        .map_err(Clone::clone)
+    static BUILTIN: OnceLock<Vec<String>> = OnceLock::new();
+    Ok(BUILTIN.get_or_init(|| ordered(NAMES.iter().map(|n| (*n).to_owned()).collect())))
 }
 
-fn read(dir: &Path) -> Result<Vec<String>, ProfileListError> {
+/// `legacy` first, the single fixes by name, `fixed` last.
+fn ordered(names: Vec<String>) -> Vec<String> {
+    let mut singles: Vec<String> = names
+        .into_iter()
+        .filter(|n| n != "legacy" && n != "fixed")
+        .collect();
+    singles.sort();
+    let mut all = vec!["legacy".to_owned()];
+    all.append(&mut singles);
+    all.push("fixed".to_owned());
+    all
+}
+
+#[cfg(test)]
+fn read(dir: &std::path::Path) -> Result<Vec<String>, ProfileListError> {
     let error = |message: String| ProfileListError::Read {
         path: dir.to_owned(),
         message,
@@ -71,6 +97,12 @@ pub fn check(spec: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_names_are_the_profiles_of_fixtures() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/profiles");
+        assert_eq!(read(&dir).unwrap(), builtin().unwrap());
+    }
 
     #[test]
     fn builtin_profiles_start_with_legacy_and_end_with_fixed() {

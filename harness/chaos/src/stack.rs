@@ -222,10 +222,6 @@ async fn through(links: &crate::links::Links, link: &str, url: &str) -> Result<S
     crate::links::with_authority(url, &listen).ok_or_else(bad)
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn create_dir(path: &Path) -> Result<(), StackError> {
     std::fs::create_dir_all(path).map_err(|source| StackError::Io {
         path: path.to_owned(),
@@ -592,6 +588,16 @@ impl Stack {
         let bot_log_dir = config.log_dir.join("bots");
         create_dir(&bot_log_dir)?;
         let socket = dir.path().join("docker.sock");
+        // The image map, built in (or from --fixtures), as a file of the run's own.
+        let images = dir.path().join("images.toml");
+        let (map, _) = crate::fixtures::images().map_err(|e| StackError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+        std::fs::write(&images, map).map_err(|source| StackError::Io {
+            path: images.clone(),
+            source,
+        })?;
 
         let mut runtime_cmd = tokio::process::Command::new(infra::bins::workspace_bin("runtime")?);
         runtime_cmd
@@ -604,7 +610,7 @@ impl Stack {
                 "bot-manager=127.0.0.1",
             ])
             .arg("--images")
-            .arg(workspace_root().join("fixtures/images.toml"))
+            .arg(&images)
             .arg("--log-dir")
             .arg(&bot_log_dir)
             .stderr(log_file(&config.log_dir.join("runtime.log"))?);

@@ -25,13 +25,20 @@ fn find_from(exe: &Path, name: &str) -> Result<PathBuf, InfraError> {
     }
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if path.is_file() {
-        Ok(path)
-    } else {
-        Err(InfraError::MissingBinary {
-            name: name.to_owned(),
-            path,
-        })
+        return Ok(path);
     }
+    // An installed harness may have its programs elsewhere on PATH.
+    on_path(name).ok_or(InfraError::MissingBinary {
+        name: name.to_owned(),
+        path,
+    })
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(&file))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
