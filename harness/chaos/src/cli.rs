@@ -69,6 +69,17 @@ pub enum Command {
         #[command(flatten)]
         options: RunOptions,
     },
+    /// Run the API checks of protocol.md sections 4 and 5 against a system under test and
+    /// print one table: check, expected, observed, match. Exit 0 when every check matches.
+    Conform {
+        #[arg(long, env = "STOPFLOW_SUT", default_value = "reference")]
+        sut: String,
+        #[arg(long, env = "STOPFLOW_SUT_DIR")]
+        sut_dir: Option<PathBuf>,
+        /// Where the probe's logs go (a folder of its own is made there).
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+    },
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
     /// Judge a stored run again from its histories and rewrite its reports.

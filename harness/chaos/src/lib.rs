@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod conform;
 pub mod engine;
 pub mod fixtures;
 pub mod history;

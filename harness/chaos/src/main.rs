@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             Command::Validate { paths } => validate(&default_paths(paths)).map(|_| 0).unwrap_or(1),
             Command::List { paths, sut } => list(&default_paths(paths), &sut),
             Command::Report { run_dir } => report(&run_dir),
+            Command::Conform { sut, sut_dir, out } => conform(&sut, sut_dir, &out).await,
             Command::Signoff {
                 criteria,
                 scenarios,
@@ -380,6 +381,35 @@ async fn signoff(
             dir.join("signoff.html").display()
         );
         1
+    }
+}
+
+/// `chaos conform`: the table, and 0 only when every check matches.
+async fn conform(sut: &str, sut_dir: Option<PathBuf>, out: &std::path::Path) -> u8 {
+    infra::sweep::sweep_leftovers();
+    let sut = match chaos::sut::Sut::resolve(sut) {
+        Ok(sut) => Arc::new(sut),
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            return 2;
+        }
+    };
+    let logs = out.join(format!("conform-{}", engine::run_id()));
+    let name = sut.name.clone();
+    match chaos::conform::conform(sut, sut_dir, logs.clone()).await {
+        Ok(checks) => {
+            print!("{}", chaos::conform::render(&name, &checks));
+            eprintln!("chaos: logs in {}", logs.display());
+            if checks.iter().all(chaos::conform::Check::matches) {
+                0
+            } else {
+                1
+            }
+        }
+        Err(err) => {
+            eprintln!("chaos: failed to {err} (logs in {})", logs.display());
+            2
+        }
     }
 }
 

@@ -223,3 +223,26 @@ async fn the_collectors_stand_in_records_each_session_a_bot_reports_as_productio
         .unwrap();
     assert_eq!(count, 2);
 }
+
+#[test]
+fn the_reference_passes_every_conformance_check_and_the_table_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = chaos()
+        .args(["conform", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows = stdout
+        .lines()
+        .filter(|l| l.starts_with("| 4 |") || l.starts_with("| 5 |"))
+        .count();
+    assert!(rows >= 20, "{all}");
+    assert!(
+        stdout.contains(&format!("{rows}/{rows} checks match")),
+        "{all}"
+    );
+    assert!(!stdout.contains('✗'), "{all}");
+}
