@@ -156,6 +156,7 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
     let now = chrono::Utc::now();
     let grace =
         chrono::Duration::from_std(state.config.timers.finalizer_grace()).unwrap_or_default();
+    let mut exited = Vec::new();
     for row in db::non_terminal_meetings(&state.pool).await? {
         counts.rows_examined += 1;
         let mine: Vec<_> = containers
@@ -188,13 +189,30 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
             }
             continue;
         }
-        // Every container of the row is listed as exited: evidence.
+        // Every container of the row is listed as exited: evidence, once it holds after
+        // the grace (a restart lists its container exited for a moment).
         tracing::info!(
             meeting_id = row.id,
-            "reconcile: container exited; finalizing"
+            "reconcile: container exited; confirming after the grace"
         );
-        if finalize_if_live(state, row.id, "reconcile", None).await? {
-            counts.rows_finalized += 1;
+        exited.push(row.id);
+    }
+    if !exited.is_empty() {
+        tokio::time::sleep(state.config.timers.finalizer_grace()).await;
+        let again = state.runtime.bots().await?;
+        for id in exited {
+            let mine: Vec<_> = again.iter().filter(|c| c.meeting_id == id).collect();
+            if mine.is_empty() || mine.iter().any(|c| c.is_live()) {
+                tracing::info!(
+                    meeting_id = id,
+                    "reconcile: its container runs again; no evidence"
+                );
+                continue;
+            }
+            tracing::info!(meeting_id = id, "reconcile: container exited; finalizing");
+            if finalize_if_live(state, id, "reconcile", None).await? {
+                counts.rows_finalized += 1;
+            }
         }
     }
     // Containers still running for a row that is already terminal: tear them down.

@@ -417,6 +417,12 @@ impl Supervisor {
         {
             return Err(OpError::KillTimeout(reference.to_owned()));
         }
+        // A slow start (the `start_delay_ms` fault) slows the restart's start too: the
+        // container stays listed as exited, restarting, meanwhile.
+        let delay = self.faults().start_delay_ms;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         {
             let mut table = self.table();
             if let Some(c) = table.by_id_mut(&id) {

@@ -453,3 +453,64 @@ async fn two_instances_never_sweep_at_once_and_end_a_meeting_once() {
     let exit = second.stop().await.expect("stop the second bot-manager");
     assert!(exit.success(), "{exit:?}");
 }
+
+// Pins "reconcile finalized a restarting bot": a sweep that listed the container in the
+// moment between its kill and its start (a restart) failed a meeting whose bot went on
+// running (h2-restart-new-uid under fixed, about 1 run in 70). An exit is evidence only
+// if it still holds after the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_runs_again_within_the_grace_is_no_evidence_for_the_sweep() {
+    let stack = Stack::start_with(StackOptions {
+        // The sweep alone: the exit evidence would see the restart by itself.
+        profile: "reconcile".into(),
+        reconcile_interval_ms: Some(100),
+        finalizer_grace_ms: Some(3_000),
+        ..fixed()
+    })
+    .await;
+    let (_native, meeting) = stack.bot_at(&[], "active").await;
+    let container = stack.container_name(meeting.id).await;
+    // A restart whose start is slow: its container is listed exited for a second, long
+    // enough for a sweep to see it, and runs again well within the grace.
+    let (code, body) = stack
+        .runtime_put_faults(&json!({"start_delay_ms": 1000}))
+        .await;
+    assert!((200..300).contains(&code), "{code} {body}");
+    let restart = {
+        let stack = &stack;
+        let container = container.clone();
+        async move {
+            stack
+                .runtime_post(
+                    &format!("/_runtime/containers/{container}/restart"),
+                    &json!({"new_uid": false}),
+                )
+                .await
+        }
+    };
+    let seen = async {
+        wait_for("a sweep that saw the exit", || async {
+            stack
+                .service_log()
+                .contains("container exited; confirming after the grace")
+                .then_some(())
+        })
+        .await;
+    };
+    let ((code, body), ()) = tokio::join!(restart, seen);
+    assert!((200..300).contains(&code), "{code} {body}");
+    wait_for("the sweep to find the container running again", || async {
+        stack
+            .service_log()
+            .contains("its container runs again; no evidence")
+            .then_some(())
+    })
+    .await;
+    let row = stack.meeting_row(meeting.id).await;
+    assert_eq!(
+        row.status,
+        "active",
+        "the bot runs: {:?}",
+        row.transitions()
+    );
+}

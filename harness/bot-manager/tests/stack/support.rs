@@ -123,6 +123,11 @@ impl Stack {
         }
     }
 
+    /// What the service has logged so far.
+    pub fn service_log(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("service.log")).unwrap_or_default()
+    }
+
     pub fn redis_url(&self) -> &str {
         self.inner.redis_url()
     }
