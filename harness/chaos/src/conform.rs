@@ -141,6 +141,11 @@ impl Probe {
         }
     }
 
+    async fn delete(&self, native: &str) -> (u16, Value) {
+        let path = format!("/bots/google_meet/{native}");
+        self.call(Method::DELETE, &path, Some(DEV), None).await
+    }
+
     async fn status_of(&self, id: i64) -> String {
         sqlx::query_scalar::<_, String>("SELECT status FROM meetings WHERE id = $1")
             .bind(i32::try_from(id).unwrap_or(-1))
@@ -258,7 +263,7 @@ impl Probe {
             "4",
             "POST /bots: 201, the meeting still requested",
             "201 requested",
-            format!("{code} {}", body["status"].as_str().unwrap_or("-")),
+            said(code, &body, "status"),
         );
         let Some(id) = body["id"].as_i64() else {
             return Err(ConformError::Probe(format!(
@@ -340,7 +345,7 @@ impl Probe {
             "5",
             "status_change from an unknown session",
             "200 error",
-            format!("{code} {}", body["status"].as_str().unwrap_or("-")),
+            said(code, &body, "status"),
         );
         let (code, _) = self
             .callback(
@@ -403,19 +408,12 @@ impl Probe {
             observed,
         );
 
-        let (code, body) = self
-            .call(
-                Method::DELETE,
-                &format!("/bots/google_meet/{native}"),
-                Some(DEV),
-                None,
-            )
-            .await;
+        let (code, body) = self.delete(native).await;
         self.check(
             "4",
             "DELETE of an active meeting",
             "202 Stop request accepted and is being processed.",
-            format!("{code} {}", body["message"].as_str().unwrap_or("-")),
+            said(code, &body, "message"),
         );
         let observed = self
             .published(|c, p| c.starts_with("bot_commands:") && p["action"] == "leave")
@@ -468,24 +466,22 @@ impl Probe {
             "5",
             "a second exited on a completed row",
             "200 error",
-            format!("{code} {}", body["status"].as_str().unwrap_or("-")),
+            said(code, &body, "status"),
         );
-        let (code, body) = self
-            .call(
-                Method::DELETE,
-                &format!("/bots/google_meet/{native}"),
-                Some(DEV),
-                None,
-            )
-            .await;
+        let (code, body) = self.delete(native).await;
         self.check(
             "4",
             "DELETE of a completed meeting",
             "202 Meeting already completed.",
-            format!("{code} {}", body["message"].as_str().unwrap_or("-")),
+            said(code, &body, "message"),
         );
         Ok(())
     }
+}
+
+/// An answer in a few words: its code and one field of its body.
+fn said(code: u16, body: &Value, field: &str) -> String {
+    format!("{code} {}", body[field].as_str().unwrap_or("-"))
 }
 
 /// A payload in a few words: `{"action":"leave"}`, or the status it announces.
