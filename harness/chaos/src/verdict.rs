@@ -294,6 +294,41 @@ mod tests {
     }
 
     #[test]
+    fn a_verdict_is_as_expected_only_when_it_is_the_one_the_scenario_states() {
+        let holds = Expectation::Holds;
+        let pending = Expectation::Pending {
+            reason: "later".into(),
+        };
+        let violates: Expectation = "violates INV-TERMINAL".parse().unwrap();
+        let violated = Verdict::Violated {
+            invariants: [Invariant::Terminal].into(),
+        };
+        let inconclusive = Verdict::Inconclusive { reason: "r".into() };
+        let error = Verdict::Error { reason: "r".into() };
+        let not_run = Verdict::Pending {
+            reason: "other".into(),
+        };
+        assert!(as_expected(&holds, &Verdict::Holds));
+        assert!(as_expected(&pending, &not_run));
+        assert!(as_expected(&violates, &violated));
+        for (expectation, verdict) in [
+            (&holds, &violated),
+            (&holds, &inconclusive),
+            (&holds, &error),
+            (&holds, &not_run),
+            (&violates, &Verdict::Holds),
+            (&violates, &inconclusive),
+            (&pending, &Verdict::Holds),
+            (&pending, &error),
+        ] {
+            assert!(
+                !as_expected(expectation, verdict),
+                "{expectation} read {verdict} as expected"
+            );
+        }
+    }
+
+    #[test]
     fn violation_expectation_must_match_exactly() {
         let results = [
             result(Invariant::Terminal, Outcome::Violated),

@@ -126,7 +126,10 @@ fn recorded_run_that_keeps_an_invariant_is_judged_held_with_its_precondition_met
 #[test]
 fn recorded_happy_path_holds_every_invariant_with_its_precondition_met() {
     let (history, config) = recorded("happy-path-legacy");
-    for r in check::check_all(&history, &config) {
+    let results = check::check_all(&history, &config);
+    let judged: Vec<Invariant> = results.iter().map(|r| r.invariant).collect();
+    assert_eq!(judged, Invariant::ALL, "every invariant judged, once");
+    for r in results {
         assert_eq!(r.outcome, Outcome::Holds, "{}: {}", r.invariant, r.summary);
         assert!(r.precondition_met, "{}: {}", r.invariant, r.summary);
     }

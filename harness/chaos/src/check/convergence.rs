@@ -161,4 +161,15 @@ mod tests {
         let h = active_meeting().at(3000).end();
         assert_eq!(convergence(&h).rows, 0);
     }
+
+    #[test]
+    fn a_request_other_than_delete_answered_202_obliges_no_row() {
+        let h = active_meeting()
+            .at(1000)
+            .request("POST", "m1", 202)
+            .at(3000)
+            .end();
+        let c = convergence(&h);
+        assert_eq!((c.rows, c.unconverged, c.worst_ms), (0, 0, None));
+    }
 }

@@ -192,3 +192,30 @@ pub fn check(invariant: Invariant, history: &History, config: &CheckConfig) -> C
         Invariant::NoLoss => invariants::no_loss(history, config),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::invariants::testkit::{H, config};
+    use super::*;
+
+    #[test]
+    fn check_all_judges_every_invariant_once_in_the_stable_order() {
+        // An empty or partial list of results folds into no violation: every invariant
+        // must be judged, each by its own checker.
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "requested")
+            .at(100)
+            .status(1, "requested", "active")
+            .at(5000)
+            .end();
+        let all = check_all(&h, &config());
+        let judged: Vec<Invariant> = all.iter().map(|r| r.invariant).collect();
+        assert_eq!(judged, Invariant::ALL);
+        for r in &all {
+            assert_eq!(*r, check(r.invariant, &h, &config()));
+        }
+        let transitions = &all[3];
+        assert_eq!(transitions.outcome, Outcome::Violated, "{transitions:?}");
+    }
+}

@@ -748,3 +748,180 @@ fn exit_seen_by_bot<'h>(bot_events: &[&'h Event], from_us: i64) -> LifeEnd<'h> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::check::invariants::testkit::{H, container_name};
+
+    const LONG_A: &str = "aaaa1111bbbb2222cccc";
+    const LONG_B: &str = "dddd3333eeee4444ffff";
+
+    /// Meeting 1's container under a long Docker id, meeting 2's under a short one; both
+    /// started.
+    fn two_containers(b_id: &str) -> H {
+        H::new()
+            .at(0)
+            .insert(1, "aaa-aaaa-aaa", "active")
+            .insert(2, "abc-defg-hij", "active")
+            .at(10)
+            .container_as(1, LONG_A, &container_name(1), "start")
+            .container_as(2, b_id, &container_name(2), "start")
+    }
+
+    /// Which recorded container the final state's entry was attached to, and how many
+    /// containers the timeline knows.
+    fn attached(id: &str, name: &str) -> (Option<usize>, usize) {
+        let h = two_containers(LONG_B)
+            .at(5000)
+            .final_container(id, name, None, "running")
+            .end();
+        let tl = Timeline::new(&h);
+        let index = tl.containers.iter().position(|c| c.final_entry.is_some());
+        (index, tl.containers.len())
+    }
+
+    #[test]
+    fn a_final_state_entry_attaches_to_the_container_it_names_and_to_no_other() {
+        // The final state is how a forgotten container is seen: attached to the wrong
+        // container, it would keep the wrong meeting's container alive.
+        assert_eq!(attached(LONG_B, ""), (Some(1), 2), "by its id");
+        assert_eq!(attached("dddd3333eeee", ""), (Some(1), 2), "by a short id");
+        assert_eq!(
+            attached(&format!("{LONG_B}99"), ""),
+            (Some(1), 2),
+            "by a longer id"
+        );
+        assert_eq!(
+            attached("", &format!("/{}", container_name(2))),
+            (Some(1), 2),
+            "by Docker's /name"
+        );
+        // Known only from the final state: a container of its own, its meeting from its
+        // name.
+        let h = two_containers(LONG_B)
+            .at(5000)
+            .final_container("9999", &container_name(3), None, "exited")
+            .end();
+        let tl = Timeline::new(&h);
+        assert_eq!(tl.containers.len(), 3);
+        assert!(tl.containers[2].final_entry.is_some());
+        assert_eq!(tl.containers[2].meeting_id, Some(3));
+        assert!(tl.containers[..2].iter().all(|c| c.final_entry.is_none()));
+    }
+
+    #[test]
+    fn a_bot_log_belongs_to_the_container_it_names_by_name_id_or_twelve_character_id() {
+        let refs = [
+            container_name(2),
+            format!("/{}", container_name(2)),
+            "b2".to_owned(),
+            LONG_A[..12].to_owned(),
+            LONG_A[..11].to_owned(),
+            String::new(),
+        ];
+        let mut h = two_containers("b2")
+            .at(5000)
+            .final_auto()
+            // A container known only by its name (no id) in the final state.
+            .final_container("", &container_name(3), None, "exited");
+        for reference in &refs {
+            h = h.bot_as(reference, None, "u", "started", json!({}));
+        }
+        let h = h.end();
+        let tl = Timeline::new(&h);
+        let linked: Vec<(&str, Option<usize>)> = tl
+            .bots
+            .iter()
+            .map(|b| (b.container.as_str(), b.life))
+            .collect();
+        assert_eq!(
+            linked,
+            [
+                (refs[0].as_str(), Some(1)),
+                (refs[1].as_str(), Some(1)),
+                (refs[2].as_str(), Some(1)),
+                (refs[3].as_str(), Some(0)),
+                // Shorter than Docker's short id: too ambiguous to name a container.
+                (refs[4].as_str(), None),
+                // A line naming no container is no container's.
+                (refs[5].as_str(), None),
+            ]
+        );
+        assert_eq!(tl.bots[0].meeting_id, Some(2));
+    }
+
+    #[test]
+    fn a_restart_event_inside_a_life_does_not_begin_a_new_one() {
+        // Docker reports a restart as die, start, restart: the life began at the start.
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(10)
+            .start(1)
+            .at(1000)
+            .die(1)
+            .at(1100)
+            .container(1, "start")
+            .at(1200)
+            .container(1, "restart")
+            .at(5000)
+            .end();
+        let tl = Timeline::new(&h);
+        let froms: Vec<i64> = tl.containers[0].lives.iter().map(|l| l.from_us).collect();
+        assert_eq!(froms, [10_000, 1_100_000]);
+        assert_eq!(tl.containers[0].alive_at(1_150_000), Alive::Yes);
+    }
+
+    #[test]
+    fn a_container_is_dead_from_the_instant_of_its_death() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(10)
+            .start(1)
+            .at(2000)
+            .die(1)
+            .at(5000)
+            .end();
+        let tl = Timeline::new(&h);
+        let c = &tl.containers[0];
+        assert_eq!(c.alive_at(9_999), Alive::No);
+        assert_eq!(c.alive_at(10_000), Alive::Yes);
+        assert_eq!(c.alive_at(1_999_999), Alive::Yes);
+        assert_eq!(c.alive_at(2_000_000), Alive::No);
+    }
+
+    #[test]
+    fn a_container_that_exited_unseen_lives_until_its_bots_last_line_then_maybe() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(10)
+            .start(1)
+            .at(20)
+            .bot(1, "u1", "started", json!({}))
+            .at(3000)
+            .bot(1, "u1", "heartbeat", json!({}))
+            .at(5000)
+            .final_auto()
+            .final_edit(|f| f.containers[0].state = "exited".into())
+            .end();
+        let tl = Timeline::new(&h);
+        let c = &tl.containers[0];
+        assert!(
+            matches!(
+                c.gone(),
+                Gone::Sometime {
+                    after_us: 3_000_000
+                }
+            ),
+            "{:?}",
+            c.gone()
+        );
+        assert_eq!(c.alive_at(3_000_000), Alive::Yes);
+        assert_eq!(c.alive_at(3_000_001), Alive::Maybe);
+    }
+}

@@ -388,4 +388,249 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert!(r.summary.contains("bot_commands:second"), "{}", r.summary);
     }
+
+    #[test]
+    fn leave_published_at_the_instant_the_container_died_finds_no_live_bot() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .session(1, "stale")
+            .at(1000)
+            .die(1)
+            .leave("stale")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
+
+    #[test]
+    fn a_bot_whose_container_is_unknown_is_alive_while_its_log_runs() {
+        // No container event and no final state: the bot's own lines bracket its life.
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .session(1, "live")
+            .session(1, "stale")
+            .at(100)
+            .bot(1, "live", "started", json!({}))
+            .subscribed(1, "live")
+            .at(1000)
+            .leave("stale")
+            .at(3000)
+            .leave("stale")
+            .bot(1, "live", "heartbeat", json!({}))
+            .at(4000)
+            .leave("stale")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        let at: Vec<i64> = r
+            .violations
+            .iter()
+            .map(|v| v.witness.last().expect("the publish").at_us)
+            .collect();
+        assert_eq!(at, [1_000_000, 3_000_000], "{r:?}");
+    }
+
+    /// Meeting 1 (`m0`) and meeting 2 (`m1`), each with its container and its bot
+    /// subscribed on its own uid; meeting 2's sessions also hold a stale uid.
+    fn two_meetings() -> H {
+        H::new()
+            .label("m0", "aaa-aaaa-aaa")
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "aaa-aaaa-aaa", "active")
+            .insert(2, "abc-defg-hij", "active")
+            .at(10)
+            .start(1)
+            .start(2)
+            .session(1, "u1")
+            .session(2, "u2")
+            .at(20)
+            .subscribed(1, "u1")
+            .subscribed(2, "u2")
+            .at(500)
+            .session(2, "stale2")
+    }
+
+    #[test]
+    fn a_leave_is_judged_against_the_bots_of_its_own_meeting() {
+        let h = two_meetings().at(1000).leave("stale2").at(5000).end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(
+            r.summary,
+            "Leave for meeting 2 published at 1000 ms on bot_commands:stale2 reached no live bot: its bot vexa-bot-2-0000abcd listened on bot_commands:u2."
+        );
+    }
+
+    #[test]
+    fn a_bots_liveness_is_that_of_its_own_container() {
+        // Meeting 2's container died; meeting 1's still runs and must not lend it life.
+        let h = two_meetings()
+            .at(800)
+            .die(2)
+            .at(1000)
+            .leave("stale2")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
+
+    #[test]
+    fn a_leave_to_an_unknown_uid_counts_only_while_a_delete_is_in_flight_for_the_row_it_addresses()
+    {
+        let h = two_meetings()
+            .at(900)
+            .leave("nobody-knows")
+            .at(1000)
+            .delete_invoked("m1")
+            .at(1010)
+            .leave("nobody-knows")
+            .at(1020)
+            .answered("m1", 202)
+            .at(1100)
+            .leave("nobody-knows")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.violations.len(), 1, "{r:?}");
+        assert!(
+            r.summary
+                .starts_with("Leave for meeting 2 published at 1010 ms"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_leave_while_a_container_runs_without_any_bot_log_is_undecided() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .session(1, "u1")
+            .at(10)
+            .start(1)
+            .at(1000)
+            .leave("u1")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(r.precondition_met, "{r:?}");
+        assert!(r.summary.contains("no log of its bot"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_leave_after_a_container_without_bot_logs_died_is_ignored() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .session(1, "u1")
+            .at(10)
+            .start(1)
+            .at(800)
+            .die(1)
+            .at(1000)
+            .leave("u1")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
+
+    #[test]
+    fn a_uid_named_only_by_its_bots_log_belongs_to_the_meeting_of_the_bots_container() {
+        // No session row names `solo`, and the bot's lines carry no meeting id: the
+        // meeting comes from the container name the lines are logged under.
+        let name = super::super::testkit::container_name(1);
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(10)
+            .start(1)
+            .at(20)
+            .bot_as(&name, None, "solo", "started", json!({}))
+            .bot_as(
+                &name,
+                None,
+                "solo",
+                "subscribed",
+                json!({"channel": "bot_commands:meeting:1"}),
+            )
+            .at(1000)
+            .leave("solo")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary.starts_with("Leave for meeting 1"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_held_summary_counts_the_leaves_that_found_no_live_bot() {
+        let h = running_bot("live")
+            .at(30)
+            .subscribed(1, "live")
+            .at(1000)
+            .leave("live")
+            .at(2000)
+            .die(1)
+            .at(3000)
+            .leave("live")
+            .leave("live")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "All 1 leave(s) published while the meeting's bot was alive reached the channel it listened on (2 other leave(s) found no live bot and were ignored)."
+        );
+    }
+
+    #[test]
+    fn a_violation_names_a_live_bot_listening_nowhere_as_such() {
+        // Two live bots of one meeting: one never subscribed, the other on its own uid.
+        let h = running_bot("first")
+            .at(25)
+            .container_as(1, "c1b", "vexa-bot-1-1111abcd", "start")
+            .session(1, "second")
+            .at(30)
+            .bot_as(
+                "vexa-bot-1-1111abcd",
+                Some(1),
+                "second",
+                "started",
+                json!({}),
+            )
+            .bot_as(
+                "vexa-bot-1-1111abcd",
+                Some(1),
+                "second",
+                "subscribed",
+                json!({"channel": "bot_commands:second"}),
+            )
+            .at(1000)
+            .leave("first")
+            .at(5000)
+            .end();
+        let r = leave_routed(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary
+                .ends_with("its bot vexa-bot-1-0000abcd listened nowhere."),
+            "{}",
+            r.summary
+        );
+    }
 }

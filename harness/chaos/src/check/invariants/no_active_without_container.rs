@@ -89,7 +89,7 @@ fn check_meeting(tl: &Timeline<'_>, config: &CheckConfig, id: i64, findings: &mu
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{H, config};
+    use super::super::testkit::{H, config, container_name};
     use super::*;
     use crate::check::Outcome;
 
@@ -272,5 +272,87 @@ mod tests {
         let r = no_active_without_container(&h, &config());
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert!(r.summary.contains("went away at 2000 ms"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_container_gone_for_exactly_the_grace_when_the_run_ends_is_judged() {
+        let h = active_meeting().at(2000).die(1).at(3000).end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary.contains("still active at 3000 ms"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_replacement_container_still_running_keeps_the_meeting_from_being_gone() {
+        let h = active_meeting()
+            .at(2000)
+            .die(1)
+            .at(2100)
+            .container_as(1, "c1b", "vexa-bot-1-1111abcd", "start")
+            .at(10_000)
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
+
+    #[test]
+    fn a_replacement_container_that_never_started_does_not_keep_the_meeting() {
+        let h = active_meeting()
+            .at(2000)
+            .die(1)
+            .at(2100)
+            .container_as(1, "c1b", "vexa-bot-1-1111abcd", "create")
+            .at(10_000)
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(r.summary.contains("went away at 2000 ms"), "{}", r.summary);
+    }
+
+    #[test]
+    fn the_meeting_is_gone_from_the_death_of_its_last_container() {
+        // Its second container died a second after the first: completing 500 ms after
+        // the last death is within the grace.
+        let h = active_meeting()
+            .at(500)
+            .container_as(1, "c1b", "vexa-bot-1-1111abcd", "start")
+            .at(2000)
+            .die(1)
+            .at(3000)
+            .container_as(1, "c1b", "vexa-bot-1-1111abcd", "die")
+            .at(3500)
+            .status(1, "active", "completed")
+            .at(10_000)
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+    }
+
+    #[test]
+    fn a_container_known_only_from_the_final_state_went_away_at_its_bots_exiting_line() {
+        // No container event at all (forgotten by the runtime): the final state lists it
+        // exited, and its bot's `exiting` line dates the exit, not its first line.
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(50)
+            .bot(1, "u1", "started", serde_json::json!({}))
+            .at(2000)
+            .bot(1, "u1", "exiting", serde_json::json!({"code": 0}))
+            .at(10_000)
+            .final_auto()
+            .final_container("c1", &container_name(1), Some(1), "exited")
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "Meeting 1 was still active at 3000 ms, 1000 ms after its container went away at 2000 ms."
+        );
     }
 }

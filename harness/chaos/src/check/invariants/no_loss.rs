@@ -401,4 +401,63 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Unknown);
         assert!(r.precondition_met);
     }
+
+    #[test]
+    fn failed_row_without_its_failure_stage_violates_no_loss() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .status(1, "active", "failed")
+            .at(5000)
+            .final_auto()
+            .final_edit(|f| {
+                f.meetings[0]
+                    .data
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("failure_stage");
+            })
+            .end();
+        let r = no_loss(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "Meeting 1 is failed since 1000 ms without data.failure_stage."
+        );
+    }
+
+    #[test]
+    fn a_null_or_empty_completion_reason_is_no_reason() {
+        for empty in [json!(null), json!("")] {
+            let h = stopped_meeting()
+                .at(5000)
+                .final_auto()
+                .final_edit(|f| f.meetings[0].data["completion_reason"] = empty.clone())
+                .end();
+            let r = no_loss(&h, &config());
+            assert_eq!(r.outcome, Outcome::Violated, "{empty}: {r:?}");
+            assert!(
+                r.summary.contains("without data.completion_reason"),
+                "{}",
+                r.summary
+            );
+        }
+    }
+
+    #[test]
+    fn a_lost_session_row_is_not_made_up_for_by_another_session_of_its_meeting() {
+        let h = stopped_meeting()
+            .at(5000)
+            .final_auto()
+            .final_edit(|f| f.sessions[0].session_uid = "u2".into())
+            .end();
+        let r = no_loss(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary.contains("Session u1 of meeting 1"),
+            "{}",
+            r.summary
+        );
+    }
 }

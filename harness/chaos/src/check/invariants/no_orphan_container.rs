@@ -249,4 +249,94 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert!(r.summary.contains("started at 20 ms"), "{}", r.summary);
     }
+
+    #[test]
+    fn a_container_dying_at_the_instant_its_meeting_ends_is_no_precondition() {
+        let h = active_meeting()
+            .at(1000)
+            .die(1)
+            .status(1, "active", "completed")
+            .at(10_000)
+            .end();
+        let r = no_orphan_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
+
+    #[test]
+    fn a_container_still_running_exactly_when_the_grace_runs_out_violates() {
+        let h = active_meeting()
+            .at(1000)
+            .status(1, "active", "completed")
+            .at(2000)
+            .end();
+        let r = no_orphan_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(r.summary.contains("still ran at the end"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_container_started_for_a_terminal_meeting_at_the_runs_last_instant_is_undecided() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "requested")
+            .at(5)
+            .status(1, "requested", "completed")
+            .at(5000)
+            .start(1)
+            .end();
+        let r = no_orphan_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(r.precondition_met, "{r:?}");
+    }
+
+    /// A container that exited at a time no event shows (the final state lists it
+    /// exited), its bot's last line at `last_line_ms`; the meeting completed at 1000 ms.
+    fn exited_unseen(last_line_ms: i64) -> History {
+        active_meeting()
+            .at(20)
+            .bot(1, "u1", "started", serde_json::json!({}))
+            .at(1000)
+            .status(1, "active", "completed")
+            .at(last_line_ms)
+            .bot(1, "u1", "heartbeat", serde_json::json!({}))
+            .at(10_000)
+            .final_auto()
+            .final_edit(|f| f.containers[0].state = "exited".into())
+            .end()
+    }
+
+    #[test]
+    fn a_container_whose_bot_logged_past_the_grace_after_completion_violates() {
+        let r = no_orphan_container(&exited_unseen(3000), &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "Meeting 1 became completed at 1000 ms while its container vexa-bot-1-0000abcd ran; its bot still logged at 3000 ms, past the grace (2000 ms)."
+        );
+        let last = r.witness.last().expect("a witness");
+        assert!(
+            matches!(&last.kind, EventKind::Bot { event, .. } if event == "heartbeat"),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn a_container_whose_bot_logged_until_the_grace_ran_out_is_undecided() {
+        let r = no_orphan_container(&exited_unseen(2000), &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(r.precondition_met, "{r:?}");
+        assert!(
+            r.summary.contains("unknown time after 2000 ms"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_container_whose_bot_fell_silent_when_its_meeting_ended_is_no_precondition() {
+        let r = no_orphan_container(&exited_unseen(1000), &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
 }

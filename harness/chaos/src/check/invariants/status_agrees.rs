@@ -528,4 +528,117 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Unknown);
         assert!(r.precondition_met);
     }
+
+    #[test]
+    fn a_status_channel_naming_an_older_row_credits_that_row() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .insert(2, "abc-defg-hij", "active")
+            .at(100)
+            .published(
+                "bm:meeting:1:status",
+                json!({
+                    "meeting": {"platform": "google_meet", "native_id": "abc-defg-hij"},
+                    "payload": {"status": "stopping"},
+                }),
+            )
+            .at(5000)
+            .final_auto()
+            .end();
+        let r = status_agrees(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary
+                .starts_with("Meeting 1: the last published status is stopping"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_legacy_status_channel_names_the_meeting_key_when_the_payload_does_not() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(100)
+            .published(
+                "bm:meeting:1:google_meet:abc-defg-hij:status",
+                json!({"payload": {"status": "stopping"}}),
+            )
+            .at(5000)
+            .final_auto()
+            .end();
+        let r = status_agrees(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(r.summary.starts_with("Meeting 1: "), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_change_published_once_no_longer_current_is_not_credited_to_the_newest_row() {
+        // Row 1's two changes are published after both were stored; row 2 publishes
+        // nothing and must not be credited with row 1's `awaiting_admission`.
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "joining")
+            .insert(2, "abc-defg-hij", "joining")
+            .at(100)
+            .status(1, "joining", "awaiting_admission")
+            .status(1, "awaiting_admission", "active")
+            .at(101)
+            .status_published("abc-defg-hij", "awaiting_admission")
+            .status_published("abc-defg-hij", "active")
+            .at(5000)
+            .final_auto()
+            .end();
+        let r = status_agrees(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+        assert!(r.summary.contains("all 1 meeting(s)"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_repeated_status_goes_to_the_row_that_holds_it() {
+        let h = H::new()
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .status_published("abc-defg-hij", "active")
+            .insert(2, "abc-defg-hij", "joining")
+            .status_published("abc-defg-hij", "joining")
+            .at(1000)
+            .status_published("abc-defg-hij", "active")
+            .at(5000)
+            .final_auto()
+            .end();
+        let r = status_agrees(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+        assert!(r.summary.contains("all 2 meeting(s)"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_status_published_before_its_keys_first_row_was_recorded_goes_to_that_row() {
+        // The publish is recorded before the row it announces; rows of other keys (same
+        // native id on another platform, another native id) were recorded earlier.
+        let inserted = |h: H, id: i64, platform: &str, native: &str, status: &str| {
+            h.push(EventKind::MeetingInserted {
+                meeting_id: id,
+                platform: platform.into(),
+                native_meeting_id: native.into(),
+                status: status.into(),
+            })
+        };
+        let h = H::new()
+            .at(0)
+            .status_published("abc-defg-hij", "requested")
+            .at(2);
+        let h = inserted(h, 5, "zoom", "abc-defg-hij", "active").at(3);
+        let h = inserted(h, 6, "google_meet", "other-native", "active").at(10);
+        let h = inserted(h, 7, "google_meet", "abc-defg-hij", "requested").at(20);
+        let h = inserted(h, 8, "google_meet", "abc-defg-hij", "joining")
+            .at(5000)
+            .final_auto()
+            .end();
+        let r = status_agrees(&h, &config());
+        assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
+        assert!(r.summary.contains("all 1 meeting(s)"), "{}", r.summary);
+    }
 }

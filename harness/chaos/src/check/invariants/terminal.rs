@@ -424,4 +424,96 @@ mod tests {
             .end();
         assert_eq!(terminal(&h, &config()).outcome, Outcome::Holds);
     }
+
+    #[test]
+    fn a_request_other_than_delete_answered_202_is_not_a_stop() {
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .request("POST", "m1", 202)
+            .at(20_000)
+            .end();
+        let r = terminal(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(!r.precondition_met, "{r:?}");
+    }
+
+    #[test]
+    fn a_run_ending_exactly_at_the_deadline_judges_the_stop() {
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(6000)
+            .end();
+        let r = terminal(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert!(
+            r.summary.contains("at the deadline 6000 ms"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn several_undecided_rows_are_summarised_with_their_count() {
+        // Three live rows of one key, the run cut short before the deadline.
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .insert(2, "abc-defg-hij", "active")
+            .insert(3, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(2000)
+            .end();
+        let r = terminal(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert_eq!(
+            r.summary,
+            "Meeting 1 (m1): stop accepted at 1000 ms, not terminal when the run ended at 2000 ms, before its deadline 6000 ms. (and 2 more undecided cases)"
+        );
+    }
+
+    #[test]
+    fn one_undecided_row_is_summarised_alone() {
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(2000)
+            .end();
+        assert_eq!(
+            terminal(&h, &config()).summary,
+            "Meeting 1 (m1): stop accepted at 1000 ms, not terminal when the run ended at 2000 ms, before its deadline 6000 ms."
+        );
+    }
+
+    #[test]
+    fn three_violated_rows_are_summarised_with_their_count() {
+        let h = H::new()
+            .label("m1", "abc-defg-hij")
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .insert(2, "abc-defg-hij", "active")
+            .insert(3, "abc-defg-hij", "active")
+            .at(1000)
+            .delete_accepted("m1")
+            .at(20_000)
+            .end();
+        let r = terminal(&h, &config());
+        assert_eq!(r.violations.len(), 3, "{r:?}");
+        assert!(
+            r.summary.ends_with(" (and 2 more violations)"),
+            "{}",
+            r.summary
+        );
+    }
 }

@@ -129,13 +129,19 @@ impl H {
     }
 
     /// `DELETE /bots/...` about `label`, invoked and answered `status` at this instant.
-    pub fn delete(mut self, label: &str, status: u16) -> Self {
+    pub fn delete(self, label: &str, status: u16) -> Self {
+        self.request("DELETE", label, status)
+    }
+
+    /// A request with any method about `label`, invoked and answered `status` at this
+    /// instant.
+    pub fn request(mut self, method: &str, label: &str, status: u16) -> Self {
         self.op += 1;
         let op = self.op;
         let http = |phase, status| EventKind::Http {
             op,
             phase,
-            method: "DELETE".into(),
+            method: method.into(),
             path: format!("/bots/{PLATFORM}/{label}"),
             meeting: Some(label.into()),
             status,
@@ -190,6 +196,18 @@ impl H {
         })
     }
 
+    /// A container event under any id and name (a second container of one meeting, a
+    /// long Docker id).
+    pub fn container_as(self, meeting: i64, id: &str, name: &str, action: &str) -> Self {
+        self.push(EventKind::Container {
+            action: action.into(),
+            container_id: id.into(),
+            name: name.into(),
+            meeting_id: Some(meeting),
+            exit_code: (action == "die").then_some(137),
+        })
+    }
+
     pub fn start(self, meeting: i64) -> Self {
         self.container(meeting, "create")
             .container(meeting, "start")
@@ -203,6 +221,24 @@ impl H {
         self.push(EventKind::Bot {
             container: container_name(meeting),
             meeting_id: Some(meeting),
+            uid: Some(uid.into()),
+            event: event.into(),
+            fields,
+        })
+    }
+
+    /// A bot line under any container reference, with or without a meeting id.
+    pub fn bot_as(
+        self,
+        container: &str,
+        meeting: Option<i64>,
+        uid: &str,
+        event: &str,
+        fields: Value,
+    ) -> Self {
+        self.push(EventKind::Bot {
+            container: container.into(),
+            meeting_id: meeting,
             uid: Some(uid.into()),
             event: event.into(),
             fields,
@@ -341,6 +377,19 @@ impl H {
             containers,
         });
         self
+    }
+
+    /// Adds a container to the final state (set one first to keep its rows).
+    pub fn final_container(self, id: &str, name: &str, meeting: Option<i64>, state: &str) -> Self {
+        let entry = FinalContainer {
+            id: id.into(),
+            name: name.into(),
+            meeting_id: meeting,
+            state: state.into(),
+            exit_code: None,
+            forgotten: true,
+        };
+        self.final_edit(|f| f.containers.push(entry))
     }
 
     pub fn final_edit(mut self, edit: impl FnOnce(&mut FinalState)) -> Self {
