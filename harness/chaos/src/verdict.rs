@@ -144,7 +144,12 @@ pub fn verdict(results: &[CheckResult], focus: &[Invariant]) -> Verdict {
         })
         .map(|r| format!("{} undecided: {}", r.invariant, r.summary))
         .collect();
-    if !results.is_empty() && !results.iter().any(|r| r.precondition_met) {
+    if results.is_empty() {
+        return Verdict::Inconclusive {
+            reason: "no invariant was judged".into(),
+        };
+    }
+    if !results.iter().any(|r| r.precondition_met) {
         return Verdict::Inconclusive {
             reason: "no invariant's dangerous situation arose: the run shows nothing".into(),
         };
@@ -250,6 +255,13 @@ mod tests {
         let got = verdict(&results, &[]);
         assert!(matches!(got, Verdict::Inconclusive { .. }), "{got}");
         assert!(!as_expected(&Expectation::Holds, &got));
+    }
+
+    #[test]
+    fn a_run_no_checker_judged_is_inconclusive() {
+        // With no results at all the fold answered "holds": every run would have passed
+        // had the checkers been skipped (found by the mutation check).
+        assert!(matches!(verdict(&[], &[]), Verdict::Inconclusive { .. }));
     }
 
     #[test]
