@@ -9,7 +9,7 @@
 //!
 //! | variable | values (default) | effect |
 //! |---|---|---|
-//! | `MOCK_BOT_START_DELAY_MS` | ms, at most 600000 (500) | the earliest time, from the bot's start, of its first report (`joining`); the subscription still comes first, so the report waits for whichever is later. The service records the connectionId session row after the container start, fire-and-forget (protocol.md section 11): a first report that overtakes that write is answered "session not found" and the meeting stays `requested`. The default keeps the bot on the safe side of that race; `0` reports as soon as it has subscribed |
+//! | `MOCK_BOT_START_DELAY_MS` | ms, at most 600000 (200) | the earliest time, from the bot's start, of its first report (`joining`); the subscription still comes first, so the report waits for whichever is later. The service records the connectionId session row after the container start, fire-and-forget (protocol.md section 11): a first report that overtakes that write is answered "session not found" and the meeting stays `requested`. The default keeps the bot on the safe side of that race; `0` reports as soon as it has subscribed |
 //! | `MOCK_BOT_JOIN_DELAY_MS` | ms (100) | time in `joining` before the waiting room |
 //! | `MOCK_BOT_ADMISSION_DELAY_MS` | ms (100) | time after each `awaiting_admission` report |
 //! | `MOCK_BOT_AWAITING_ADMISSION_REPEATS` | count (1) | `awaiting_admission` reports sent (0 skips the waiting room) |
@@ -334,7 +334,7 @@ impl Default for Behaviour {
 impl Behaviour {
     /// `MOCK_BOT_START_DELAY_MS` when unset: far enough from the start that the service's
     /// fire-and-forget session row, written right after the start, is there first.
-    pub const DEFAULT_START_DELAY_MS: u64 = 500;
+    pub const DEFAULT_START_DELAY_MS: u64 = 200;
     /// The largest `MOCK_BOT_START_DELAY_MS` (10 minutes, the longest scripted time).
     pub const MAX_START_DELAY_MS: u64 = 600_000;
 
@@ -671,7 +671,7 @@ mod tests {
         assert_eq!(b.crash, None);
         assert_eq!(b.active_for, None);
         assert_eq!(b.restart_new_uid_after, None);
-        assert_eq!(b.start_delay, Duration::from_millis(500));
+        assert_eq!(b.start_delay, Duration::from_millis(200));
     }
 
     #[test]
