@@ -156,8 +156,8 @@ impl Probe {
             .unwrap_or_else(|| "no row".into())
     }
 
-    /// Waits (bounded) until something was published on a channel ending with `suffix`
-    /// whose payload satisfies `pred`; answers a description of it or "nothing".
+    /// Waits (bounded) until something was published whose channel and payload satisfy
+    /// `pred`; answers a description of it or "nothing".
     async fn published(&self, pred: impl Fn(&str, &Value) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {

@@ -54,7 +54,6 @@ pub struct RecordMeta {
 }
 
 struct Job {
-    path: PathBuf,
     spec: RunSpec,
     expectation: Expectation,
     rerun: String,
@@ -80,11 +79,22 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     })?;
     let started_at = Utc::now();
 
-    let mut jobs = Vec::new();
+    // What a rerun needs besides scenario, profile and seed.
+    let mut rerun_options = plan
+        .run_timeout
+        .map(|t| format!(" --run-timeout {}", t.as_secs()))
+        .unwrap_or_default();
+    if plan.sut.name != crate::sut::REFERENCE {
+        rerun_options.push_str(&format!(" --sut {}", plan.sut.spec));
+        if let Some(dir) = &plan.sut_dir {
+            rerun_options.push_str(&format!(" --sut-dir {}", dir.display()));
+        }
+    }
+    let mut jobs: Vec<Arc<Job>> = Vec::new();
     for (path, scenario) in &plan.scenarios {
-        let cells: Vec<(String, Expectation)> = if !plan.sut.takes_profiles() {
+        let cells: Vec<(String, Expectation)> = if let Some(column) = plan.sut.only_column() {
             // A service without profiles is one column: the one its adapter names.
-            let column = plan.sut.column("legacy").to_owned();
+            let column = column.to_owned();
             let expectation =
                 scenario
                     .expectation_for(&column)
@@ -119,33 +129,22 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                     .collect(),
             }
         };
+        // As the service runs it (its fixed timers); unchanged if it cannot, and the run
+        // reports why.
+        let prepared = plan
+            .sut
+            .prepare(scenario)
+            .map(Arc::new)
+            .unwrap_or_else(|_| scenario.clone());
         for (profile, expectation) in cells {
             for repetition in 1..=plan.repeat {
                 let dir = run_dir
                     .join(&scenario.name)
                     .join(format!("{profile}-{repetition}"));
                 let seed = plan.seed.wrapping_add(u64::from(repetition - 1));
-                // As the service runs it (its fixed timers); unchanged if it cannot, and
-                // the run reports why.
-                let prepared = plan
-                    .sut
-                    .prepare(scenario)
-                    .map(Arc::new)
-                    .unwrap_or_else(|_| scenario.clone());
-                let mut extra = plan
-                    .run_timeout
-                    .map(|t| format!(" --run-timeout {}", t.as_secs()))
-                    .unwrap_or_default();
-                if plan.sut.name != crate::sut::REFERENCE {
-                    extra.push_str(&format!(" --sut {}", plan.sut.spec));
-                    if let Some(dir) = &plan.sut_dir {
-                        extra.push_str(&format!(" --sut-dir {}", dir.display()));
-                    }
-                }
-                jobs.push(Job {
-                    path: path.clone(),
+                jobs.push(Arc::new(Job {
                     rerun: format!(
-                        "{} {} --profile {profile} --seed {seed}{extra}",
+                        "{} {} --profile {profile} --seed {seed}{rerun_options}",
                         plan.rerun_prefix,
                         path.display()
                     ),
@@ -160,7 +159,7 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                         sut_dir: plan.sut_dir.clone(),
                     },
                     expectation: expectation.clone(),
-                });
+                }));
             }
         }
     }
@@ -182,22 +181,14 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(plan.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    let total = jobs.len();
-    // Kept apart from the task, so a run that panics is still reported as planned.
-    let mut planned: Vec<Option<Job>> = Vec::with_capacity(total);
-    for (index, job) in jobs.into_iter().enumerate() {
+    for (index, job) in jobs.iter().enumerate() {
+        let job = job.clone();
         let semaphore = semaphore.clone();
         let mut interrupted = interrupt_rx.clone();
         let bar = bar.clone();
         let run_dir = run_dir.clone();
         let quiet_lines = !plan.progress;
         let spec = job.spec.clone();
-        planned.push(Some(Job {
-            path: job.path.clone(),
-            spec: job.spec.clone(),
-            expectation: job.expectation.clone(),
-            rerun: job.rerun.clone(),
-        }));
         tasks.spawn(async move {
             // A queued run never starts once the user asked to stop.
             let permit = tokio::select! {
@@ -235,32 +226,28 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
     let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(done) => {
-                planned[done.0] = None;
-                results.push(done);
-            }
+            Ok(done) => results.push(done),
             // Only the bookkeeping around a run can get here; the run is still reported.
             Err(err) => eprintln!("chaos: a run's bookkeeping failed: {err}"),
         }
     }
-    for (index, job) in planned.into_iter().enumerate() {
-        if let Some(job) = job {
-            let outcome = run::RunOutcome {
-                history: None,
-                checks: Vec::new(),
-                verdict: Verdict::Error {
+    // Every planned run ends in the report, even one whose task left no record.
+    let reported: std::collections::BTreeSet<usize> = results.iter().map(|(i, _, _)| *i).collect();
+    for (index, job) in jobs.iter().enumerate() {
+        if !reported.contains(&index) {
+            let outcome = run::RunOutcome::without_history(
+                Verdict::Error {
                     reason: "failed to report the run: its task ended without a record".into(),
                 },
-                duration: std::time::Duration::ZERO,
-                steps: Vec::new(),
-            };
-            results.push((index, record(&job, &outcome, &run_dir), None));
+                std::time::Duration::ZERO,
+            );
+            results.push((index, record(job, &outcome, &run_dir), None));
         }
     }
     signals.abort();
     bar.finish_and_clear();
     results.sort_by_key(|(i, _, _)| *i);
-    debug_assert_eq!(results.len(), total);
+    debug_assert_eq!(results.len(), jobs.len());
 
     let histories: Vec<(RunRecord, Option<History>)> =
         results.into_iter().map(|(_, r, h)| (r, h)).collect();
@@ -350,26 +337,17 @@ fn crashed(err: tokio::task::JoinError) -> run::RunOutcome {
     } else {
         "failed to finish the run: its task was cancelled".into()
     };
-    run::RunOutcome {
-        history: None,
-        checks: Vec::new(),
-        verdict: Verdict::Error { reason },
-        duration: std::time::Duration::ZERO,
-        steps: Vec::new(),
-    }
+    run::RunOutcome::without_history(Verdict::Error { reason }, std::time::Duration::ZERO)
 }
 
 /// A queued run the user's interrupt kept from starting.
 fn not_started() -> run::RunOutcome {
-    run::RunOutcome {
-        history: None,
-        checks: Vec::new(),
-        verdict: Verdict::Error {
+    run::RunOutcome::without_history(
+        Verdict::Error {
             reason: "failed to start the run: interrupted before it began".into(),
         },
-        duration: std::time::Duration::ZERO,
-        steps: Vec::new(),
-    }
+        std::time::Duration::ZERO,
+    )
 }
 
 /// SIGINT or SIGTERM (how CI systems cancel a job): the first stops every run and lets

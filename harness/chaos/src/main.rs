@@ -124,8 +124,7 @@ fn list(paths: &[PathBuf], sut: &str) -> u8 {
     for (_, s) in scenarios {
         let expect: Vec<String> = match sut.not_applicable(&s) {
             Some(reason) => vec![format!("not applicable to {}: {reason}", sut.name)],
-            None if !sut.takes_profiles() => {
-                let column = sut.column("legacy");
+            None if let Some(column) = sut.only_column() => {
                 vec![format!(
                     "{column}: {}",
                     s.expectation_for(column)

@@ -196,6 +196,13 @@ impl ExtraManager {
     }
 }
 
+/// Whose environment an adapter's command runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommandEnv {
+    Service,
+    Inherited,
+}
+
 struct ManagerArgs {
     /// What to start: the native reference, or a service an adapter describes.
     sut: std::sync::Arc<Sut>,
@@ -331,12 +338,15 @@ impl ManagerArgs {
         crate::sut::expand(template, vars, &bin).map_err(|m| self.adapter_error(m))
     }
 
-    /// The adapter's command with its working directory and environment (the run's
-    /// placeholders expanded, the scenario's timers added).
+    /// One of the adapter's commands, the run's placeholders expanded. With
+    /// [`CommandEnv::Service`], in the service's working directory and environment; with
+    /// [`CommandEnv::Inherited`], in the user's own (an install step needs their package
+    /// index, proxy and certificates, not the service's).
     fn adapter_command(
         &self,
         vars: &Vars,
         argv: &[String],
+        env: CommandEnv,
     ) -> Result<tokio::process::Command, StackError> {
         let adapter = self.sut.adapter.as_ref().expect("an adapter");
         let argv: Vec<String> = argv
@@ -344,7 +354,11 @@ impl ManagerArgs {
             .map(|a| self.expand(vars, a))
             .collect::<Result<_, _>>()?;
         let mut cmd = tokio::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..]).env_clear();
+        cmd.args(&argv[1..]);
+        if env == CommandEnv::Inherited {
+            return Ok(cmd);
+        }
+        cmd.env_clear();
         for key in ["PATH", "HOME", "LANG", "TMPDIR"] {
             if let Ok(value) = std::env::var(key) {
                 cmd.env(key, value);
@@ -365,20 +379,11 @@ impl ManagerArgs {
         &self,
         vars: &Vars,
         argv: &[String],
+        env: CommandEnv,
         what: &str,
         deadline: Duration,
     ) -> Result<(), StackError> {
-        let mut cmd = self.adapter_command(vars, argv)?;
-        if what == "set up" {
-            // An install step needs the user's whole environment (package index, proxy,
-            // certificates), not the service's.
-            let argv: Vec<String> = argv
-                .iter()
-                .map(|a| self.expand(vars, a))
-                .collect::<Result<_, _>>()?;
-            cmd = tokio::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-        }
+        let mut cmd = self.adapter_command(vars, argv, env)?;
         infra::process::die_with_parent_tokio(&mut cmd);
         let output = tokio::time::timeout(deadline, cmd.output())
             .await
@@ -432,8 +437,14 @@ impl ManagerArgs {
                 creates.display()
             );
             for argv in &setup.commands {
-                self.run_to_end(&vars, argv.get_ref(), "set up", START_DEADLINE * 20)
-                    .await?;
+                self.run_to_end(
+                    &vars,
+                    argv.get_ref(),
+                    CommandEnv::Inherited,
+                    "set up",
+                    START_DEADLINE * 20,
+                )
+                .await?;
             }
             if !creates.exists() {
                 return Err(self.adapter_error(format!(
@@ -454,6 +465,7 @@ impl ManagerArgs {
             self.run_to_end(
                 &vars,
                 argv.get_ref(),
+                CommandEnv::Service,
                 "prepare the database",
                 START_DEADLINE * 4,
             )
@@ -466,7 +478,11 @@ impl ManagerArgs {
     async fn spawn_adapter(&self, port: u16, log_name: &str) -> Result<ChildGuard, StackError> {
         let adapter = self.sut.adapter.as_ref().expect("an adapter");
         let vars = self.vars(port);
-        let mut cmd = self.adapter_command(&vars, adapter.service.command.get_ref())?;
+        let mut cmd = self.adapter_command(
+            &vars,
+            adapter.service.command.get_ref(),
+            CommandEnv::Service,
+        )?;
         let (timer_args, timer_env) = self.sut.timer_settings(&self.service);
         cmd.args(timer_args).envs(timer_env);
         cmd.stderr(log_file(&self.log_dir.join(log_name))?);

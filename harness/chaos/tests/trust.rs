@@ -129,12 +129,10 @@ fn a_run_past_its_deadline_is_a_harness_error_naming_what_it_waited_for() {
         "when = { meeting = \"m1\", status = \"active\", after_ms = 600000 }",
     );
     let path = scenario(dir.path(), "hangs", &body);
-    let started = Instant::now();
+    // nextest's slow-timeout ends the test if the run waits out its ten-minute step.
     let (output, run_dir) = run(dir.path(), &path, &["--run-timeout", "10"]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
-    // A hang guard, not a speed check: the run must not wait out its ten-minute step.
-    assert!(started.elapsed() < Duration::from_secs(300), "{all}");
     assert!(
         all.contains("deadline of 10 s") && all.contains("still waiting for step \"stop\""),
         "{all}"

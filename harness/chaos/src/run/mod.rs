@@ -83,29 +83,33 @@ pub struct RunOutcome {
     pub steps: Vec<StepReport>,
 }
 
+impl RunOutcome {
+    /// A run that ended (or never began) without a history: only its verdict is known.
+    pub fn without_history(verdict: Verdict, duration: Duration) -> RunOutcome {
+        RunOutcome {
+            history: None,
+            checks: Vec::new(),
+            verdict,
+            duration,
+            steps: Vec::new(),
+        }
+    }
+}
+
 /// Runs and judges; never fails: a harness or infra failure is `Verdict::Error`.
 pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>) -> RunOutcome {
     let started = Instant::now();
     if let Some(reason) = spec.sut.not_applicable(&spec.scenario) {
-        return RunOutcome {
-            history: None,
-            checks: Vec::new(),
-            verdict: Verdict::NotApplicable { reason },
-            duration: started.elapsed(),
-            steps: Vec::new(),
-        };
+        return RunOutcome::without_history(Verdict::NotApplicable { reason }, started.elapsed());
     }
     let column = spec.sut.column(&spec.profile);
     if let Some(Expectation::Pending { reason }) = spec.scenario.expect.get(column) {
-        return RunOutcome {
-            history: None,
-            checks: Vec::new(),
-            verdict: Verdict::Pending {
+        return RunOutcome::without_history(
+            Verdict::Pending {
                 reason: reason.clone(),
             },
-            duration: started.elapsed(),
-            steps: Vec::new(),
-        };
+            started.elapsed(),
+        );
     }
     let progress = Progress::new(&spec.scenario);
     let result = execute(spec, interrupted, &progress).await;
@@ -180,6 +184,9 @@ async fn execute(
     history
 }
 
+/// The phase in which a run waits on its steps: past the deadline, the error names them.
+const STEPS_PHASE: &str = "the steps";
+
 /// What a run is waiting for, for the error of a run past its deadline.
 struct Progress {
     phase: std::sync::Mutex<&'static str>,
@@ -215,7 +222,7 @@ impl Progress {
     fn describe(&self) -> String {
         let phase = *self.phase.lock().expect("progress lock");
         let waiting = self.waiting.lock().expect("progress lock");
-        if phase == "the steps" && !waiting.is_empty() {
+        if phase == STEPS_PHASE && !waiting.is_empty() {
             let steps: Vec<String> = waiting
                 .iter()
                 .map(|(name, when)| format!("step {name:?} ({when})"))
@@ -277,7 +284,7 @@ async fn drive(
         for meeting in scenario.meetings.iter().filter(|m| m.start) {
             ctx.create(&meeting.label).await;
         }
-        progress.set_phase("the steps");
+        progress.set_phase(STEPS_PHASE);
         let mut tasks = tokio::task::JoinSet::new();
         for step in scenario.steps.clone() {
             let ctx = ctx.clone();

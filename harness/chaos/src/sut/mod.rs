@@ -122,8 +122,13 @@ impl Sut {
     }
 
     /// Whether `--profile` reaches this service.
-    pub fn takes_profiles(&self) -> bool {
-        self.adapter.as_ref().is_none_or(|a| a.profiles)
+    /// The one expectation column of a service that takes no profiles (the adapter
+    /// must name it: checked when it loads).
+    pub fn only_column(&self) -> Option<&str> {
+        self.adapter
+            .as_ref()
+            .filter(|a| !a.profiles)
+            .and_then(|a| a.expect_as.as_deref())
     }
 
     /// The expectation column that judges a run of this service under `profile`.

@@ -204,6 +204,12 @@ impl Adapter {
         if let Some(setup) = &adapter.setup {
             check(setup.creates.span(), setup.creates.get_ref())?;
         }
+        if !adapter.profiles && adapter.expect_as.is_none() {
+            return Err(at(
+                0,
+                "profiles = false needs expect_as to name the column that judges it (\"legacy\", or a column of its own)".into(),
+            ));
+        }
         if let Users::Named(other) = &adapter.database.users
             && other != "service"
         {
