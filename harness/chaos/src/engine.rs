@@ -157,6 +157,7 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
                         deadline: plan.run_timeout.unwrap_or_else(|| prepared.run_deadline()),
                         sut: plan.sut.clone(),
                         sut_dir: plan.sut_dir.clone(),
+                        expectation: expectation.clone(),
                     },
                     expectation: expectation.clone(),
                 }));
@@ -290,6 +291,7 @@ fn record(job: &Job, outcome: &run::RunOutcome, run_dir: &Path) -> RunRecord {
         verdict: outcome.verdict.clone(),
         as_expected: verdict::as_expected(&job.expectation, &outcome.verdict),
         steps: outcome.steps.clone(),
+        problems: outcome.problems.clone(),
         focus: spec.scenario.focus.clone(),
         checks: outcome.checks.clone(),
         duration_ms: outcome.duration.as_millis() as u64,
@@ -494,9 +496,10 @@ pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
             })?;
         record.checks = crate::check::check_all(&history, &meta.check);
         record.steps = crate::run::steps::reports(&meta.steps, &history);
+        record.problems = crate::run::steps::problems(&record.steps, &history);
         record.verdict = verdict::with_step_problems(
             verdict::verdict(&record.checks, &meta.focus),
-            &crate::run::steps::problems(&record.steps, &history),
+            &record.problems,
         );
         record.as_expected = verdict::as_expected(&record.expectation, &record.verdict);
         record.convergence = Some(crate::check::convergence::convergence(&history));

@@ -495,10 +495,8 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
             "  {word} {} [{}]: expected {}, got {}",
             r.scenario, r.profile, r.expectation, r.verdict
         );
-        for s in r.steps.iter().filter(|s| !s.planned.optional) {
-            if let Some(problem) = s.problem() {
-                println!("    {problem}");
-            }
+        for problem in &r.problems {
+            println!("    {problem}");
         }
         for c in r
             .checks

@@ -33,6 +33,10 @@ pub struct RunRecord {
     /// What became of each scripted step (fired, not triggered, failed).
     #[serde(default)]
     pub steps: Vec<crate::run::StepReport>,
+    /// Why the run cannot support a verdict, whatever its checks found: steps that did
+    /// not happen (unless optional), failed heals, gaps in the recording.
+    #[serde(default)]
+    pub problems: Vec<String>,
     pub focus: Vec<Invariant>,
     pub checks: Vec<CheckResult>,
     pub duration_ms: u64,
@@ -113,6 +117,7 @@ impl RunRecord {
             verdict: Verdict::Holds,
             as_expected: true,
             steps: vec![],
+            problems: vec![],
             focus: vec![],
             checks: vec![],
             duration_ms: 1,

@@ -34,6 +34,7 @@ async fn check_scenario(name: &str) {
             deadline: scenario.run_deadline(),
             sut: Arc::new(chaos::sut::Sut::reference()),
             sut_dir: None,
+            expectation: expectation.clone(),
         };
         let outcome = run::run(&spec, interrupted.clone()).await;
         let findings: Vec<String> = outcome

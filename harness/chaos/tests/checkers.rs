@@ -191,6 +191,7 @@ fn recorded_two_live_rows_under_legacy_credit_each_status_publish_to_its_own_row
 
 #[test]
 fn recorded_second_delete_reads_as_two_stops_over_one_row() {
+    // Two DELETEs over one row read "All 3 accepted stop(s)": count what the user did.
     let r = judged(Invariant::Terminal, "second-delete-fixed");
     assert_eq!(
         r.summary,

@@ -241,6 +241,7 @@ pub(crate) fn sample_report() -> RunReport {
                 },
                 as_expected: true,
                 steps: vec![],
+                problems: vec![],
                 focus: vec![Invariant::NoActiveWithoutContainer],
                 checks: vec![
                     CheckResult {
@@ -282,6 +283,7 @@ pub(crate) fn sample_report() -> RunReport {
                 verdict: Verdict::Holds,
                 as_expected: false,
                 steps: vec![],
+                problems: vec![],
                 focus: vec![Invariant::StatusAgrees],
                 checks: vec![
                     CheckResult {
@@ -323,6 +325,7 @@ pub(crate) fn sample_report() -> RunReport {
                 },
                 as_expected: true,
                 steps: vec![],
+                problems: vec![],
                 focus: vec![Invariant::NoActiveWithoutContainer],
                 checks: vec![],
                 duration_ms: 0,

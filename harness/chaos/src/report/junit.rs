@@ -11,7 +11,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 use crate::results::{RunRecord, RunReport};
 use crate::verdict::Verdict;
 
-use super::{ReportError, evidence_text, is_pending, pending_reason, unresolved};
+use super::{ReportError, evidence_text, is_pending, not_run_label, pending_reason, unresolved};
 
 pub fn render_junit(report: &RunReport) -> Result<String, ReportError> {
     let mut junit = Report::new(format!("chaos {}", report.run_id));
@@ -44,12 +44,13 @@ pub fn render_junit(report: &RunReport) -> Result<String, ReportError> {
 
 fn test_case(record: &RunRecord) -> TestCase {
     let status = if is_pending(record) {
+        let label = not_run_label(record);
         let mut status = TestCaseStatus::skipped();
         status
-            .set_type("pending")
-            .set_message(format!("pending: {}", pending_reason(record)))
+            .set_type(label)
+            .set_message(format!("{label}: {}", pending_reason(record)))
             .set_description(format!(
-                "not run under profile {}: the scenario marks it pending ({}). This is not a pass.\nrerun: {}",
+                "not run under profile {} ({label}: {}). This is not a pass.\nrerun: {}",
                 record.profile,
                 pending_reason(record),
                 record.rerun

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::results::{RunRecord, RunReport};
 use crate::verdict::Verdict;
 
-use super::{event_line, is_pending, pending_reason, step_problems, unresolved, violations};
+use super::{event_line, is_pending, not_run_label, pending_reason, unresolved, violations};
 use crate::check::Outcome;
 
 pub fn render_summary(report: &RunReport) -> String {
@@ -43,7 +43,7 @@ pub fn render_summary(report: &RunReport) -> String {
     md.push_str(".\n\n");
     let _ = writeln!(
         md,
-        "**{} records: {passed} as expected ({} reproducing the expected violation), {} not as expected ({inconclusive} inconclusive, {errors} harness or infra errors), {} pending (not run, not counted as passed).** Exit code {}.\n",
+        "**{} records: {passed} as expected ({} reproducing the expected violation), {} not as expected ({inconclusive} inconclusive, {errors} harness or infra errors), {} pending or not applicable (not run, not counted as passed).** Exit code {}.\n",
         records.len(),
         reproduced.len(),
         unexpected.len(),
@@ -57,15 +57,16 @@ pub fn render_summary(report: &RunReport) -> String {
     md.push_str("|---|---|---|---|---|---|---|---|\n");
     for r in records {
         let result = if is_pending(r) {
-            "⏸ pending (not run)"
+            format!("⏸ {} (not run)", not_run_label(r))
         } else if r.as_expected {
-            "✓ as expected"
+            "✓ as expected".to_owned()
         } else {
             match r.verdict {
                 Verdict::Inconclusive { .. } => "✗ inconclusive",
                 Verdict::Error { .. } => "✗ harness error",
                 _ => "✗ unexpected",
             }
+            .to_owned()
         };
         let timeline = match &r.dir {
             Some(dir) => format!("[timeline]({})", link(&format!("{dir}/timeline.html"))),
@@ -102,7 +103,7 @@ pub fn render_summary(report: &RunReport) -> String {
             );
         }
         md.push('\n');
-        steps_section(&mut md, r);
+        problems_section(&mut md, r);
         checks_section(&mut md, r);
         let _ = writeln!(md, "Rerun:\n\n{}", fenced("sh", &r.rerun));
     }
@@ -117,33 +118,37 @@ pub fn render_summary(report: &RunReport) -> String {
         let _ = writeln!(md, "Rerun:\n\n{}", fenced("sh", &r.rerun));
     }
 
-    let _ = writeln!(md, "## Pending ({}): not run, not passed\n", pending.len());
+    let _ = writeln!(
+        md,
+        "## Pending or not applicable ({}): not run, not passed\n",
+        pending.len()
+    );
     if pending.is_empty() {
         md.push_str("None: every scenario ran under every profile asked for.\n");
     }
     for r in &pending {
         let _ = writeln!(
             md,
-            "- ⏸ **{}** under **{}** (repetition {}, seed {}): {}",
+            "- ⏸ **{}** under **{}** (repetition {}, seed {}), {}: {}",
             text(&r.scenario),
             text(&r.profile),
             r.repetition,
             r.seed,
+            not_run_label(r),
             text(&pending_reason(r))
         );
     }
     md
 }
 
-/// The steps that did not fire or failed: why the run is inconclusive.
-fn steps_section(md: &mut String, r: &RunRecord) {
-    let problems = step_problems(r);
-    if problems.is_empty() {
+/// Why the run is inconclusive: steps that did not happen, failed heals, recording gaps.
+fn problems_section(md: &mut String, r: &RunRecord) {
+    if r.problems.is_empty() {
         return;
     }
-    md.push_str("Steps that did not do what the scenario says:\n\n");
-    for p in problems {
-        let _ = writeln!(md, "- {}", text(&p));
+    md.push_str("Why the run proves nothing (inconclusive):\n\n");
+    for p in &r.problems {
+        let _ = writeln!(md, "- {}", text(p));
     }
     md.push('\n');
 }
@@ -254,7 +259,7 @@ mod tests {
             "{counts}"
         );
         assert!(
-            counts.contains("1 pending (not run, not counted as passed)"),
+            counts.contains("1 pending or not applicable (not run, not counted as passed)"),
             "{counts}"
         );
         assert!(md.find(counts).unwrap() < md.find("| Scenario |").unwrap());
@@ -316,7 +321,7 @@ mod tests {
     fn reproduced_violation_shows_its_witness() {
         let md = render_summary(&sample_report());
         let start = md.find("## Reproduced violations (1)").unwrap();
-        let section = &md[start..md.find("## Pending").unwrap()];
+        let section = &md[start..md.find("## Pending or not applicable").unwrap()];
         assert!(
             section.contains("6000.0 ms  container  die vexa-bot-1-deadbeef"),
             "{section}"
@@ -326,8 +331,10 @@ mod tests {
     #[test]
     fn pending_section_lists_each_pending_record_with_its_reason() {
         let md = render_summary(&sample_report());
-        let section = &md[md.find("## Pending (1): not run, not passed").unwrap()..];
-        assert!(section.contains("- ⏸ **restart-during-stop** under **fixed** (repetition 1, seed 42): needs the fixed profile"), "{section}");
+        let section = &md[md
+            .find("## Pending or not applicable (1): not run, not passed")
+            .unwrap()..];
+        assert!(section.contains("- ⏸ **restart-during-stop** under **fixed** (repetition 1, seed 42), pending: needs the fixed profile"), "{section}");
     }
 
     #[test]

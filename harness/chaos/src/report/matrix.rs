@@ -21,12 +21,22 @@ impl Cell<'_> {
         &self.records[0].expectation
     }
 
+    /// The runs carried out and judged (not pending, not applicable).
+    pub fn judged(&self) -> usize {
+        self.records.iter().filter(|r| r.judged()).count()
+    }
+
+    /// The judged runs that gave what the scenario states: a run that was not carried
+    /// out is neither.
     pub fn as_expected(&self) -> usize {
-        self.records.iter().filter(|r| r.as_expected).count()
+        self.records
+            .iter()
+            .filter(|r| r.judged() && r.as_expected)
+            .count()
     }
 
     pub fn all_as_expected(&self) -> bool {
-        self.as_expected() == self.records.len()
+        self.as_expected() == self.judged()
     }
 
     pub fn all_hold(&self) -> bool {
@@ -277,7 +287,13 @@ fn cell_text(cell: &Cell<'_>) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let mark = if cell.all_as_expected() { "✓" } else { "✗" };
+    let mark = if cell.judged() == 0 {
+        "—"
+    } else if cell.all_as_expected() {
+        "✓"
+    } else {
+        "✗"
+    };
     let converge = convergence_text(cell);
     if converge.is_empty() {
         format!("{mark} {verdict}")
@@ -315,12 +331,13 @@ fn md_cell(s: &str) -> String {
 pub fn render_matrix_md(m: &Matrix<'_>) -> String {
     let mut md = String::new();
     let cells: Vec<&Cell<'_>> = m.cells().collect();
-    let runs: usize = cells.iter().map(|c| c.records.len()).sum();
+    let runs: usize = cells.iter().map(|c| c.judged()).sum();
+    let not_run: usize = cells.iter().map(|c| c.records.len() - c.judged()).sum();
     let expected: usize = cells.iter().map(|c| c.as_expected()).sum();
     let _ = writeln!(md, "# Ablation matrix `{}`\n", m.run_id);
     let _ = writeln!(
         md,
-        "Commit `{}`. {} scenarios x {} profiles, {runs} runs: **{expected}/{runs} as the scenarios expect**.\n",
+        "Commit `{}`. {} scenarios x {} profiles, {runs} runs judged: **{expected}/{runs} as the scenarios expect** ({not_run} not run: pending or not applicable, marked —).\n",
         m.commit.as_deref().unwrap_or("unknown"),
         m.rows.len(),
         m.profiles.len()
@@ -419,7 +436,7 @@ pub fn render_matrix_md(m: &Matrix<'_>) -> String {
 pub fn render_matrix_html(m: &Matrix<'_>) -> String {
     let mut h = String::new();
     let cells: Vec<&Cell<'_>> = m.cells().collect();
-    let runs: usize = cells.iter().map(|c| c.records.len()).sum();
+    let runs: usize = cells.iter().map(|c| c.judged()).sum();
     let expected: usize = cells.iter().map(|c| c.as_expected()).sum();
     let _ = write!(
         h,
@@ -430,8 +447,9 @@ pub fn render_matrix_html(m: &Matrix<'_>) -> String {
          td.viol{{background:#fbe3e3}}td.other{{background:#fff4d6}}td.bad{{outline:3px solid #c00;outline-offset:-3px}}\
          td small{{color:#555}}code{{background:#f5f5f5}}\
          </style></head><body><h1>Ablation matrix <code>{id}</code></h1>\
-         <p>Commit <code>{commit}</code>. {rows} scenarios × {cols} profiles, {runs} runs: \
-         <b>{expected}/{runs} as the scenarios expect</b>. Green: every run holds; red: a run \
+         <p>Commit <code>{commit}</code>. {rows} scenarios × {cols} profiles, {runs} runs judged: \
+         <b>{expected}/{runs} as the scenarios expect</b> (runs not carried out, pending or \
+         not applicable, are not counted). Green: every run holds; red: a run \
          violates an invariant; a red frame: not what the scenario expects. Time: the slowest \
          row's time to end once it had to.</p><table><tr><th>scenario</th>",
         id = esc(&m.run_id),

@@ -170,11 +170,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, ReportE
 /// A record that was not run because its scenario marks the profile pending (and that is
 /// what the scenario expected). Never counted as a pass.
 pub(crate) fn is_pending(record: &RunRecord) -> bool {
-    record.as_expected
-        && matches!(
-            record.verdict,
-            Verdict::Pending { .. } | Verdict::NotApplicable { .. }
-        )
+    record.as_expected && !record.judged()
+}
+
+/// Why a record that was not run was not: `pending` (the scenario says so) or `not
+/// applicable` (the system under test lacks what the scenario needs).
+pub(crate) fn not_run_label(record: &RunRecord) -> &'static str {
+    match record.verdict {
+        Verdict::NotApplicable { .. } => "not applicable",
+        _ => "pending",
+    }
 }
 
 /// Why a pending record was not run.
@@ -193,9 +198,11 @@ pub(crate) fn unresolved(record: &RunRecord) -> impl Iterator<Item = &CheckResul
 }
 
 /// Every violated case of a check, each with its own witness (a record stored before
-/// checks kept them all has its one summary and witness).
+/// checks kept them all has its one summary and witness); none when it did not fail.
 pub(crate) fn violations(check: &CheckResult) -> Vec<(&str, &[Event])> {
-    if check.violations.is_empty() {
+    if check.outcome != Outcome::Violated {
+        Vec::new()
+    } else if check.violations.is_empty() {
         vec![(check.summary.as_str(), check.witness.as_slice())]
     } else {
         check
@@ -204,24 +211,6 @@ pub(crate) fn violations(check: &CheckResult) -> Vec<(&str, &[Event])> {
             .map(|v| (v.text.as_str(), v.witness.as_slice()))
             .collect()
     }
-}
-
-/// The steps that did not do what the scenario says, one sentence each; optional ones
-/// are marked so.
-pub(crate) fn step_problems(record: &RunRecord) -> Vec<String> {
-    record
-        .steps
-        .iter()
-        .filter_map(|s| {
-            s.problem().map(|p| {
-                if s.planned.optional {
-                    format!("{p} (optional: does not count)")
-                } else {
-                    p
-                }
-            })
-        })
-        .collect()
 }
 
 /// Microseconds as milliseconds since the run started, e.g. `1234.5`.
@@ -472,10 +461,9 @@ pub(crate) fn evidence_text(record: &RunRecord) -> String {
         out.push_str(&record.description);
         out.push('\n');
     }
-    let steps = step_problems(record);
-    if !steps.is_empty() {
-        out.push_str("\nsteps that did not do what the scenario says:\n");
-        for p in steps {
+    if !record.problems.is_empty() {
+        out.push_str("\nwhy the run proves nothing (inconclusive):\n");
+        for p in &record.problems {
             out.push_str(&format!("  {p}\n"));
         }
     }

@@ -177,8 +177,13 @@ impl Ctx {
                     Some(&json!({"stop_delay_ms": 0, "stop_answers_404": false, "start_fails": false, "start_delay_ms": 0})),
                 )
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
+                .and_then(|(status, body)| {
+                    (200..300)
+                        .contains(&status)
+                        .then_some(())
+                        .ok_or_else(|| format!("/_runtime/faults answered {status}: {body}"))
+                }),
             Heal::StartService => self.stack.start_manager().await.map_err(|e| e.to_string()),
             Heal::ResumeRedis => self.stack.signal_redis(Signal::SIGCONT).map_err(|e| e.to_string()),
             Heal::RemoveToxic { link, toxic } => match &self.stack.links {

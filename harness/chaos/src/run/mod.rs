@@ -72,6 +72,9 @@ pub struct RunSpec {
     pub sut: Arc<crate::sut::Sut>,
     /// The user's checkout of it, for adapters that run from one (`--sut-dir`).
     pub sut_dir: Option<PathBuf>,
+    /// What the run is judged against: a pending one (stated, or the engine's for a
+    /// column the scenario says nothing of) is not run.
+    pub expectation: Expectation,
 }
 
 pub struct RunOutcome {
@@ -81,6 +84,8 @@ pub struct RunOutcome {
     pub duration: Duration,
     /// What became of each of the scenario's steps.
     pub steps: Vec<StepReport>,
+    /// What about the run itself leaves its verdict unproven ([`steps::problems`]).
+    pub problems: Vec<String>,
 }
 
 impl RunOutcome {
@@ -92,6 +97,7 @@ impl RunOutcome {
             verdict,
             duration,
             steps: Vec::new(),
+            problems: Vec::new(),
         }
     }
 }
@@ -102,8 +108,7 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
     if let Some(reason) = spec.sut.not_applicable(&spec.scenario) {
         return RunOutcome::without_history(Verdict::NotApplicable { reason }, started.elapsed());
     }
-    let column = spec.sut.column(&spec.profile);
-    if let Some(Expectation::Pending { reason }) = spec.scenario.expect.get(column) {
+    if let Expectation::Pending { reason } = &spec.expectation {
         return RunOutcome::without_history(
             Verdict::Pending {
                 reason: reason.clone(),
@@ -114,15 +119,16 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
     let progress = Progress::new(&spec.scenario);
     let result = execute(spec, interrupted, &progress).await;
     let planned = steps::planned(&spec.scenario);
-    let (history, checks, verdict, steps) = match result {
+    let (history, checks, verdict, steps, problems) = match result {
         Ok(history) => {
             let checks = check::check_all(&history, &spec.scenario.check_config());
             let steps = steps::reports(&planned, &history);
+            let problems = steps::problems(&steps, &history);
             let verdict = verdict::with_step_problems(
                 verdict::verdict(&checks, &spec.scenario.focus),
-                &steps::problems(&steps, &history),
+                &problems,
             );
-            (Some(history), checks, verdict, steps)
+            (Some(history), checks, verdict, steps, problems)
         }
         Err(err) => (
             None,
@@ -130,6 +136,7 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
             Verdict::Error {
                 reason: format!("failed to {err}"),
             },
+            Vec::new(),
             Vec::new(),
         ),
     };
@@ -139,6 +146,7 @@ pub async fn run(spec: &RunSpec, interrupted: tokio::sync::watch::Receiver<bool>
         verdict,
         duration: started.elapsed(),
         steps,
+        problems,
     }
 }
 

@@ -119,6 +119,13 @@ impl Scenario {
         s.service = timers;
         for (target, value) in &self.relative {
             let ms = value.eval(&s.service)?;
+            // The bounds `validate` checks hold under every service's timers too.
+            if ms > load::MAX_SCENARIO_MS {
+                return Err(format!(
+                    "{target:?} comes to {ms} ms, above the bound of {} ms",
+                    load::MAX_SCENARIO_MS
+                ));
+            }
             match target {
                 Relative::After { step } => s.steps[*step].when.after_ms = ms,
                 Relative::Heal { step } => s.steps[*step].heal_after_ms = Some(ms),

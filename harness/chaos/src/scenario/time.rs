@@ -89,15 +89,16 @@ impl TimeValue {
                     )
                 })
             };
+            let too_large = || format!("{expr:?} is too large");
             let mut term = value(token)?;
             if tokens.get(i + 1).is_some_and(|t| t == "*") {
                 let Some(factor) = tokens.get(i + 2) else {
                     return Err(format!("{expr:?} ends after *"));
                 };
-                term *= value(factor)?;
+                term = term.checked_mul(value(factor)?).ok_or_else(too_large)?;
                 i += 2;
             }
-            total += sign * term;
+            total = total.checked_add(sign * term).ok_or_else(too_large)?;
             expect_term = false;
             i += 1;
         }
@@ -183,5 +184,8 @@ mod tests {
         assert!(eval("1000 2000").unwrap_err().contains("expected + or -"));
         assert!(eval("1000 / 2").unwrap_err().contains("'/'"));
         assert!(eval("").is_err());
+        // Numbers that overflowed the sum crashed `chaos validate` (exit 101).
+        let huge = "18446744073709551615 * 18446744073709551615 * 18446744073709551615 * 18446744073709551615 + delayed_stop_ms";
+        assert!(eval(huge).unwrap_err().contains("too large"));
     }
 }

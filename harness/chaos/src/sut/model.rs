@@ -204,6 +204,11 @@ impl Adapter {
         if let Some(setup) = &adapter.setup {
             check(setup.creates.span(), setup.creates.get_ref())?;
         }
+        if let Some(column) = &adapter.expect_as
+            && let Err(err) = crate::profiles::check(column)
+        {
+            return Err(at(0, format!("expect_as {column:?}: {err}")));
+        }
         if !adapter.profiles && adapter.expect_as.is_none() {
             return Err(at(
                 0,

@@ -19,6 +19,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::violations;
 use crate::check::{CheckResult, Outcome};
 use crate::history::{Event, History};
 use crate::results::RunRecord;
@@ -67,22 +68,6 @@ fn tooltip(event: &Event) -> String {
         event.seq,
         json
     )
-}
-
-/// Each violation of a check with its witness: `violations`, or for records written
-/// before it existed, the summary and `witness`.
-fn violations(check: &CheckResult) -> Vec<(&str, &[Event])> {
-    if !check.violations.is_empty() {
-        check
-            .violations
-            .iter()
-            .map(|v| (v.text.as_str(), v.witness.as_slice()))
-            .collect()
-    } else if !check.witness.is_empty() && check.outcome == Outcome::Violated {
-        vec![(check.summary.as_str(), check.witness.as_slice())]
-    } else {
-        Vec::new()
-    }
 }
 
 /// The invariants each witness event proves violated, by seq. Only violations count: an
