@@ -202,7 +202,15 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
         let again = state.runtime.bots().await?;
         for id in exited {
             let mine: Vec<_> = again.iter().filter(|c| c.meeting_id == id).collect();
-            if mine.is_empty() || mine.iter().any(|c| c.is_live()) {
+            if mine.is_empty() {
+                // Not listed is not proof of death (as above).
+                tracing::info!(
+                    meeting_id = id,
+                    "reconcile: its container is no longer listed; no evidence"
+                );
+                continue;
+            }
+            if mine.iter().any(|c| c.is_live()) {
                 tracing::info!(
                     meeting_id = id,
                     "reconcile: its container runs again; no evidence"

@@ -2,11 +2,10 @@
 //! writes, re-judging a stored run, and cleaning up after Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{chaos, scenario, text};
+use support::{ExternalProxy, chaos, scenario, text};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -197,47 +196,6 @@ fn ctrl_c_stops_the_run_and_leaves_no_process_behind() {
             infra::process::wait_until_gone(pid, DEADLINE) || !alive(pid),
             "process {pid} outlived the interrupted run"
         );
-    }
-}
-
-/// The standalone `fault-proxy`, killed when dropped.
-struct ExternalProxy {
-    child: std::process::Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl ExternalProxy {
-    fn start(dir: &Path) -> ExternalProxy {
-        use std::io::BufRead;
-        let log = dir.join("fault-proxy.log");
-        let mut child = Command::new(infra::bins::workspace_bin("fault-proxy").unwrap())
-            .args(["--host", "127.0.0.1", "--port", "0", "--seed", "3"])
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("fault-proxy listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        ExternalProxy {
-            url: format!("http://{addr}"),
-            child,
-            log,
-        }
-    }
-}
-
-impl Drop for ExternalProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

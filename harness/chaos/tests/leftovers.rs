@@ -21,6 +21,9 @@ use infra::process::wait_until_gone;
 use infra::redis::RedisServer;
 use nix::sys::signal::Signal;
 
+mod support;
+use support::{ExternalProxy, dead_pid};
+
 /// Hang guard for a process to exit; never a timing expectation.
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Hang guard for runs to get going or to finish on a loaded machine.
@@ -42,49 +45,8 @@ fn serial() -> MutexGuard<'static, ()> {
     guard
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 // ---------------------------------------------------------------------------------------
 // The shared servers.
-
-/// The standalone `fault-proxy`, killed when dropped.
-struct ExternalProxy {
-    child: Child,
-    url: String,
-}
-
-impl ExternalProxy {
-    fn start(dir: &Path) -> ExternalProxy {
-        use std::io::BufRead;
-        let mut child = Command::new(infra::bins::workspace_bin("fault-proxy").unwrap())
-            .args(["--host", "127.0.0.1", "--port", "0", "--seed", "3"])
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(dir.join("fault-proxy.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("fault-proxy listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        ExternalProxy {
-            url: format!("http://{addr}"),
-            child,
-        }
-    }
-}
-
-impl Drop for ExternalProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The servers runs share: the machine's Postgres (or `DATABASE_URL`), and a Redis and a
 /// fault proxy of this test's own.
@@ -297,14 +259,6 @@ fn postgres_uid() -> Option<u32> {
         .map(|user| user.uid.as_raw())
 }
 
-/// The pid of a process that has exited and been reaped.
-fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
 // ---------------------------------------------------------------------------------------
 // A run, and what it leaves.
 
@@ -338,7 +292,7 @@ impl Run {
         let out = dir.join(format!("reports-{}", rand::random::<u32>()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_chaos"));
         command
-            .current_dir(workspace_root())
+            .current_dir(support::root())
             .env("CI", "1")
             .args(args)
             .arg("--out")
@@ -674,7 +628,10 @@ fn the_proxy_sweep_removes_the_proxies_of_dead_runs_and_keeps_every_other() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Client::new(proxy.url.clone());
     let dead = dead_pid();
-    let mut live = Command::new("sleep").arg("1000").spawn().unwrap();
+    let live = infra::process::ChildGuard::from_std(
+        Command::new("sleep").arg("1000").spawn().unwrap(),
+        "sleep",
+    );
     let tag = infra::sweep::host_tag();
     let other_host: String = tag
         .chars()
@@ -703,8 +660,7 @@ fn the_proxy_sweep_removes_the_proxies_of_dead_runs_and_keeps_every_other() {
         .unwrap();
 
     let left = runtime.block_on(client.proxies()).unwrap();
-    live.kill().unwrap();
-    live.wait().unwrap();
+    drop(live);
     assert_eq!(
         removed.into_iter().collect::<BTreeSet<_>>(),
         dead_run.iter().cloned().collect::<BTreeSet<_>>()

@@ -156,13 +156,29 @@ fn remove(dir: &Path) -> bool {
     }
 }
 
-/// SIGKILLs every process whose working directory is inside `dir` (a server and all its
-/// workers: a killed postmaster's backends outlive it for a moment, attached to its shared
-/// memory) or whose command line names it, and waits for them to go. False if one would
-/// not die.
+/// The programs a run starts in its folders: only these are the sweep's to kill (a
+/// user's shell or `tail -f` in a leftover folder is not).
+const RUN_PROGRAMS: &[&str] = &[
+    "postgres",
+    "initdb",
+    "pg_ctl",
+    "redis-server",
+    "bot-manager",
+    "runtime",
+    "mock-bot",
+    "fault-proxy",
+];
+
+/// SIGKILLs every process of the harness's own programs whose working directory is
+/// inside `dir` (a server and all its workers: a killed postmaster's backends outlive it
+/// for a moment, attached to its shared memory) or whose command line names it, and
+/// waits for them to go. False if one would not die.
 fn stop_strays(dir: &Path) -> bool {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-    let strays = procfs::processes_in(&dir);
+    let strays: Vec<u32> = procfs::processes_in(&dir)
+        .into_iter()
+        .filter(|&pid| procfs::comm(pid).is_some_and(|c| RUN_PROGRAMS.contains(&c.as_str())))
+        .collect();
     for &pid in &strays {
         if let Ok(raw) = i32::try_from(pid) {
             let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);

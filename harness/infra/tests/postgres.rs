@@ -296,6 +296,12 @@ async fn a_throwaway_postgres_works_under_a_tmpdir_the_postgres_user_cannot_ente
     // Pins: with TMPDIR a root-owned 0700 folder (what `mktemp -d` makes), every throwaway
     // postgres failed with "spawn /usr/local/bin/initdb: Permission denied".
     use std::os::unix::fs::PermissionsExt;
+    // The premise: the server runs as another user than ours (as root, the harness runs
+    // it as `postgres`); otherwise a 0700 folder of ours is one it can enter.
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root, which runs the throwaway server as the postgres user"
+    );
     let tmpdir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmpdir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut helper = tokio::process::Command::new(std::env::current_exe().unwrap());

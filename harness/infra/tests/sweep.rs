@@ -16,6 +16,20 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// `program` (found on PATH) copied to `dir/bin/name`: a process whose name is one of the
+/// harness's server programs, as the sweep tells them.
+fn named(dir: &Path, program: &str, name: &str) -> PathBuf {
+    let source = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} on PATH"));
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let path = bin.join(name);
+    fs::copy(source, &path).unwrap();
+    path
+}
+
 fn leftover(root: &Path, kind: &str, pid: u32) -> PathBuf {
     let dir = root.join(format!("stopflow-{kind}-{pid}-x1y2z3"));
     fs::create_dir_all(dir.join("data")).unwrap();
@@ -61,7 +75,8 @@ fn dirs_of_live_processes_and_other_names_are_kept() {
 async fn a_server_still_running_in_a_leftover_dir_is_killed_before_the_dir_is_removed() {
     let root = tempfile::tempdir().unwrap();
     let dir = leftover(root.path(), "redis", dead_pid());
-    let stray = die_with_parent(Command::new("sleep").arg("1000").current_dir(&dir))
+    let server = named(root.path(), "sleep", "redis-server");
+    let stray = die_with_parent(Command::new(server).arg("1000").current_dir(&dir))
         .spawn()
         .unwrap();
     let mut stray = ChildGuard::from_std(stray, "sleep");
@@ -85,20 +100,22 @@ async fn every_process_working_in_a_leftover_dir_or_naming_it_is_killed_not_only
     let spawn = |command: &mut Command, name: &str| {
         ChildGuard::from_std(die_with_parent(command).spawn().unwrap(), name)
     };
+    let postgres = named(root.path(), "sleep", "postgres");
+    let reader = named(root.path(), "tail", "redis-server");
     let mut strays = [
-        // Working in the dir, below it, and naming it from elsewhere.
+        // The harness's programs working in the dir, below it, and naming it from elsewhere.
         spawn(
-            Command::new("sleep").arg("1000").current_dir(&dir),
+            Command::new(&postgres).arg("1000").current_dir(&dir),
             "server",
         ),
         spawn(
-            Command::new("sleep")
+            Command::new(&postgres)
                 .arg("1000")
                 .current_dir(dir.join("data")),
             "worker",
         ),
         spawn(
-            Command::new("tail")
+            Command::new(&reader)
                 .arg("-f")
                 .arg(dir.join("data").join("some-file"))
                 .current_dir(root.path()),
@@ -106,10 +123,20 @@ async fn every_process_working_in_a_leftover_dir_or_naming_it_is_killed_not_only
         ),
     ];
     fs::write(dir.join("server.pid"), strays[0].id().to_string()).unwrap();
-    let bystander = spawn(
-        Command::new("sleep").arg("1000").current_dir(root.path()),
-        "bystander",
-    );
+    let bystanders = [
+        spawn(
+            Command::new("sleep").arg("1000").current_dir(root.path()),
+            "bystander",
+        ),
+        // A user's own process in the leftover folder is not the sweep's to kill.
+        spawn(
+            Command::new("tail")
+                .arg("-f")
+                .arg(dir.join("data").join("some-file"))
+                .current_dir(root.path()),
+            "a user's tail",
+        ),
+    ];
 
     let removed = sweep_temp_dirs_in(root.path());
 
@@ -124,10 +151,12 @@ async fn every_process_working_in_a_leftover_dir_or_naming_it_is_killed_not_only
             stray.program()
         );
     }
-    let mut bystander = bystander;
-    assert_eq!(
-        bystander.try_exit_status().unwrap(),
-        None,
-        "a process elsewhere was killed"
-    );
+    for mut bystander in bystanders {
+        assert_eq!(
+            bystander.try_exit_status().unwrap(),
+            None,
+            "{} was killed",
+            bystander.program()
+        );
+    }
 }

@@ -44,7 +44,13 @@ pub struct Callbacks {
 }
 
 impl Callbacks {
-    pub fn new(config: &protocol::BotConfig, aliases: &HostAliases) -> Result<Self, CallbackError> {
+    /// `session_base`: where session starts go instead of the service
+    /// (`MOCK_BOT_SESSION_BASE`).
+    pub fn new(
+        config: &protocol::BotConfig,
+        aliases: &HostAliases,
+        session_base: Option<&Url>,
+    ) -> Result<Self, CallbackError> {
         // Loopback only: a proxy from the environment must not see the harness's traffic.
         let builder = reqwest::Client::builder().no_proxy();
         let client = aliases
@@ -55,7 +61,9 @@ impl Callbacks {
             client,
             exited_url: config.bot_manager_callback_url.clone(),
             status_change_url: config.status_change_url(),
-            session_start_url: session_start_url(&config.bot_manager_callback_url),
+            session_start_url: session_start_url(
+                session_base.map_or(config.bot_manager_callback_url.as_str(), Url::as_str),
+            ),
         })
     }
 

@@ -119,23 +119,16 @@ pub async fn run() -> u8 {
         behaviour,
         aliases,
     } = setup;
-    let callbacks = match Callbacks::new(&config, &aliases) {
-        Ok(mut callbacks) => {
-            if let Some(base) = &behaviour.endpoints.session_base {
-                callbacks.session_start_url = format!(
-                    "{}/bots/internal/session_start",
-                    base.as_str().trim_end_matches('/')
-                );
+    let callbacks =
+        match Callbacks::new(&config, &aliases, behaviour.endpoints.session_base.as_ref()) {
+            Ok(callbacks) => callbacks,
+            Err(error) => {
+                let message = format!("failed to {error}");
+                eprintln!("mock-bot: {message}");
+                EventLog::config_error(&message);
+                return 1;
             }
-            callbacks
-        }
-        Err(error) => {
-            let message = format!("failed to {error}");
-            eprintln!("mock-bot: {message}");
-            EventLog::config_error(&message);
-            return 1;
-        }
-    };
+        };
     let (uid, uid_rx) = watch::channel(config.connection_id.clone());
     let events = EventLog::new(config.container_name.clone(), uid_rx.clone());
     let redis_url = aliases.rewrite_url(&config.redis_url);

@@ -175,10 +175,7 @@ impl Supervisor {
                 fault: "start_fails",
             });
         }
-        let delay = self.faults().start_delay_ms;
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
+        self.slow_start().await;
         let _op = ops.lock().await;
         {
             let table = self.table();
@@ -365,6 +362,14 @@ impl Supervisor {
 
     /// SIGKILLs the process and starts it again in the same container, optionally under a
     /// fresh `BOT_CONFIG.connectionId`; answers the connection id it now runs with.
+    /// The `start_delay_ms` fault: every start waits this long first.
+    async fn slow_start(&self) {
+        let delay = self.faults().start_delay_ms;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+
     pub(crate) async fn restart(
         self: &Arc<Self>,
         reference: &str,
@@ -417,12 +422,9 @@ impl Supervisor {
         {
             return Err(OpError::KillTimeout(reference.to_owned()));
         }
-        // A slow start (the `start_delay_ms` fault) slows the restart's start too: the
-        // container stays listed as exited, restarting, meanwhile.
-        let delay = self.faults().start_delay_ms;
-        if delay > 0 {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-        }
+        // A slow start slows the restart's start too: the container stays listed as
+        // exited, restarting, meanwhile.
+        self.slow_start().await;
         {
             let mut table = self.table();
             if let Some(c) = table.by_id_mut(&id) {

@@ -513,4 +513,11 @@ async fn a_container_that_runs_again_within_the_grace_is_no_evidence_for_the_swe
         "the bot runs: {:?}",
         row.transitions()
     );
+    let record = stack
+        .runtime_containers()
+        .await
+        .into_iter()
+        .find(|c| c["name"].as_str().map(|n| n.trim_start_matches('/')) == Some(&container))
+        .expect("the bot's container");
+    assert_eq!(record["state"], "running", "{record}");
 }

@@ -48,3 +48,55 @@ pub fn catalogue() -> Vec<(PathBuf, Arc<chaos::scenario::Scenario>)> {
         })
         .collect()
 }
+
+/// The standalone `fault-proxy` (a Toxiproxy of our own), killed when dropped, even if
+/// the test fails while starting it.
+pub struct ExternalProxy {
+    _child: infra::process::ChildGuard,
+    pub url: String,
+    /// Its log (`RUST_LOG=info`).
+    pub log: PathBuf,
+}
+
+impl ExternalProxy {
+    pub fn start(dir: &Path) -> ExternalProxy {
+        use std::io::BufRead;
+        let log = dir.join("fault-proxy.log");
+        let mut cmd = Command::new(infra::bins::workspace_bin("fault-proxy").unwrap());
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--seed", "3"])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = infra::process::die_with_parent(&mut cmd).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let child = infra::process::ChildGuard::from_std(child, "fault-proxy");
+        // Its first line, within a deadline: a proxy that never says where it listens
+        // fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("fault-proxy says where it listens");
+        let addr = line
+            .trim()
+            .strip_prefix("fault-proxy listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        ExternalProxy {
+            url: format!("http://{addr}"),
+            _child: child,
+            log,
+        }
+    }
+}
+
+/// The pid of a process that has exited (and been reaped).
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
