@@ -85,6 +85,8 @@ pub struct Stack {
     service_addr: String,
     /// The collector's stand-in, for a service that does not record sessions itself.
     session_standin: Option<crate::sut::standin::SessionStandin>,
+    /// Which keys the service writes (its current-uid key, if any), to remove them.
+    wire: protocol::Wire,
     redis: RedisServer,
     db: TestDatabase,
     _dir: tempfile::TempDir,
@@ -94,19 +96,20 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // The bot-manager writes the keys: it goes before them, or it could write one more.
         drop(self.manager.get_mut().take());
-        if !self.redis.is_throwaway() {
-            forget_meeting_keys(self.db.url(), self.redis.url());
+        if !self.redis.is_throwaway() && self.wire.current_uid_key.is_some() {
+            forget_meeting_keys(self.db.url(), self.redis.url(), &self.wire);
         }
     }
 }
 
 /// Deletes from the shared Redis at `redis_url` what the bot-manager wrote there for the
-/// meetings of the run's database at `database_url`: `bm:meeting:{platform}:{native}:current_uid`
-/// (a day's TTL otherwise). Native ids are unique to a run, so these keys are the run's own.
+/// meetings of the run's database at `database_url`: its current-uid key as `wire` names it
+/// (`bm:meeting:{platform}:{native_id}:current_uid`, a day's TTL otherwise). Native ids are unique to a run, so these keys are the run's own.
 /// Blocks (on a thread of its own: drop may run inside a runtime or outside one); logs a
 /// failure.
-fn forget_meeting_keys(database_url: &str, redis_url: &str) {
+fn forget_meeting_keys(database_url: &str, redis_url: &str, wire: &protocol::Wire) {
     let (database_url, redis_url) = (database_url.to_owned(), redis_url.to_owned());
+    let wire = wire.clone();
     let outcome = std::thread::Builder::new()
         .name("chaos-forget-keys".to_owned())
         .spawn(move || {
@@ -114,7 +117,7 @@ fn forget_meeting_keys(database_url: &str, redis_url: &str) {
                 .enable_all()
                 .build()
                 .map_err(|err| format!("build a runtime: {err}"))?;
-            runtime.block_on(delete_meeting_keys(&database_url, &redis_url))
+            runtime.block_on(delete_meeting_keys(&database_url, &redis_url, &wire))
         })
         .map_err(|err| format!("spawn a thread: {err}"))
         .and_then(|thread| {
@@ -127,7 +130,11 @@ fn forget_meeting_keys(database_url: &str, redis_url: &str) {
     }
 }
 
-async fn delete_meeting_keys(database_url: &str, redis_url: &str) -> Result<(), String> {
+async fn delete_meeting_keys(
+    database_url: &str,
+    redis_url: &str,
+    wire: &protocol::Wire,
+) -> Result<(), String> {
     use sqlx::Connection;
     let bounded =
         |what: &'static str| move |_| format!("{what}: no answer within {CLEANUP_DEADLINE:?}");
@@ -136,10 +143,10 @@ async fn delete_meeting_keys(database_url: &str, redis_url: &str) -> Result<(), 
             .await
             .map_err(bounded("connect to the run's database"))?
             .map_err(|err| format!("connect to the run's database: {err}"))?;
-    let meetings: Result<Vec<(String, String)>, sqlx::Error> = tokio::time::timeout(
+    let meetings: Result<Vec<(i64, String, String)>, sqlx::Error> = tokio::time::timeout(
         CLEANUP_DEADLINE,
         sqlx::query_as(
-            "SELECT DISTINCT platform, platform_specific_id FROM meetings \
+            "SELECT id::bigint, platform, platform_specific_id FROM meetings \
              WHERE platform_specific_id IS NOT NULL",
         )
         .fetch_all(&mut conn),
@@ -155,10 +162,12 @@ async fn delete_meeting_keys(database_url: &str, redis_url: &str) -> Result<(), 
     };
     let keys: Vec<String> = meetings
         .iter()
-        .filter_map(|(platform, native)| {
+        .filter_map(|(id, platform, native)| {
             let platform = platform.parse::<protocol::Platform>().ok()?;
-            Some(protocol::current_uid_key(platform, native))
+            wire.current_uid_key(*id, platform, native)
         })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     if keys.is_empty() {
         return Ok(());
@@ -740,6 +749,7 @@ impl Stack {
             links,
             service_addr: format!("127.0.0.1:{port}"),
             session_standin,
+            wire: sut.wire(),
             redis,
             db,
             _dir: dir,

@@ -11,6 +11,7 @@ pub mod channels;
 pub mod commands;
 pub mod platform;
 pub mod status;
+pub mod wire;
 
 pub use api::{
     ConfigUpdateRequest, CreateBotRequest, MeetingJson, MeetingsResponse, MessageResponse,
@@ -26,3 +27,4 @@ pub use channels::{
 pub use commands::BotCommand;
 pub use platform::{Platform, PlatformIdError};
 pub use status::{CompletionReason, FailureStage, MeetingStatus, ParseStatusError};
+pub use wire::{Published, Wire};

@@ -6,7 +6,7 @@
 //! precondition happened at all.
 
 pub mod convergence;
-mod invariants;
+pub(crate) mod invariants;
 mod timeline;
 
 use std::fmt;

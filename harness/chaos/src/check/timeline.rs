@@ -251,6 +251,8 @@ pub(crate) struct Timeline<'h> {
     /// When the last fault healed.
     pub last_heal_us: Option<i64>,
     pub exchanges: Vec<Exchange>,
+    /// How the service spoke on Redis.
+    pub wire: protocol::Wire,
     uids: HashMap<String, i64>,
 }
 
@@ -266,6 +268,7 @@ impl<'h> Timeline<'h> {
             final_state: None,
             last_heal_us: None,
             exchanges: Vec::new(),
+            wire: history.wire(),
             uids: HashMap::new(),
         };
         let mut invoked: HashMap<u64, (i64, String, String)> = HashMap::new();

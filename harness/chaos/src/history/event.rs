@@ -60,6 +60,11 @@ pub enum EventKind {
         seed: u64,
         /// Scenario meeting label -> native meeting id used in this run.
         meetings: Vec<MeetingLabel>,
+        /// How the service under test speaks on Redis (its adapter's `[protocol]`): the
+        /// checkers read what was published through it. Histories from before it was
+        /// recorded were all the reference's.
+        #[serde(default, skip_serializing_if = "is_reference_wire")]
+        wire: Box<protocol::Wire>,
     },
     /// A scenario step fired (or could not: `outcome` says).
     Step {
@@ -218,9 +223,7 @@ impl EventKind {
                 Actor::Harness
             }
             EventKind::Http { .. } => Actor::Client,
-            EventKind::Published { channel, .. } if channel.starts_with("bot_commands:") => {
-                Actor::Service
-            }
+            // Seen on Redis; which publishes are the service's commands is its wire's to say.
             EventKind::Published { .. } | EventKind::RecorderGap { .. } => Actor::Redis,
             EventKind::MeetingInserted { .. }
             | EventKind::StatusStored { .. }
@@ -278,6 +281,11 @@ impl History {
         self.events.last().map_or(0, |e| e.at_us)
     }
 
+    /// How the service under test spoke on Redis (the reference's when not recorded).
+    pub fn wire(&self) -> protocol::Wire {
+        wire_of(&self.events)
+    }
+
     pub fn meeting_labels(&self) -> Vec<MeetingLabel> {
         self.events
             .iter()
@@ -329,6 +337,22 @@ pub fn meeting_id_from_container_name(name: &str) -> Option<i64> {
     let rest = name.trim_start_matches('/').strip_prefix("vexa-bot-")?;
     let (id, _) = rest.rsplit_once('-')?;
     id.parse().ok()
+}
+
+/// The wire `events` were recorded under: their `run_started`'s (the reference's when
+/// none says).
+pub fn wire_of(events: &[Event]) -> protocol::Wire {
+    events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::RunStarted { wire, .. } => Some((**wire).clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn is_reference_wire(wire: &protocol::Wire) -> bool {
+    *wire == protocol::Wire::reference()
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub(crate) fn sample_history() -> History {
                 scenario: "restart-during-stop".into(),
                 profile: "legacy".into(),
                 seed: 42,
+                wire: Default::default(),
                 meetings: vec![MeetingLabel {
                     label: "m1".into(),
                     platform: "google_meet".into(),

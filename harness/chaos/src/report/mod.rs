@@ -254,6 +254,7 @@ pub(crate) fn key_fields(kind: &EventKind) -> String {
             profile,
             seed,
             meetings,
+            ..
         } => {
             parts.push(format!("scenario={scenario} profile={profile} seed={seed}"));
             if !meetings.is_empty() {

@@ -269,6 +269,7 @@ async fn drive(
         profile: spec.profile.clone(),
         seed: spec.seed,
         meetings: labels.0.clone(),
+        wire: Box::new(spec.sut.wire()),
     });
     let ctx = Arc::new(Ctx {
         client: Client::new(

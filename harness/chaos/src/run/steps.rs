@@ -127,7 +127,34 @@ pub fn problems(steps: &[StepReport], history: &History) -> Vec<String> {
             ));
         }
     }
+    problems.extend(undeclared(history));
     problems
+}
+
+/// Messages the service's wire cannot read: a protocol description that does not fit the
+/// service would leave the checkers blind to its leaves and statuses, never a pass.
+fn undeclared(history: &History) -> Option<String> {
+    let wire = history.wire();
+    let mut channels = std::collections::BTreeMap::<&str, usize>::new();
+    for e in &history.events {
+        if let EventKind::Published { channel, payload } = &e.kind
+            && wire.read(channel, payload) == protocol::Published::Undeclared
+        {
+            *channels.entry(channel).or_default() += 1;
+        }
+    }
+    if channels.is_empty() {
+        return None;
+    }
+    let total: usize = channels.values().sum();
+    let mut named: Vec<String> = channels.keys().take(3).map(|c| format!("`{c}`")).collect();
+    if channels.len() > 3 {
+        named.push(format!("{} more", channels.len() - 3));
+    }
+    Some(format!(
+        "{total} message(s) were published on channels the service's protocol description does not declare, or without the status where it says ({}): the checkers could not read them (the adapter's [protocol] must describe the service's channels)",
+        named.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -259,6 +286,55 @@ mod tests {
                 detail: json!({"outcome": "moot: the container is gone"}),
             },
         }]);
+        assert!(problems(&[], &h).is_empty());
+    }
+
+    fn published(seq: u64, channel: &str, payload: serde_json::Value) -> Event {
+        Event {
+            seq,
+            at_us: seq as i64 * 1_000,
+            kind: EventKind::Published {
+                channel: channel.into(),
+                payload,
+            },
+        }
+    }
+
+    fn started(wire: protocol::Wire) -> Event {
+        Event {
+            seq: 0,
+            at_us: 0,
+            kind: EventKind::RunStarted {
+                scenario: "s".into(),
+                profile: "legacy".into(),
+                seed: 1,
+                meetings: Vec::new(),
+                wire: Box::new(wire),
+            },
+        }
+    }
+
+    #[test]
+    fn messages_the_wire_cannot_read_are_a_problem() {
+        // A later service judged with the incident's description: its statuses on
+        // `bm:meeting:{id}:status` went unread, and INV-STATUS-AGREES saw nothing.
+        let status = json!({"payload": {"status": "active"}});
+        let h = history(vec![
+            started(protocol::Wire::reference()),
+            published(1, "bm:meeting:1:status", status.clone()),
+            published(2, "bm:meeting:1:status", status.clone()),
+        ]);
+        let found = problems(&[], &h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("2 message(s)") && found[0].contains("`bm:meeting:1:status`"),
+            "{found:?}"
+        );
+        let h = history(vec![
+            started(crate::check::invariants::testkit::later_wire()),
+            published(1, "bm:meeting:1:status", status),
+            published(2, "bot_commands:meeting:1", json!({"action": "leave", "meeting_id": 1})),
+        ]);
         assert!(problems(&[], &h).is_empty());
     }
 }

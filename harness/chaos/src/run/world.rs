@@ -1,8 +1,6 @@
 //! What the runner knows about the run so far, read from the history itself: which rows
 //! and containers belong to which scenario meeting, and whether a condition happened.
 
-use serde_json::Value;
-
 use crate::history::{Event, EventKind, MeetingLabel};
 use crate::scenario::Condition;
 
@@ -93,23 +91,27 @@ impl Labels {
                 })
             }
             Condition::Published { meeting, what } => {
+                let wire = crate::history::wire_of(events);
                 let native = self.native_id(meeting).unwrap_or_default();
                 let uids = self.uids(meeting, events);
                 let ids = self.meeting_ids(meeting, events);
+                let ours = |names: &protocol::wire::Captures| {
+                    names.uid.as_ref().is_some_and(|u| uids.contains(u))
+                        || names.meeting_id.is_some_and(|id| ids.contains(&id))
+                        || names.native_id.as_deref() == Some(native)
+                };
                 events.iter().any(|e| match &e.kind {
                     EventKind::Published { channel, payload } => {
-                        let to_bot = channel
-                            .strip_prefix("bot_commands:")
-                            .is_some_and(|rest| {
-                                uids.iter().any(|u| u == rest)
-                                    || rest
-                                        .strip_prefix("meeting:")
-                                        .and_then(|id| id.parse().ok())
-                                        .is_some_and(|id: i64| ids.contains(&id))
-                            });
-                        let status = channel.ends_with(&format!(":{native}:status"));
-                        (to_bot && payload["action"] == *what)
-                            || (status && payload["payload"]["status"] == Value::String(what.clone()))
+                        match wire.read(channel, payload) {
+                            protocol::Published::Leave(names)
+                            | protocol::Published::Command(names) => {
+                                ours(&names) && payload["action"] == *what
+                            }
+                            protocol::Published::Status { status, names } => {
+                                ours(&names) && status == *what
+                            }
+                            protocol::Published::Undeclared => false,
+                        }
                     }
                     _ => false,
                 })

@@ -121,7 +121,14 @@ impl Sut {
         })
     }
 
-    /// Whether `--profile` reaches this service.
+    /// How this service speaks on Redis: its adapter's `[protocol]`, or the reference's.
+    pub fn wire(&self) -> protocol::Wire {
+        self.adapter
+            .as_ref()
+            .map(Adapter::wire)
+            .unwrap_or_default()
+    }
+
     /// The one expectation column of a service that takes no profiles (the adapter
     /// must name it: checked when it loads).
     pub fn only_column(&self) -> Option<&str> {

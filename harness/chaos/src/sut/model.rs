@@ -33,6 +33,10 @@ pub struct Adapter {
     /// example a start delay as long as a real bot's.
     #[serde(default)]
     pub bots: BotsSpec,
+    /// How the service speaks on Redis (channels, payloads, keys); the reference's when
+    /// absent.
+    #[serde(default)]
+    pub protocol: Option<Spanned<protocol::Wire>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -257,11 +261,24 @@ impl Adapter {
                 ));
             }
         }
+        if let Some(wire) = &adapter.protocol
+            && let Err(err) = wire.get_ref().validate()
+        {
+            return Err(at(wire.span().start, err.to_string()));
+        }
         Ok(adapter)
     }
 }
 
 impl Adapter {
+    /// How the service speaks on Redis.
+    pub fn wire(&self) -> protocol::Wire {
+        self.protocol
+            .as_ref()
+            .map(|w| w.get_ref().clone())
+            .unwrap_or_default()
+    }
+
     /// The timers as plain specs.
     pub fn timer(&self, key: &str) -> Option<&TimerSpec> {
         self.timers.get(key).map(Spanned::get_ref)
@@ -323,5 +340,39 @@ stop_grace_s = { env = "GRACE" }
         assert!(e.starts_with("a.toml:13:"), "{e}");
         let e = error(&GOOD.replace("[docker]", "[docker]\nport = 1"));
         assert!(e.contains("port"), "{e}");
+    }
+
+    const LATER: &str = r#"
+[protocol]
+command_channels = ["bot_commands:meeting:{meeting_id}"]
+command_meeting_field = "meeting_id"
+status_channels = ["bm:meeting:{meeting_id}:status"]
+"#;
+
+    #[test]
+    fn a_protocol_table_describes_the_wire_and_defaults_to_the_reference() {
+        assert_eq!(
+            Adapter::parse("a.toml", GOOD).unwrap().wire(),
+            protocol::Wire::reference()
+        );
+        let wire = Adapter::parse("a.toml", &format!("{GOOD}{LATER}"))
+            .unwrap()
+            .wire();
+        assert_eq!(wire.current_uid_key, None);
+        assert_eq!(
+            wire.status_channels[0].to_string(),
+            "bm:meeting:{meeting_id}:status"
+        );
+    }
+
+    #[test]
+    fn a_bad_protocol_table_is_refused_with_its_line() {
+        let e = error(&format!("{GOOD}{}", LATER.replace("{meeting_id}:status", "{id}:status")));
+        assert!(e.starts_with("a.toml:") && e.contains("unknown placeholder {id}"), "{e}");
+        let e = error(&format!(
+            "{GOOD}{}",
+            LATER.replace("bm:meeting:{meeting_id}:status", "bm:{user_id}:status")
+        ));
+        assert!(e.starts_with("a.toml:18:") && e.contains("must name"), "{e}");
     }
 }

@@ -1,10 +1,13 @@
 //! INV-LEAVE-ROUTED: a leave reaches the channel the live bot listens on.
 //!
-//! A leave is a message on `bot_commands:<uid>` or `bot_commands:meeting:<id>` whose
-//! payload's `action` is `leave`. Its meeting comes from the channel (the id, or the
-//! uid's session row or bot log; failing those, the DELETE about a scenario meeting in
-//! flight at that moment). At the publish, some bot of that meeting whose container was
-//! alive must listen on exactly that channel, per its log at or before the publish: the
+//! A leave is a message on one of the service's command channels whose payload has its
+//! leave fields (the service's wire, from the history: legacy's `bot_commands:<uid>` with
+//! `{"action":"leave"}`, later versions' `bot_commands:meeting:<id>` with `meeting_id`).
+//! Its meeting comes from the channel (the id, or the uid's session row or bot log), the
+//! payload's meeting, failing those the DELETE about a scenario meeting in flight at that
+//! moment. At the publish, some bot of that meeting whose container was alive must listen
+//! on exactly that channel, per its log at or before the publish (and a payload naming
+//! another meeting is ignored by the bot, so it reaches none): the
 //! last `subscribed` sets the channel, `subscribe_failed` and `subscription_lost` leave it
 //! listening nowhere, `uid_changed` moves a subscription on `bot_commands:<old_uid>` to
 //! `bot_commands:<new_uid>`. A leave published while no bot of its meeting was alive
@@ -13,7 +16,9 @@
 //! which no routing can reach; the other invariants judge what the stop does next).
 
 use super::Findings;
-use crate::check::timeline::{Alive, BotLog, Timeline, json_payload, ms};
+use protocol::wire::{Captures, Published};
+
+use crate::check::timeline::{Alive, BotLog, Timeline, ms};
 use crate::check::{CheckConfig, CheckResult, Invariant};
 use crate::history::{Event, EventKind, History};
 
@@ -21,9 +26,9 @@ pub fn leave_routed(history: &History, _config: &CheckConfig) -> CheckResult {
     let tl = Timeline::new(history);
     let mut findings = Findings::new(Invariant::LeaveRouted);
     let mut ignored = 0usize;
-    for (publish, channel) in history.events.iter().filter_map(leave) {
-        let decided = match target_meeting(&tl, channel, publish.at_us) {
-            Some(id) => check_leave(&tl, publish, channel, id, &mut findings),
+    for (publish, channel, names) in history.events.iter().filter_map(|e| leave(&tl.wire, e)) {
+        let decided = match target_meeting(&tl, &names, publish.at_us) {
+            Some(id) => check_leave(&tl, publish, channel, &names, id, &mut findings),
             None => false,
         };
         if !decided {
@@ -37,32 +42,30 @@ pub fn leave_routed(history: &History, _config: &CheckConfig) -> CheckResult {
     })
 }
 
-/// A published leave and its channel.
-fn leave(e: &Event) -> Option<(&Event, &str)> {
+/// A published leave, its channel and what the channel and payload name.
+fn leave<'h>(wire: &protocol::Wire, e: &'h Event) -> Option<(&'h Event, &'h str, Captures)> {
     let EventKind::Published { channel, payload } = &e.kind else {
         return None;
     };
-    if !channel.starts_with("bot_commands:") {
-        return None;
+    match wire.read(channel, payload) {
+        Published::Leave(names) => Some((e, channel.as_str(), names)),
+        _ => None,
     }
-    let payload = json_payload(payload);
-    (payload.get("action").and_then(|a| a.as_str()) == Some("leave"))
-        .then_some((e, channel.as_str()))
 }
 
-fn target_meeting(tl: &Timeline<'_>, channel: &str, t: i64) -> Option<i64> {
-    let rest = channel.strip_prefix("bot_commands:")?;
-    if let Some(id) = rest.strip_prefix("meeting:").and_then(|id| id.parse().ok()) {
-        return Some(id);
-    }
-    tl.meeting_of_uid(rest).or_else(|| {
-        tl.exchanges
-            .iter()
-            .filter(|x| {
-                x.method.eq_ignore_ascii_case("DELETE") && x.from_us <= t && t <= x.until_us
-            })
-            .find_map(|x| tl.row_for_label(&x.label, t))
-    })
+fn target_meeting(tl: &Timeline<'_>, names: &Captures, t: i64) -> Option<i64> {
+    names
+        .meeting_id
+        .or_else(|| names.uid.as_deref().and_then(|uid| tl.meeting_of_uid(uid)))
+        .or(names.payload_meeting_id)
+        .or_else(|| {
+            tl.exchanges
+                .iter()
+                .filter(|x| {
+                    x.method.eq_ignore_ascii_case("DELETE") && x.from_us <= t && t <= x.until_us
+                })
+                .find_map(|x| tl.row_for_label(&x.label, t))
+        })
 }
 
 /// Checks one leave for meeting `id`; answers whether it counted (a bot was alive).
@@ -70,6 +73,7 @@ fn check_leave(
     tl: &Timeline<'_>,
     publish: &Event,
     channel: &str,
+    names: &Captures,
     id: i64,
     findings: &mut Findings,
 ) -> bool {
@@ -98,6 +102,17 @@ fn check_leave(
         return false;
     }
     findings.occurred();
+    // The bot drops a command for another meeting, wherever it was published.
+    if let Some(other) = names.payload_meeting_id.filter(|other| *other != id) {
+        findings.violated(
+            format!(
+                "Leave for meeting {id} published at {} on {channel} names meeting {other} in its payload: its bot ignores it.",
+                ms(t)
+            ),
+            [publish],
+        );
+        return true;
+    }
     let mut heard = Vec::new();
     for bot in &live {
         let (listening, last) = bot.listening_at(t);

@@ -1,6 +1,7 @@
 //! INV-STATUS-AGREES: the last published status equals the stored one once quiet.
 //!
-//! A status event is a message on the status channel carrying `payload.status`: legacy's
+//! A status event is a message on one of the service's status channels (its wire, from
+//! the history) carrying a status where its wire says: legacy's
 //! `bm:meeting:{user_id}:{platform}:{native}:status`, shared by every row of the meeting
 //! key, or later versions' `bm:meeting:{id}:status` (protocol.md sections 6 and 11).
 //!
@@ -37,7 +38,7 @@ pub fn status_agrees(history: &History, _config: &CheckConfig) -> CheckResult {
     let mut credit = Credit::new(&tl);
     let mut last_published: BTreeMap<i64, (&Event, String)> = BTreeMap::new();
     for e in &history.events {
-        let Some(publish) = status_event(e) else {
+        let Some(publish) = status_event(&tl.wire, e) else {
             continue;
         };
         match credit.row_of(&publish) {
@@ -73,21 +74,15 @@ struct StatusPublish<'h> {
     key: Option<(String, String)>,
 }
 
-fn status_event(e: &Event) -> Option<StatusPublish<'_>> {
+fn status_event<'h>(wire: &protocol::Wire, e: &'h Event) -> Option<StatusPublish<'h>> {
     let EventKind::Published { channel, payload } = &e.kind else {
         return None;
     };
-    let middle = channel
-        .strip_prefix("bm:meeting:")?
-        .strip_suffix(":status")?;
-    let payload = json_payload(payload);
-    let status = payload.get("payload")?.get("status")?.as_str()?.to_owned();
-    let parts: Vec<&str> = middle.splitn(3, ':').collect();
-    let (channel_row, channel_key) = match parts[..] {
-        [id] => (id.parse::<i64>().ok(), None),
-        [_user, platform, native] => (None, Some((platform.to_owned(), native.to_owned()))),
-        _ => (None, None),
+    let protocol::Published::Status { status, names } = wire.read(channel, payload) else {
+        return None;
     };
+    let payload = json_payload(payload);
+    let (channel_row, channel_key) = (names.meeting_id, names.key());
     let meeting = payload.get("meeting");
     let as_id = |v: Option<&Value>| {
         v.and_then(|v| {
@@ -226,7 +221,7 @@ fn check_meeting(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{H, config};
+    use super::super::testkit::{H, config, later_wire};
     use serde_json::json;
 
     use super::*;
@@ -503,11 +498,11 @@ mod tests {
                 }),
             )
         };
-        let h =
-            H::new()
-                .at(0)
-                .insert(1, "abc-defg-hij", "active")
-                .insert(2, "abc-defg-hij", "active");
+        let h = H::new()
+            .wire(later_wire())
+            .at(0)
+            .insert(1, "abc-defg-hij", "active")
+            .insert(2, "abc-defg-hij", "active");
         let h = publish(h, 1, "active").at(100);
         let h = publish(h, 2, "stopping").at(5000).final_auto().end();
         let r = status_agrees(&h, &config());
@@ -532,6 +527,7 @@ mod tests {
     #[test]
     fn a_status_channel_naming_an_older_row_credits_that_row() {
         let h = H::new()
+            .wire(later_wire())
             .at(0)
             .insert(1, "abc-defg-hij", "active")
             .insert(2, "abc-defg-hij", "active")

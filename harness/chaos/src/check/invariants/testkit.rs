@@ -36,6 +36,19 @@ pub struct H {
     /// Machine status changes stored so far, per meeting.
     stored: HashMap<i64, usize>,
     final_state: Option<FinalState>,
+    /// How the service speaks on Redis (the reference's unless [`H::wire`] says).
+    wire: protocol::Wire,
+}
+
+/// A later production version's wire (protocol.md section 11): meeting-scoped command
+/// and status channels, `meeting_id` in commands, no current-uid key.
+pub fn later_wire() -> protocol::Wire {
+    serde_json::from_value(serde_json::json!({
+        "command_channels": ["bot_commands:meeting:{meeting_id}"],
+        "command_meeting_field": "meeting_id",
+        "status_channels": ["bm:meeting:{meeting_id}:status"],
+    }))
+    .expect("a valid wire")
 }
 
 impl H {
@@ -402,6 +415,12 @@ impl H {
     }
 
     /// Ends the run now: the final state if one was set, else a plain marker event.
+    /// The history of a service that speaks `wire`.
+    pub fn wire(mut self, wire: protocol::Wire) -> Self {
+        self.wire = wire;
+        self
+    }
+
     pub fn end(mut self) -> History {
         let last = match self.final_state.take() {
             Some(state) => EventKind::Final(state),
@@ -424,6 +443,7 @@ impl H {
                     profile: "legacy".into(),
                     seed: 0,
                     meetings: labels,
+                    wire: Box::new(std::mem::take(&mut h.wire)),
                 },
             },
         );

@@ -258,6 +258,8 @@ struct Builder<'a> {
     events: &'a [Event],
     lanes: Vec<Lane>,
     bot_lane: HashMap<String, usize>,
+    /// How the service spoke on Redis: which publishes are commands and statuses.
+    wire: protocol::Wire,
 }
 
 impl<'a> Builder<'a> {
@@ -325,10 +327,12 @@ impl<'a> Builder<'a> {
                 subtitle: name.to_owned(),
             });
         }
+        let wire = crate::history::wire_of(events);
         Builder {
             events,
             lanes,
             bot_lane,
+            wire,
         }
     }
 
@@ -510,19 +514,27 @@ impl<'a> Builder<'a> {
                     ),
                 }
             }
-            EventKind::Published { channel, payload } => {
-                let channel = shorten_ids(channel);
-                let mut label = if let Some(status) =
-                    payload.pointer("/payload/status").and_then(Value::as_str)
-                {
-                    format!("status {status} → {channel}")
-                } else if let Some(action) = payload.get("action").and_then(Value::as_str) {
-                    format!("{action} → {channel}")
-                } else {
-                    format!("{} → {channel}", truncate(&compact_json(payload), 40))
+            EventKind::Published {
+                channel: full,
+                payload,
+            } => {
+                let channel = shorten_ids(full);
+                let read = self.wire.read(full, payload);
+                let mut label = match &read {
+                    protocol::Published::Status { status, .. } => {
+                        format!("status {status} → {channel}")
+                    }
+                    protocol::Published::Leave(_) => format!("leave → {channel}"),
+                    protocol::Published::Command(_) => match payload.get("action").and_then(Value::as_str) {
+                        Some(action) => format!("{action} → {channel}"),
+                        None => format!("command {} → {channel}", truncate(&compact_json(payload), 40)),
+                    },
+                    _ => format!("{} → {channel}", truncate(&compact_json(payload), 40)),
                 };
-                if e.kind.actor() == crate::history::Actor::Service
-                    && !receipts.received.contains(&idx)
+                if matches!(
+                    read,
+                    protocol::Published::Leave(_) | protocol::Published::Command(_)
+                ) && !receipts.received.contains(&idx)
                 {
                     label.push_str(" (no bot logged receiving it)");
                 }

@@ -83,6 +83,7 @@ fn stop_flow() -> History {
                 scenario: "stop-flow".into(),
                 profile: "legacy".into(),
                 seed: 1,
+                wire: Default::default(),
                 meetings: vec![MeetingLabel {
                     label: "m1".into(),
                     platform: "google_meet".into(),
