@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use protocol::Published;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -156,25 +157,49 @@ impl Probe {
             .unwrap_or_else(|| "no row".into())
     }
 
-    /// Waits (bounded) until something was published whose channel and payload satisfy
-    /// `pred`; answers a description of it or "nothing".
-    async fn published(&self, pred: impl Fn(&str, &Value) -> bool) -> String {
+    /// Waits (bounded) until the service published `status` on one of its status
+    /// channels (its wire's); answers the status and the channel's template, or "nothing".
+    async fn status_published(&self, status: &str) -> String {
+        let wire = self.stack.wire().clone();
+        self.published(|c, p| match wire.read(c, p) {
+            Published::Status { status: s, .. } if s == status => {
+                Some(format!("{s} on {}", template_of(&wire.status_channels, c)))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits (bounded) until a message satisfies `describe`; answers its description or
+    /// "nothing".
+    async fn published(&self, describe: impl Fn(&str, &Value) -> Option<String>) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if let Some((channel, payload)) = self
+            if let Some(found) = self
                 .published
                 .lock()
                 .expect("publish log")
                 .iter()
-                .find(|(c, p)| pred(c, p))
+                .find_map(|(c, p)| describe(c, p))
             {
-                return format!("{} on {}", short(payload), channel_shape(channel));
+                return found;
             }
             if tokio::time::Instant::now() >= deadline {
                 return "nothing".into();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The service's status channels, as its wire writes them.
+    fn status_templates(&self) -> String {
+        let wire = self.stack.wire();
+        let names: Vec<String> = wire
+            .status_channels
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        names.join(" or ")
     }
 
     async fn session_uid(&self, id: i64) -> Option<String> {
@@ -277,34 +302,38 @@ impl Probe {
             "requested",
             observed,
         );
-        let observed = self
-            .published(|c, p| c.ends_with(":status") && p["payload"]["status"] == "requested")
-            .await;
+        let observed = self.status_published("requested").await;
         self.check(
             "4",
             "POST /bots publishes requested on the status channel",
-            "requested on bm:meeting:…:status",
+            format!("requested on {}", self.status_templates()),
             observed,
         );
         let mut redis = redis::Client::open(self.stack.redis_url())?
             .get_multiplexed_async_connection()
             .await?;
-        let key = format!("bm:meeting:google_meet:{native}:current_uid");
-        let ttl: i64 = redis::cmd("TTL")
-            .arg(&key)
-            .query_async(&mut redis)
-            .await
-            .unwrap_or(-2);
-        self.check(
-            "4",
-            "POST /bots sets current_uid with a day's TTL",
-            "set, TTL ≤ 86400",
-            if ttl > 0 && ttl <= 86_400 {
-                "set, TTL ≤ 86400".to_owned()
-            } else {
-                format!("TTL {ttl}")
-            },
-        );
+        // A version that writes no current-uid key (later ones) has nothing to check here.
+        if let Some(key) =
+            self.stack
+                .wire()
+                .current_uid_key(id, protocol::Platform::GoogleMeet, native)
+        {
+            let ttl: i64 = redis::cmd("TTL")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or(-2);
+            self.check(
+                "4",
+                "POST /bots sets current_uid with a day's TTL",
+                "set, TTL ≤ 86400",
+                if ttl > 0 && ttl <= 86_400 {
+                    "set, TTL ≤ 86400".to_owned()
+                } else {
+                    format!("TTL {ttl}")
+                },
+            );
+        }
         let (code, _) = self
             .call(Method::POST, "/bots", Some(DEV), Some(post.clone()))
             .await;
@@ -398,13 +427,11 @@ impl Probe {
             "active",
             after,
         );
-        let observed = self
-            .published(|c, p| c.ends_with(":status") && p["payload"]["status"] == "active")
-            .await;
+        let observed = self.status_published("active").await;
         self.check(
             "5",
             "an applied status is published",
-            "active on bm:meeting:…:status",
+            format!("active on {}", self.status_templates()),
             observed,
         );
 
@@ -415,27 +442,50 @@ impl Probe {
             "202 Stop request accepted and is being processed.",
             said(code, &body, "message"),
         );
+        // Where the leave must go: the earliest session's uid channel (the incident's
+        // algorithm) when the wire has uid channels, else the meeting's channel.
+        let wire = self.stack.wire().clone();
+        let by_uid = wire
+            .command_channels
+            .iter()
+            .any(|t| t.to_string().contains("{uid}"));
+        let expected = if by_uid {
+            "leave on the earliest session's uid channel"
+        } else {
+            "leave on the meeting's channel, naming it"
+        };
         let observed = self
-            .published(|c, p| c.starts_with("bot_commands:") && p["action"] == "leave")
+            .published(|c, p| match wire.read(c, p) {
+                Published::Leave(names) => {
+                    Some(if by_uid && names.uid.as_deref() == Some(uid.as_str()) {
+                        "leave on the earliest session's uid channel".to_owned()
+                    } else if !by_uid
+                        && names.meeting_id == Some(id)
+                        && names.payload_meeting_id.is_none_or(|m| m == id)
+                    {
+                        "leave on the meeting's channel, naming it".to_owned()
+                    } else {
+                        format!("leave on {c} {p}")
+                    })
+                }
+                _ => None,
+            })
             .await;
-        let expected_leave = format!("{{\"action\":\"leave\"}} on bot_commands:{uid}");
         self.check(
             "4",
-            "the leave goes to the earliest session's uid",
-            "leave on bot_commands:<earliest uid>",
-            if observed == expected_leave {
-                "leave on bot_commands:<earliest uid>".to_owned()
+            if by_uid {
+                "the leave goes to the earliest session's uid"
             } else {
-                observed
+                "the leave goes to the meeting's channel"
             },
+            expected,
+            observed,
         );
-        let observed = self
-            .published(|c, p| c.ends_with(":status") && p["payload"]["status"] == "stopping")
-            .await;
+        let observed = self.status_published("stopping").await;
         self.check(
             "4",
             "stopping is published",
-            "stopping on bm:meeting:…:status",
+            format!("stopping on {}", self.status_templates()),
             observed,
         );
         let after = self.status_of(id).await;
@@ -484,24 +534,12 @@ fn said(code: u16, body: &Value, field: &str) -> String {
     format!("{code} {}", body[field].as_str().unwrap_or("-"))
 }
 
-/// A payload in a few words: `{"action":"leave"}`, or the status it announces.
-fn short(payload: &Value) -> String {
-    if let Some(status) = payload["payload"]["status"].as_str() {
-        return status.to_owned();
-    }
-    if let Some(action) = payload["action"].as_str() {
-        return format!("{{\"action\":\"{action}\"}}");
-    }
-    payload.to_string()
-}
-
-/// A status channel with its ids elided, so the reference's and production's read alike.
-fn channel_shape(channel: &str) -> String {
-    if channel.starts_with("bm:meeting:") && channel.ends_with(":status") {
-        "bm:meeting:…:status".into()
-    } else {
-        channel.to_owned()
-    }
+/// The template among `templates` that `channel` is an instance of, as written.
+fn template_of(templates: &[protocol::wire::Template], channel: &str) -> String {
+    templates
+        .iter()
+        .find(|t| t.capture(channel).is_some())
+        .map_or_else(|| channel.to_owned(), ToString::to_string)
 }
 
 /// The table, as Markdown.

@@ -756,6 +756,11 @@ impl Stack {
         })
     }
 
+    /// How the service speaks on Redis.
+    pub fn wire(&self) -> &protocol::Wire {
+        &self.wire
+    }
+
     pub fn redis_url(&self) -> &str {
         self.redis.url()
     }

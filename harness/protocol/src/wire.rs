@@ -136,7 +136,11 @@ impl Wire {
             }
             other => other,
         };
-        if let Some(mut names) = self.command_channels.iter().find_map(|t| t.capture(channel)) {
+        if let Some(mut names) = self
+            .command_channels
+            .iter()
+            .find_map(|t| t.capture(channel))
+        {
             if let Some(field) = &self.command_meeting_field
                 && let Some(id) = as_id(payload.get(field))
             {
@@ -155,7 +159,10 @@ impl Wire {
             };
         }
         if let Some(names) = self.status_channels.iter().find_map(|t| t.capture(channel)) {
-            return match payload.pointer(&self.status_pointer).and_then(Value::as_str) {
+            return match payload
+                .pointer(&self.status_pointer)
+                .and_then(Value::as_str)
+            {
                 Some(status) => Published::Status {
                     status: status.to_owned(),
                     names,
@@ -305,7 +312,7 @@ impl Template {
                         })?;
                     if matches!(parts.last(), Some(Part::Slot(_))) {
                         return Err(bad(
-                            "two placeholders must be separated by literal text".into(),
+                            "two placeholders must be separated by literal text".into()
                         ));
                     }
                     if parts.contains(&Part::Slot(slot)) {
@@ -524,7 +531,10 @@ mod tests {
     #[test]
     fn templates_name_what_is_wrong_with_them() {
         for (text, problem) in [
-            ("bot_commands:{connection}", "unknown placeholder {connection}"),
+            (
+                "bot_commands:{connection}",
+                "unknown placeholder {connection}",
+            ),
             ("bot_commands:{uid", "never closed"),
             ("a:{platform}{native_id}", "separated by literal text"),
             ("{uid}:{uid}", "appears twice"),

@@ -5,8 +5,7 @@ pub mod normalise;
 mod recorder;
 
 pub use event::{
-    wire_of,
     Actor, Event, EventKind, FaultPhase, FinalContainer, FinalMeeting, FinalSession, FinalState,
-    History, HistoryError, HttpPhase, MeetingLabel, meeting_id_from_container_name,
+    History, HistoryError, HttpPhase, MeetingLabel, meeting_id_from_container_name, wire_of,
 };
 pub use recorder::{Recorder, RecorderError};

@@ -333,7 +333,11 @@ mod tests {
         let h = history(vec![
             started(crate::check::invariants::testkit::later_wire()),
             published(1, "bm:meeting:1:status", status),
-            published(2, "bot_commands:meeting:1", json!({"action": "leave", "meeting_id": 1})),
+            published(
+                2,
+                "bot_commands:meeting:1",
+                json!({"action": "leave", "meeting_id": 1}),
+            ),
         ]);
         assert!(problems(&[], &h).is_empty());
     }

@@ -123,10 +123,7 @@ impl Sut {
 
     /// How this service speaks on Redis: its adapter's `[protocol]`, or the reference's.
     pub fn wire(&self) -> protocol::Wire {
-        self.adapter
-            .as_ref()
-            .map(Adapter::wire)
-            .unwrap_or_default()
+        self.adapter.as_ref().map(Adapter::wire).unwrap_or_default()
     }
 
     /// The one expectation column of a service that takes no profiles (the adapter

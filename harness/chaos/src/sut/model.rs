@@ -367,12 +367,21 @@ status_channels = ["bm:meeting:{meeting_id}:status"]
 
     #[test]
     fn a_bad_protocol_table_is_refused_with_its_line() {
-        let e = error(&format!("{GOOD}{}", LATER.replace("{meeting_id}:status", "{id}:status")));
-        assert!(e.starts_with("a.toml:") && e.contains("unknown placeholder {id}"), "{e}");
+        let e = error(&format!(
+            "{GOOD}{}",
+            LATER.replace("{meeting_id}:status", "{id}:status")
+        ));
+        assert!(
+            e.starts_with("a.toml:") && e.contains("unknown placeholder {id}"),
+            "{e}"
+        );
         let e = error(&format!(
             "{GOOD}{}",
             LATER.replace("bm:meeting:{meeting_id}:status", "bm:{user_id}:status")
         ));
-        assert!(e.starts_with("a.toml:18:") && e.contains("must name"), "{e}");
+        assert!(
+            e.starts_with("a.toml:18:") && e.contains("must name"),
+            "{e}"
+        );
     }
 }

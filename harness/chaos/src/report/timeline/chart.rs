@@ -525,10 +525,15 @@ impl<'a> Builder<'a> {
                         format!("status {status} → {channel}")
                     }
                     protocol::Published::Leave(_) => format!("leave → {channel}"),
-                    protocol::Published::Command(_) => match payload.get("action").and_then(Value::as_str) {
-                        Some(action) => format!("{action} → {channel}"),
-                        None => format!("command {} → {channel}", truncate(&compact_json(payload), 40)),
-                    },
+                    protocol::Published::Command(_) => {
+                        match payload.get("action").and_then(Value::as_str) {
+                            Some(action) => format!("{action} → {channel}"),
+                            None => format!(
+                                "command {} → {channel}",
+                                truncate(&compact_json(payload), 40)
+                            ),
+                        }
+                    }
                     _ => format!("{} → {channel}", truncate(&compact_json(payload), 40)),
                 };
                 if matches!(
