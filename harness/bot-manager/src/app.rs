@@ -54,6 +54,7 @@ impl AppState {
     /// in production.
     pub async fn publish_status(
         &self,
+        meeting_id: i32,
         user_id: i32,
         platform: Platform,
         native_id: &str,
@@ -61,10 +62,10 @@ impl AppState {
     ) {
         if let Err(err) = self
             .bus
-            .publish_status(user_id, platform, native_id, status)
+            .publish_status(meeting_id, user_id, platform, native_id, status)
             .await
         {
-            tracing::error!(user_id, %platform, native_id, %status, error = %err, "failed to publish status");
+            tracing::error!(meeting_id, user_id, %platform, native_id, %status, error = %err, "failed to publish status");
         }
     }
 
@@ -116,8 +117,14 @@ impl AppState {
             None
         };
         if let (Some(platform), Some(status)) = (meeting.platform(), status) {
-            self.publish_status(meeting.user_id, platform, meeting.native_id(), status)
-                .await;
+            self.publish_status(
+                meeting.id,
+                meeting.user_id,
+                platform,
+                meeting.native_id(),
+                status,
+            )
+            .await;
         }
     }
 }
@@ -133,7 +140,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let timeout = config.timers.dependency_timeout();
     let pool = db::connect(&config.database_url, timeout).await?;
     db::MIGRATOR.run(&pool).await.map_err(DbError::from)?;
-    let bus = Bus::connect(&config.redis_url, timeout).await?;
+    let bus = Bus::connect(&config.redis_url, timeout, config.wire).await?;
     let runtime = Runtime::connect(config.docker_host.as_deref(), timeout)?;
     match runtime.api_version().await {
         Ok(version) => tracing::info!(api_version = %version, "container runtime reachable"),
@@ -159,7 +166,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         publish_lock: Arc::default(),
         instance,
     };
-    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, "bot-manager ready");
+    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, wire = ?state.config.wire, "bot-manager ready");
     let mut workers = crate::workers::spawn(&state);
     println!("bot-manager listening on {addr}");
     serve(listener, crate::api::router(state)).await;

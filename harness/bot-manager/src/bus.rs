@@ -1,4 +1,5 @@
-//! Redis: command and status publishing, and the `current_uid` mapping.
+//! Redis: command and status publishing, and the `current_uid` mapping, in the wire of
+//! the production version the service speaks (`--wire`).
 
 use std::time::Duration;
 
@@ -18,13 +19,26 @@ pub enum BusError {
     Command(#[from] redis::RedisError),
 }
 
+/// Which production version's Redis protocol the service speaks (protocol.md sections 6
+/// and 11), independent of its profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wire {
+    /// The incident-era version's: statuses on `bm:meeting:{user}:{platform}:{native}:status`,
+    /// the `current_uid` key, the leave routed as the profile says.
+    Incident,
+    /// A later version's: every command on `bot_commands:meeting:{id}` with `meeting_id`,
+    /// statuses on `bm:meeting:{id}:status`, no `current_uid` key.
+    Later,
+}
+
 #[derive(Clone)]
 pub struct Bus {
     conn: ConnectionManager,
+    wire: Wire,
 }
 
 impl Bus {
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, timeout: Duration, wire: Wire) -> Result<Self, BusError> {
         let connect_err = |source| BusError::Connect {
             url: url.to_owned(),
             source,
@@ -37,7 +51,7 @@ impl Bus {
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(connect_err)?;
-        Ok(Bus { conn })
+        Ok(Bus { conn, wire })
     }
 
     /// Publishes a command; answers how many subscribers received it (legacy ignores it).
@@ -53,6 +67,7 @@ impl Bus {
 
     pub async fn publish_status(
         &self,
+        meeting_id: i32,
         user_id: i32,
         platform: Platform,
         native_id: &str,
@@ -64,12 +79,16 @@ impl Bus {
             status,
             crate::db::rfc3339(chrono::Utc::now()),
         );
-        let channel = protocol::status_channel(user_id.into(), platform, native_id);
+        let channel = match self.wire {
+            Wire::Incident => protocol::status_channel(user_id.into(), platform, native_id),
+            Wire::Later => protocol::meeting_status_channel(meeting_id.into()),
+        };
         let payload = serde_json::to_string(&event).expect("status events serialise");
         let mut conn = self.conn.clone();
         Ok(conn.publish(channel, payload).await?)
     }
 
+    /// Writes the `current_uid` key; the later wire has none, and writes nothing.
     pub async fn set_current_uid(
         &self,
         platform: Platform,
@@ -77,6 +96,9 @@ impl Bus {
         uid: &str,
         ttl_s: u64,
     ) -> Result<(), BusError> {
+        if self.wire == Wire::Later {
+            return Ok(());
+        }
         let mut conn = self.conn.clone();
         let _: () = conn
             .set_ex(protocol::current_uid_key(platform, native_id), uid, ttl_s)
@@ -84,11 +106,15 @@ impl Bus {
         Ok(())
     }
 
+    /// Reads the `current_uid` key; under the later wire there is none to find.
     pub async fn current_uid(
         &self,
         platform: Platform,
         native_id: &str,
     ) -> Result<Option<String>, BusError> {
+        if self.wire == Wire::Later {
+            return Ok(None);
+        }
         let mut conn = self.conn.clone();
         Ok(conn
             .get(protocol::current_uid_key(platform, native_id))

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::bus::Wire;
 use crate::profile::Profile;
 
 #[derive(Debug, Clone, Parser)]
@@ -28,6 +29,10 @@ pub struct Config {
     /// (`reconcile=true`, `route_leave=current_uid`); repeatable, applied in order.
     #[arg(long = "fix", value_name = "NAME=VALUE")]
     pub fixes: Vec<String>,
+
+    /// Which production version's Redis protocol to speak, whatever the profile.
+    #[arg(long, env = "BOT_MANAGER_WIRE", value_enum, default_value_t = Wire::Incident)]
+    pub wire: Wire,
 
     /// Address the HTTP API listens on.
     #[arg(long, env = "BOT_MANAGER_LISTEN", default_value = "127.0.0.1:8080")]

@@ -8,6 +8,7 @@ use protocol::{BotCommand, CompletionReason, MeetingStatus};
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::bus::Wire;
 use crate::containers::StopOutcome;
 use crate::db::{self, Meeting};
 use crate::error::ApiError;
@@ -140,6 +141,7 @@ async fn stop_row(state: &AppState, meeting: Meeting) -> Result<String, ApiError
     if let Some(platform) = meeting.platform().filter(|_| !published_stopping) {
         state
             .publish_status(
+                meeting.id,
                 meeting.user_id,
                 platform,
                 meeting.native_id(),
@@ -173,7 +175,12 @@ async fn claim_stop(
 }
 
 async fn send_leave(state: &AppState, meeting: &Meeting) -> Result<(), ApiError> {
-    let (channel, command) = match state.fixes.route_leave {
+    // The later wire has one command channel per meeting, whatever the profile's routing.
+    let route = match state.config.wire {
+        Wire::Incident => state.fixes.route_leave,
+        Wire::Later => RouteLeave::MeetingChannel,
+    };
+    let (channel, command) = match route {
         RouteLeave::Earliest => match db::earliest_session_uid(&state.pool, meeting.id).await? {
             Some(uid) => (protocol::bot_commands_channel(&uid), BotCommand::leave()),
             None => {

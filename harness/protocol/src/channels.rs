@@ -19,6 +19,11 @@ pub fn status_channel(user_id: i64, platform: Platform, native_meeting_id: &str)
     format!("bm:meeting:{user_id}:{platform}:{native_meeting_id}:status")
 }
 
+/// Where later versions publish a meeting's status changes: the meeting row's id.
+pub fn meeting_status_channel(meeting_id: i64) -> String {
+    format!("bm:meeting:{meeting_id}:status")
+}
+
 /// The key holding the connectionId of the meeting's current bot session.
 pub fn current_uid_key(platform: Platform, native_meeting_id: &str) -> String {
     format!("bm:meeting:{platform}:{native_meeting_id}:current_uid")
@@ -77,6 +82,11 @@ mod tests {
             current_uid_key(Platform::Teams, "1234567890"),
             "bm:meeting:teams:1234567890:current_uid"
         );
+    }
+
+    #[test]
+    fn later_status_channel_is_named_by_the_meeting_row() {
+        assert_eq!(meeting_status_channel(42), "bm:meeting:42:status");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub use bot_config::{AutomaticLeave, BotConfig, BotConfigError};
 pub use callbacks::{
     CallbackStatus, ExitedPayload, ExitedResponse, SessionStartPayload, StatusChangePayload,
 };
+pub use channels::meeting_status_channel;
 pub use channels::{
     StatusEvent, bot_commands_channel, current_uid_key, meeting_commands_channel, status_channel,
 };

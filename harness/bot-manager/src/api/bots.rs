@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::auth::AuthUser;
 use super::extract::{ApiJson, parse_platform};
 use crate::app::AppState;
+use crate::bus::Wire;
 use crate::containers;
 use crate::db;
 use crate::error::ApiError;
@@ -88,7 +89,13 @@ pub async fn create_bot(
     )
     .await?;
     state
-        .publish_status(user.id, req.platform, native_id, MeetingStatus::Requested)
+        .publish_status(
+            meeting.id,
+            user.id,
+            req.platform,
+            native_id,
+            MeetingStatus::Requested,
+        )
         .await;
 
     let connection_id = uuid::Uuid::new_v4().to_string();
@@ -216,7 +223,8 @@ pub async fn stop_bot(
 }
 
 /// `PUT /bots/{platform}/{native_meeting_id}/config`: routed to `current_uid`, else
-/// the latest session (unlike stop, which takes the earliest).
+/// the latest session (unlike stop, which takes the earliest); under the later wire, to
+/// the meeting's channel.
 pub async fn update_config(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
@@ -254,16 +262,21 @@ pub async fn update_config(
             format!("No session found for meeting {}.", meeting.id),
         ));
     };
+    // The later wire sends every command on the meeting's channel, naming the meeting.
+    let (channel, meeting_id) = match state.config.wire {
+        Wire::Incident => (protocol::bot_commands_channel(&uid), None),
+        Wire::Later => (
+            protocol::meeting_commands_channel(meeting.id.into()),
+            Some(meeting.id.into()),
+        ),
+    };
     let command = BotCommand::Reconfigure {
-        uid: uid.clone(),
+        uid,
         language: req.language,
         task: req.task.map(|t| t.as_str().to_owned()),
-        meeting_id: None,
+        meeting_id,
     };
-    state
-        .bus
-        .publish_command(&protocol::bot_commands_channel(&uid), &command)
-        .await?;
+    state.bus.publish_command(&channel, &command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageResponse {

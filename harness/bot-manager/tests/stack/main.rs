@@ -9,3 +9,4 @@ mod incident;
 mod lifecycle;
 mod service;
 mod support;
+mod wire;

@@ -30,6 +30,8 @@ pub struct StackOptions {
     pub finalizer_grace_ms: Option<u64>,
     /// Environment for every bot container (behaviours).
     pub bot_env: Vec<(String, String)>,
+    /// The bot-manager's `--wire`; its default (`incident`) when `None`.
+    pub wire: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -47,6 +49,7 @@ impl Default for StackOptions {
                 ("MOCK_BOT_JOIN_DELAY_MS".into(), "20".into()),
                 ("MOCK_BOT_ADMISSION_DELAY_MS".into(), "20".into()),
             ],
+            wire: None,
         }
     }
 }
@@ -100,14 +103,28 @@ impl Stack {
             finalizer_grace_ms: options.finalizer_grace_ms,
             ..Default::default()
         };
-        let inner = chaos::stack::Stack::start(chaos::stack::StackConfig {
+        let config = chaos::stack::StackConfig {
             profile: options.profile,
             service,
             bot_env: options.bot_env,
             links: None,
             log_dir: logs.path().to_owned(),
-        })
-        .await
+        };
+        let inner = match options.wire {
+            None => chaos::stack::Stack::start(config).await,
+            // The engine starts the reference with a fixed set of flags; its built-in
+            // adapter starts the same binary from a command line that can take one more.
+            Some(wire) => {
+                let mut sut = chaos::sut::Sut::resolve("reference-external").expect("adapter");
+                let adapter = sut.adapter.as_mut().expect("an adapter");
+                adapter
+                    .service
+                    .command
+                    .get_mut()
+                    .extend(["--wire".to_owned(), wire]);
+                chaos::stack::Stack::start_sut(config, std::sync::Arc::new(sut), None).await
+            }
+        }
         .expect("start the stack");
         Stack {
             pool: inner.pool.clone(),
@@ -449,17 +466,33 @@ impl Stack {
     }
 
     /// Starts recording every command published on `bot_commands:*`.
-    pub async fn watch_commands(&self) -> CommandWatch {
+    pub async fn watch_commands(&self) -> ChannelWatch {
+        self.watch("bot_commands:*").await
+    }
+
+    /// Starts recording every message published on a channel matching `pattern`.
+    pub async fn watch(&self, pattern: &str) -> ChannelWatch {
         let client = redis::Client::open(self.redis_url()).expect("redis client");
         let mut pubsub = client.get_async_pubsub().await.expect("pubsub connection");
-        pubsub
-            .psubscribe("bot_commands:*")
-            .await
-            .expect("psubscribe");
-        CommandWatch {
+        pubsub.psubscribe(pattern).await.expect("psubscribe");
+        ChannelWatch {
             messages: Box::pin(pubsub.into_on_message()),
             seen: Vec::new(),
         }
+    }
+
+    /// Whether Redis holds `key`.
+    pub async fn redis_has(&self, key: &str) -> bool {
+        let client = redis::Client::open(self.redis_url()).expect("redis client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<bool>(&mut conn)
+            .await
+            .expect("EXISTS")
     }
 
     /// The bot's own event log (JSON lines on its stdout, kept by the runtime).
@@ -595,25 +628,37 @@ impl StoredMeeting {
     }
 }
 
-/// Commands seen on `bot_commands:*`, as `(channel, payload)`.
-pub struct CommandWatch {
+/// Messages seen on the watched channels, as `(channel, payload)`.
+pub struct ChannelWatch {
     messages: std::pin::Pin<Box<dyn futures::Stream<Item = redis::Msg> + Send>>,
     pub seen: Vec<(String, Value)>,
 }
 
-impl CommandWatch {
-    /// Waits until `n` commands have been seen.
+impl ChannelWatch {
+    /// Waits until `n` messages have been seen.
     pub async fn wait_for(&mut self, n: usize) -> &[(String, Value)] {
-        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
         while self.seen.len() < n {
-            let msg = tokio::time::timeout(DEADLINE, self.messages.next())
-                .await
-                .unwrap_or_else(|_| panic!("saw {:?}, never {n} commands", self.seen))
-                .expect("the pub/sub stream");
-            let payload = serde_json::from_slice(msg.get_payload_bytes()).unwrap_or(Value::Null);
-            self.seen.push((msg.get_channel_name().to_owned(), payload));
+            self.next(deadline, &format!("{n} messages")).await;
         }
         &self.seen
+    }
+
+    /// Waits until a message for which `wanted` holds has been seen, and answers it.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        wanted: impl Fn(&str, &Value) -> bool,
+    ) -> (String, Value) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let mut checked = 0;
+        loop {
+            if let Some(found) = self.seen[checked..].iter().find(|(c, p)| wanted(c, p)) {
+                return found.clone();
+            }
+            checked = self.seen.len();
+            self.next(deadline, what).await;
+        }
     }
 
     /// Takes whatever else has arrived by now, without waiting.
@@ -621,10 +666,24 @@ impl CommandWatch {
         use futures::FutureExt;
         use futures::StreamExt;
         while let Some(Some(msg)) = self.messages.next().now_or_never() {
-            let payload = serde_json::from_slice(msg.get_payload_bytes()).unwrap_or(Value::Null);
-            self.seen.push((msg.get_channel_name().to_owned(), payload));
+            self.record(&msg);
         }
         &self.seen
+    }
+
+    /// Waits, until `deadline`, for one more message.
+    async fn next(&mut self, deadline: tokio::time::Instant, what: &str) {
+        use futures::StreamExt;
+        let msg = tokio::time::timeout_at(deadline, self.messages.next())
+            .await
+            .unwrap_or_else(|_| panic!("saw {:?}, never {what}", self.seen))
+            .expect("the pub/sub stream");
+        self.record(&msg);
+    }
+
+    fn record(&mut self, msg: &redis::Msg) {
+        let payload = serde_json::from_slice(msg.get_payload_bytes()).unwrap_or(Value::Null);
+        self.seen.push((msg.get_channel_name().to_owned(), payload));
     }
 }
 
