@@ -12,12 +12,13 @@ use chaos::verdict::Verdict;
 mod support;
 use support::{catalogue, chaos, root, text};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed() {
+/// Runs the whole catalogue through `sut` under `profiles`; answers every run that was not
+/// as expected (or not applicable), and how many runs there were.
+async fn catalogue_through(sut: &str, profiles: &[&str]) -> (Vec<String>, usize) {
     let out = tempfile::tempdir().unwrap();
     let plan = Plan {
         scenarios: catalogue(),
-        profiles: Some(vec!["legacy".into(), "fixed".into()]),
+        profiles: Some(profiles.iter().map(|p| p.to_string()).collect()),
         skip_unstated_combinations: true,
         seed: 7,
         repeat: 1,
@@ -26,11 +27,11 @@ async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed
         progress: false,
         run_timeout: None,
         rerun_prefix: "chaos run".into(),
-        sut: Arc::new(chaos::sut::Sut::resolve("reference-external").unwrap()),
+        sut: Arc::new(chaos::sut::Sut::resolve(sut).unwrap()),
         sut_dir: None,
     };
     let (report, _) = engine::execute(plan).await.unwrap();
-    let unexpected: Vec<String> = report
+    let unexpected = report
         .records
         .iter()
         .filter(|r| !r.as_expected || matches!(r.verdict, Verdict::NotApplicable { .. }))
@@ -41,12 +42,58 @@ async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed
             )
         })
         .collect();
+    (unexpected, report.records.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_external_gives_the_catalogues_verdicts_under_legacy_and_fixed() {
+    let (unexpected, runs) = catalogue_through("reference-external", &["legacy", "fixed"]).await;
     assert!(
         unexpected.is_empty(),
         "through the adapter:\n{}",
         unexpected.join("\n")
     );
-    assert_eq!(report.records.len(), 2 * catalogue().len());
+    assert_eq!(runs, 2 * catalogue().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_wire_described_in_its_adapter_gives_the_catalogues_fixed_verdicts() {
+    // One catalogue judges every version of the service: the checkers read the leave and
+    // the statuses on the channels the adapter's [protocol] names, not on constants.
+    let (unexpected, runs) = catalogue_through("reference-later", &["fixed"]).await;
+    assert!(
+        unexpected.is_empty(),
+        "through the later wire:\n{}",
+        unexpected.join("\n")
+    );
+    assert_eq!(runs, catalogue().len());
+}
+
+#[test]
+fn a_protocol_description_that_does_not_fit_the_service_never_passes() {
+    // A service on the later wire described with the incident's channels: the checkers
+    // see no status at all, and "nothing dangerous seen" must not read as a pass.
+    let dir = tempfile::tempdir().unwrap();
+    let later = std::fs::read_to_string(root().join("fixtures/sut/reference-later.toml")).unwrap();
+    let without = &later[..later.find("\n[protocol]").expect("a [protocol] table")];
+    let adapter = dir.path().join("undescribed.toml");
+    std::fs::write(&adapter, without).unwrap();
+    let output = chaos()
+        .args(["run", "--seed", "4", "--profile", "fixed", "--sut"])
+        .arg(&adapter)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg(root().join("scenarios/happy-path.toml"))
+        .output()
+        .unwrap();
+    let stdout = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("INCONCLUSIVE happy-path [fixed]")
+            && stdout.contains("`bm:meeting:1:status`")
+            && stdout.contains("protocol description does not declare"),
+        "{stdout}"
+    );
 }
 
 /// The reference as a service without profiles whose delayed stop is a literal of its

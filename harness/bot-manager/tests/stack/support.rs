@@ -110,20 +110,15 @@ impl Stack {
             links: None,
             log_dir: logs.path().to_owned(),
         };
-        let inner = match options.wire {
-            None => chaos::stack::Stack::start(config).await,
-            // The engine starts the reference with a fixed set of flags; its built-in
-            // adapter starts the same binary from a command line that can take one more.
-            Some(wire) => {
-                let mut sut = chaos::sut::Sut::resolve("reference-external").expect("adapter");
-                let adapter = sut.adapter.as_mut().expect("an adapter");
-                adapter
-                    .service
-                    .command
-                    .get_mut()
-                    .extend(["--wire".to_owned(), wire]);
+        let inner = match options.wire.as_deref() {
+            None | Some("incident") => chaos::stack::Stack::start(config).await,
+            // The engine starts the reference with a fixed set of flags; the built-in
+            // adapter of the later wire starts the same binary with `--wire later`.
+            Some("later") => {
+                let sut = chaos::sut::Sut::resolve("reference-later").expect("adapter");
                 chaos::stack::Stack::start_sut(config, std::sync::Arc::new(sut), None).await
             }
+            Some(other) => panic!("no adapter speaks wire {other:?}"),
         }
         .expect("start the stack");
         Stack {

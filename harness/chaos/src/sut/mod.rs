@@ -25,6 +25,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../../fixtures/sut/reference-external.toml"),
     ),
     (
+        "reference-later",
+        include_str!("../../../../fixtures/sut/reference-later.toml"),
+    ),
+    (
         "vexa-bot-manager",
         include_str!("../../../../fixtures/sut/vexa-bot-manager.toml"),
     ),
