@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod conform;
 pub mod engine;
+pub mod explore;
 pub mod fixtures;
 pub mod history;
 pub mod links;
