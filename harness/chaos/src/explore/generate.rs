@@ -215,10 +215,7 @@ impl Draw<'_> {
             name: name.clone(),
             when,
             action: action.to_owned(),
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         });
         name
     }
@@ -232,7 +229,10 @@ impl Draw<'_> {
                     b.insert("leave".into(), "hang".into());
                 }) as fn(&mut Draw<'_>, &mut BTreeMap<String, Value>),
                 |d, b| {
-                    b.insert("leave_delay_ms".into(), int(d.rng.random_range(1..=30) * 100));
+                    b.insert(
+                        "leave_delay_ms".into(),
+                        int(d.rng.random_range(1..=30) * 100),
+                    );
                 },
                 |d, b| {
                     b.insert("sigterm".into(), "graceful".into());
@@ -275,16 +275,25 @@ impl Draw<'_> {
                     b.insert("crash_after_ms".into(), int(d.after(2000)));
                 },
                 |d, b| {
-                    b.insert("exit_delay_ms".into(), int(d.rng.random_range(1..=30) * 100));
+                    b.insert(
+                        "exit_delay_ms".into(),
+                        int(d.rng.random_range(1..=30) * 100),
+                    );
                 },
                 |d, b| {
                     b.insert("start_delay_ms".into(), int(d.pick(&[0u64, 50, 500])));
                 },
                 |d, b| {
-                    b.insert("join_delay_ms".into(), int(d.rng.random_range(1..=20) * 100));
+                    b.insert(
+                        "join_delay_ms".into(),
+                        int(d.rng.random_range(1..=20) * 100),
+                    );
                 },
                 |d, b| {
-                    b.insert("active_for_ms".into(), int(d.rng.random_range(1..=30) * 100));
+                    b.insert(
+                        "active_for_ms".into(),
+                        int(d.rng.random_range(1..=30) * 100),
+                    );
                 },
             ]);
         }
@@ -551,7 +560,12 @@ impl Draw<'_> {
         t.insert("stream".into(), stream.into());
         t.insert(
             "attributes".into(),
-            Value::Table(attributes.into_iter().map(|(k, v)| (k.into(), int(v))).collect()),
+            Value::Table(
+                attributes
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), int(v)))
+                    .collect(),
+            ),
         );
         Value::Table(t)
     }

@@ -4,6 +4,7 @@
 
 pub mod generate;
 pub mod plan;
+pub mod shrink;
 
 #[cfg(test)]
 mod tests;

@@ -46,12 +46,33 @@ pub struct PlanStep {
 /// When a step fires: a condition, then `after_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanWhen {
-    Start { after_ms: u64 },
-    Bot { meeting: String, event: String, after_ms: u64 },
-    Published { meeting: String, what: String, after_ms: u64 },
-    Status { meeting: String, status: String, after_ms: u64 },
-    Container { meeting: String, died: bool, after_ms: u64 },
-    AfterStep { step: String, after_ms: u64 },
+    Start {
+        after_ms: u64,
+    },
+    Bot {
+        meeting: String,
+        event: String,
+        after_ms: u64,
+    },
+    Published {
+        meeting: String,
+        what: String,
+        after_ms: u64,
+    },
+    Status {
+        meeting: String,
+        status: String,
+        after_ms: u64,
+    },
+    Container {
+        meeting: String,
+        died: bool,
+        after_ms: u64,
+    },
+    AfterStep {
+        step: String,
+        after_ms: u64,
+    },
 }
 
 impl PlanWhen {
@@ -244,7 +265,12 @@ impl PlanSpec {
                 {
                     p.push_str(&format!(":{kind}"));
                 }
-                for key in ["stop_delay_ms", "stop_answers_404", "start_fails", "start_delay_ms"] {
+                for key in [
+                    "stop_delay_ms",
+                    "stop_answers_404",
+                    "start_fails",
+                    "start_delay_ms",
+                ] {
                     if s.fields.contains_key(key) {
                         p.push_str(&format!(":{key}"));
                     }
@@ -258,7 +284,10 @@ impl PlanSpec {
                     Value::String(s) => s.split(':').next().unwrap_or(s).to_owned(),
                     _ => String::new(),
                 };
-                parts.push(format!("bot.{k}{}", if v.is_empty() { v } else { format!("={v}") }));
+                parts.push(format!(
+                    "bot.{k}{}",
+                    if v.is_empty() { v } else { format!("={v}") }
+                ));
             }
         }
         parts.sort();

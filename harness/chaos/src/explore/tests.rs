@@ -64,7 +64,10 @@ fn every_fault_kind_is_drawn_in_some_plan() {
 fn fault_kinds_parse_by_name_and_an_unknown_one_is_named() {
     assert_eq!("network".parse::<FaultKind>(), Ok(FaultKind::Network));
     let err = "netwrk".parse::<FaultKind>().unwrap_err().to_string();
-    assert!(err.contains("\"netwrk\"") && err.contains("network"), "{err}");
+    assert!(
+        err.contains("\"netwrk\"") && err.contains("network"),
+        "{err}"
+    );
 }
 
 proptest! {
@@ -78,3 +81,180 @@ proptest! {
     }
 }
 
+mod shrinking {
+    use std::collections::{BTreeMap, HashMap};
+
+    use toml::Value;
+
+    use super::super::plan::{PlanMeeting, PlanSpec, PlanStep, PlanWhen};
+    use super::super::shrink::{Oracle, shrink};
+
+    fn step(name: &str, when: PlanWhen, action: &str, fields: &[(&str, Value)]) -> PlanStep {
+        PlanStep {
+            name: name.into(),
+            when,
+            action: action.into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// Two meetings, five steps, five behaviours: room to shrink.
+    fn big() -> PlanSpec {
+        let m = |name: &str, bot: &[(&str, Value)]| PlanMeeting {
+            name: name.into(),
+            bot: bot
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        };
+        PlanSpec {
+            meetings: vec![
+                m(
+                    "m1",
+                    &[
+                        ("leave", "hang".into()),
+                        ("leave_delay_ms", Value::Integer(300)),
+                        ("callback", "drop".into()),
+                    ],
+                ),
+                m("m2", &[("subscribe", "fail".into())]),
+            ],
+            steps: vec![
+                step(
+                    "stop-m1",
+                    PlanWhen::Bot {
+                        meeting: "m1".into(),
+                        event: "session_started".into(),
+                        after_ms: 400,
+                    },
+                    "stop",
+                    &[("meeting", "m1".into())],
+                ),
+                step(
+                    "stop-m2",
+                    PlanWhen::Start { after_ms: 1000 },
+                    "stop",
+                    &[("meeting", "m2".into())],
+                ),
+                step(
+                    "pause",
+                    PlanWhen::AfterStep {
+                        step: "stop-m1".into(),
+                        after_ms: 200,
+                    },
+                    "pause_bot",
+                    &[
+                        ("meeting", "m1".into()),
+                        ("heal_after_ms", Value::Integer(2000)),
+                    ],
+                ),
+                step(
+                    "cut",
+                    PlanWhen::Start { after_ms: 300 },
+                    "link_down",
+                    &[
+                        ("link", "bot:m2:redis".into()),
+                        ("heal_after_ms", Value::Integer(1000)),
+                    ],
+                ),
+                step(
+                    "restart",
+                    PlanWhen::AfterStep {
+                        step: "stop-m2".into(),
+                        after_ms: 100,
+                    },
+                    "restart_service",
+                    &[("down_ms", Value::Integer(500))],
+                ),
+            ],
+        }
+    }
+
+    /// Fails when m1's leave hangs and m1's bot is paused: the known minimal plan is
+    /// that behaviour and that one step, with every time at its least.
+    struct HangAndPause {
+        calls: usize,
+    }
+
+    impl Oracle for HangAndPause {
+        async fn fails(&mut self, plan: &PlanSpec) -> bool {
+            self.calls += 1;
+            let hangs = plan
+                .meetings
+                .iter()
+                .any(|m| m.name == "m1" && m.bot.get("leave") == Some(&"hang".into()));
+            hangs
+                && plan
+                    .steps
+                    .iter()
+                    .any(|s| s.action == "pause_bot" && s.meeting() == Some("m1"))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_shrinker_reaches_the_known_minimal_plan() {
+        let mut oracle = HangAndPause { calls: 0 };
+        let shrunk = shrink(big(), &mut oracle, 1000).await.expect("it fails");
+        let plan = &shrunk.plan;
+        assert_eq!(plan.meetings.len(), 1, "{plan:#?}");
+        assert_eq!(
+            plan.meetings[0].bot,
+            BTreeMap::from([("leave".to_owned(), Value::from("hang"))])
+        );
+        assert_eq!(plan.steps.len(), 1, "{plan:#?}");
+        assert_eq!(plan.steps[0].action, "pause_bot");
+        assert_eq!(plan.steps[0].when.after_ms(), 0, "{plan:#?}");
+        assert_eq!(shrunk.calls, oracle.calls);
+    }
+
+    /// Answers from a fixed pseudo-random sequence, remembering what it said of each plan.
+    struct Fickle {
+        state: u64,
+        said: HashMap<String, bool>,
+    }
+
+    impl Oracle for Fickle {
+        async fn fails(&mut self, plan: &PlanSpec) -> bool {
+            self.state = self
+                .state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let answer = self.said.is_empty() || (self.state >> 33) % 3 == 0;
+            self.said
+                .insert(plan.to_toml("c", "", &BTreeMap::new()), answer);
+            answer
+        }
+    }
+
+    #[tokio::test]
+    async fn the_shrinker_never_returns_a_plan_the_oracle_did_not_call_failing() {
+        for seed in 0..20 {
+            let mut oracle = Fickle {
+                state: seed,
+                said: HashMap::new(),
+            };
+            let shrunk = shrink(big(), &mut oracle, 60)
+                .await
+                .expect("the first answer fails");
+            let key = shrunk.plan.to_toml("c", "", &BTreeMap::new());
+            assert_eq!(oracle.said.get(&key), Some(&true), "seed {seed}");
+            assert!(shrunk.calls <= 60);
+        }
+    }
+
+    struct Never;
+
+    impl Oracle for Never {
+        async fn fails(&mut self, _: &PlanSpec) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plan_that_does_not_fail_is_not_shrunk() {
+        assert!(shrink(big(), &mut Never, 100).await.is_none());
+    }
+}
