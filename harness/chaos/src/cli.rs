@@ -80,6 +80,29 @@ pub enum Command {
         #[arg(long, default_value = "reports")]
         out: PathBuf,
     },
+    /// Draw random plans (a random subset of the fault kinds each, timed on the
+    /// protocol's events), run them as scenarios, shrink every violation to a minimal
+    /// scenario and write it under found/ with its replay rate; exit 0 only when nothing
+    /// was found.
+    Explore {
+        #[arg(long, default_value = "legacy")]
+        profile: String,
+        /// How long to explore: `90s`, `10m`, `1h` (default 5m, unless --runs is given).
+        #[arg(long, value_parser = parse_budget, conflicts_with = "runs")]
+        budget: Option<std::time::Duration>,
+        /// How many plans to run instead of a time budget.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: Option<u64>,
+        /// The fault kinds plans may use (comma-separated; default all): bot, restart,
+        /// kill, pause, runtime, service, redis, callback, network.
+        #[arg(long, value_delimiter = ',')]
+        faults: Vec<crate::explore::generate::FaultKind>,
+        /// Oracle calls (each a few replays) a finding's shrink may make.
+        #[arg(long, default_value_t = 40)]
+        shrink_calls: usize,
+        #[command(flatten)]
+        options: RunOptions,
+    },
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
     /// Judge a stored run again from its histories and rewrite its reports.
@@ -126,5 +149,43 @@ pub fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
         vec![PathBuf::from("scenarios")]
     } else {
         paths
+    }
+}
+
+/// `90s`, `10m`, `1h`, or a number of seconds.
+pub fn parse_budget(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        other => return Err(format!("unit {other:?} of {text:?} is not s, m or h")),
+    };
+    if seconds == 0 {
+        return Err(format!("{text:?} is no time at all"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_read_seconds_minutes_and_hours_and_name_what_is_wrong() {
+        assert_eq!(parse_budget("90s"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_budget("10m"), Ok(std::time::Duration::from_secs(600)));
+        assert_eq!(parse_budget("1h"), Ok(std::time::Duration::from_secs(3600)));
+        assert_eq!(parse_budget("45"), Ok(std::time::Duration::from_secs(45)));
+        assert!(parse_budget("10d").unwrap_err().contains("\"d\""));
+        assert!(parse_budget("m").unwrap_err().contains("not a duration"));
+        assert!(parse_budget("0m").unwrap_err().contains("no time"));
     }
 }

@@ -51,6 +51,14 @@ fn main() -> ExitCode {
                 repeat,
                 options,
             } => run(default_paths(paths), profile, repeat, options).await,
+            Command::Explore {
+                profile,
+                budget,
+                runs,
+                faults,
+                shrink_calls,
+                options,
+            } => explore(profile, budget, runs, faults, shrink_calls, options).await,
         }
     });
     ExitCode::from(code)
@@ -506,5 +514,71 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
             println!("    {} {}: {}", c.invariant, c.outcome, c.summary);
         }
         println!("    rerun: {}", r.rerun);
+    }
+}
+
+async fn explore(
+    profile: String,
+    budget: Option<std::time::Duration>,
+    runs: Option<u64>,
+    faults: Vec<chaos::explore::generate::FaultKind>,
+    shrink_calls: usize,
+    options: RunOptions,
+) -> u8 {
+    use chaos::explore::{self, Budget};
+    if let Err(err) = chaos::profiles::check(&profile) {
+        eprintln!("chaos: failed to select profile {profile:?}: {err}");
+        return 2;
+    }
+    let sut = match chaos::sut::Sut::resolve(&options.sut) {
+        Ok(sut) => Arc::new(sut),
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            return 2;
+        }
+    };
+    let seed = options.seed.unwrap_or_else(rand::random);
+    let mut kinds = faults;
+    if kinds.is_empty() {
+        kinds = explore::generate::FaultKind::ALL.to_vec();
+    }
+    kinds.sort();
+    kinds.dedup();
+    let budget = match (runs, budget) {
+        (Some(n), _) => Budget::Runs(n),
+        (None, Some(t)) => Budget::Time(t),
+        (None, None) => Budget::Time(std::time::Duration::from_secs(300)),
+    };
+    eprintln!(
+        "chaos: exploring under {profile} with seed {seed}, fault kinds {}",
+        kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let outcome = explore::explore(explore::Options {
+        seed,
+        profile,
+        budget,
+        jobs: options.jobs,
+        kinds,
+        out: options.out,
+        sut,
+        sut_dir: options.sut_dir,
+        shrink_calls,
+        partition: None,
+    })
+    .await;
+    match outcome {
+        Ok((exploration, dir)) => {
+            println!("{}", explore::report::markdown(&exploration));
+            println!("reports in {}", dir.display());
+            exploration.exit_code() as u8
+        }
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            2
+        }
     }
 }

@@ -146,6 +146,9 @@ fn mix(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Adds one misbehaviour to a bot's behaviours.
+type Behaviour = fn(&mut Draw<'_>, &mut BTreeMap<String, Value>);
+
 struct Draw<'r> {
     rng: &'r mut ChaCha8Rng,
     kinds: &'r [FaultKind],
@@ -222,12 +225,12 @@ impl Draw<'_> {
 
     fn behaviours(&mut self) -> BTreeMap<String, Value> {
         let mut bot = BTreeMap::new();
-        let mut options: Vec<fn(&mut Draw<'_>, &mut BTreeMap<String, Value>)> = Vec::new();
+        let mut options: Vec<Behaviour> = Vec::new();
         if self.has(FaultKind::Bot) {
             options.extend([
                 (|_, b| {
                     b.insert("leave".into(), "hang".into());
-                }) as fn(&mut Draw<'_>, &mut BTreeMap<String, Value>),
+                }) as Behaviour,
                 |d, b| {
                     b.insert(
                         "leave_delay_ms".into(),
@@ -304,7 +307,7 @@ impl Draw<'_> {
                         "restart_new_uid_after_ms".into(),
                         int(d.rng.random_range(1..=20) * 50),
                     );
-                }) as fn(&mut Draw<'_>, &mut BTreeMap<String, Value>),
+                }) as Behaviour,
                 |d, b| {
                     b.insert("reconnects".into(), int(d.rng.random_range(1..=3)));
                     if d.rng.random_bool(0.5) {

@@ -228,9 +228,76 @@ impl PlanSpec {
         crate::scenario::parse(path, &self.to_toml(name, "a random plan", expect))
     }
 
-    /// How many fault steps (not the workload) the plan has.
-    pub fn fault_steps(&self) -> usize {
+    /// The plan with every step required: a kept regression must fire its steps, or its
+    /// run is inconclusive.
+    pub fn required(&self) -> PlanSpec {
+        let mut plan = self.clone();
+        for s in &mut plan.steps {
+            s.fields.remove("optional");
+        }
+        plan
+    }
+
+    /// How many faults the plan has: its fault steps (not the workload) and its bots'
+    /// misbehaviours.
+    pub fn faults(&self) -> usize {
         self.steps.iter().filter(|s| !s.is_workload()).count()
+            + self.meetings.iter().map(|m| m.bot.len()).sum::<usize>()
+    }
+
+    /// The same plan with its meetings named `m1`, `m2`, ... and its steps `s1-<action>`,
+    /// ... in order, as a person would name a kept scenario.
+    pub fn renamed(&self) -> PlanSpec {
+        let meetings: BTreeMap<String, String> = self
+            .meetings
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.clone(), format!("m{}", i + 1)))
+            .collect();
+        let steps: BTreeMap<String, String> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    s.name.clone(),
+                    format!("s{}-{}", i + 1, s.action.replace('_', "-")),
+                )
+            })
+            .collect();
+        let meeting = |m: &mut String| {
+            if let Some(new) = meetings.get(m.as_str()) {
+                *m = new.clone();
+            }
+        };
+        let mut plan = self.clone();
+        for m in &mut plan.meetings {
+            meeting(&mut m.name);
+        }
+        for s in &mut plan.steps {
+            s.name = steps[&s.name].clone();
+            match &mut s.when {
+                PlanWhen::Bot { meeting: m, .. }
+                | PlanWhen::Published { meeting: m, .. }
+                | PlanWhen::Status { meeting: m, .. }
+                | PlanWhen::Container { meeting: m, .. } => meeting(m),
+                PlanWhen::AfterStep { step, .. } => *step = steps[step.as_str()].clone(),
+                PlanWhen::Start { .. } => {}
+            }
+            if let Some(Value::String(m)) = s.fields.get_mut("meeting") {
+                meeting(m);
+            }
+            if let Some(old) = s.link_meeting().map(str::to_owned)
+                && let Some(Value::String(link)) = s.fields.get_mut("link")
+            {
+                *link = link.replacen(
+                    &format!("bot:{old}:"),
+                    &format!("bot:{}:", meetings[&old]),
+                    1,
+                );
+            }
+        }
+        plan
     }
 
     /// Its size, for reports and for the shrinker's progress: steps, meetings and bot

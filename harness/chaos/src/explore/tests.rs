@@ -222,7 +222,7 @@ mod shrinking {
                 .state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let answer = self.said.is_empty() || (self.state >> 33) % 3 == 0;
+            let answer = self.said.is_empty() || (self.state >> 33).is_multiple_of(3);
             self.said
                 .insert(plan.to_toml("c", "", &BTreeMap::new()), answer);
             answer
@@ -257,4 +257,49 @@ mod shrinking {
     async fn a_plan_that_does_not_fail_is_not_shrunk() {
         assert!(shrink(big(), &mut Never, 100).await.is_none());
     }
+}
+
+#[test]
+fn a_kept_plan_is_renamed_in_order_and_stays_the_same_scenario() {
+    use super::plan::{PlanMeeting, PlanSpec, PlanStep, PlanWhen};
+    let plan = PlanSpec {
+        meetings: vec![PlanMeeting {
+            name: "m2".into(),
+            bot: [("leave".to_owned(), toml::Value::from("hang"))].into(),
+        }],
+        steps: vec![
+            PlanStep {
+                name: "s4-stop".into(),
+                when: PlanWhen::Status {
+                    meeting: "m2".into(),
+                    status: "active".into(),
+                    after_ms: 0,
+                },
+                action: "stop".into(),
+                fields: [("meeting".to_owned(), toml::Value::from("m2"))].into(),
+            },
+            PlanStep {
+                name: "s7-link-down".into(),
+                when: PlanWhen::AfterStep {
+                    step: "s4-stop".into(),
+                    after_ms: 100,
+                },
+                action: "link_down".into(),
+                fields: [("link".to_owned(), toml::Value::from("bot:m2:redis"))].into(),
+            },
+        ],
+    };
+    let renamed = plan.renamed();
+    assert_eq!(renamed.meetings[0].name, "m1");
+    assert_eq!(renamed.steps[0].name, "s1-stop");
+    assert_eq!(renamed.steps[0].meeting(), Some("m1"));
+    assert_eq!(renamed.steps[0].when.meeting(), Some("m1"));
+    assert_eq!(renamed.steps[1].when.step(), Some("s1-stop"));
+    assert_eq!(renamed.steps[1].link_meeting(), Some("m1"));
+    assert_eq!(renamed.shape(), plan.shape());
+    assert!(
+        renamed
+            .scenario(std::path::Path::new("r.toml"), "r", &holds())
+            .is_ok()
+    );
 }

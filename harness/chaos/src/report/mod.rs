@@ -16,7 +16,7 @@ mod json;
 mod junit;
 mod markdown;
 pub mod matrix;
-mod timeline;
+pub(crate) mod timeline;
 
 #[cfg(test)]
 mod fixture;
