@@ -21,6 +21,9 @@ pub const TIMERS: &[(&str, i64)] = &[
     ("finalizer_grace_ms", 200),
 ];
 
+/// How long a plan's step waits for its trigger.
+pub const STEP_TIMEOUT_MS: i64 = 5_000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanSpec {
     pub meetings: Vec<PlanMeeting>,
@@ -191,6 +194,10 @@ impl PlanSpec {
         for (k, v) in TIMERS {
             line(&mut out, k, &Value::Integer(*v));
         }
+        // A drawn trigger that has not come within 5 s is not coming: the protocol's
+        // events of these timers all happen sooner, and each wait is a run's time.
+        out.push_str("\n[convergence]\n");
+        line(&mut out, "step_timeout_ms", &Value::Integer(STEP_TIMEOUT_MS));
         for m in &self.meetings {
             out.push_str("\n[[meetings]]\n");
             line(&mut out, "name", &m.name.as_str().into());
