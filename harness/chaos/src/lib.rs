@@ -15,5 +15,6 @@ pub mod run;
 pub mod scenario;
 pub mod signoff;
 pub mod stack;
+pub mod stats;
 pub mod sut;
 pub mod verdict;

@@ -482,6 +482,7 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
         "{expected}/{judged} verdicts as expected ({inconclusive} inconclusive, {errors} harness errors; not run: {pending} pending, {not_applicable} not applicable); reports in {}",
         dir.display()
     );
+    print!("{}", chaos::stats::rates_text(report));
     if judged == 0 && total > 0 {
         println!("  NOTHING JUDGED: every run was pending or not applicable, so nothing was shown");
     }
