@@ -15,6 +15,10 @@ pub struct RunReport {
     /// `git rev-parse HEAD` of the harness, when known.
     pub commit: Option<String>,
     pub records: Vec<RunRecord>,
+    /// The plan the records come from (seed, system under test, shard), for `chaos merge`;
+    /// absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::shard::PlanInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +142,7 @@ impl RunReport {
             finished_at: String::new(),
             commit: None,
             records,
+            plan: None,
         }
     }
 }
