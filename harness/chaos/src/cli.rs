@@ -32,6 +32,10 @@ pub enum Command {
         /// Runs of each scenario and profile.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// Run only shard K of N of the planned runs (K from 1); `chaos merge` joins the
+        /// shards' run folders.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<crate::shard::Partition>,
         #[command(flatten)]
         options: RunOptions,
     },
@@ -47,6 +51,10 @@ pub enum Command {
         /// Runs of each cell.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// Run only shard K of N of the planned runs (K from 1); `chaos merge` joins the
+        /// shards' run folders.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<crate::shard::Partition>,
         #[command(flatten)]
         options: RunOptions,
     },
@@ -100,6 +108,10 @@ pub enum Command {
         /// Oracle calls (each a few replays) a finding's shrink may make.
         #[arg(long, default_value_t = 40)]
         shrink_calls: usize,
+        /// Explore only shard K of N of the seed's plans (plan i is shard i mod N + 1),
+        /// so N machines explore one seed without overlap.
+        #[arg(long, value_name = "K/N")]
+        partition: Option<crate::shard::Partition>,
         #[command(flatten)]
         options: RunOptions,
     },
@@ -107,6 +119,17 @@ pub enum Command {
     Validate { paths: Vec<PathBuf> },
     /// Judge a stored run again from its histories and rewrite its reports.
     Report { run_dir: PathBuf },
+    /// Join the run folders of the shards of one `run` or `matrix` (`--partition K/N`)
+    /// into one run folder, and exit as `run` would on all of their runs.
+    Merge {
+        /// The shards' run folders, every shard once.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The merged run folder (made; must be empty if it exists). Default:
+        /// reports/<run-id>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the scenarios with what they cover and expect (and, with --sut, whether that
     /// service can run each).
     List {

@@ -69,6 +69,17 @@ pub fn run_id() -> String {
 
 /// Runs the plan; answers the report (already written to `<out>/<run-id>/`) and its folder.
 pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::ReportError> {
+    execute_shard(plan, None).await
+}
+
+/// Runs the shard `partition` of the plan (all of it with `None`): the runs whose
+/// position in the plan it takes ([`crate::shard::Partition`]), each as the whole plan
+/// would run it (same seed, same folder); `results.json` records the plan and the shard
+/// for `chaos merge`.
+pub async fn execute_shard(
+    plan: Plan,
+    partition: Option<crate::shard::Partition>,
+) -> Result<(RunReport, PathBuf), crate::report::ReportError> {
     infra::sweep::sweep_leftovers();
     crate::links::sweep_leftover_links().await;
     let run_id = run_id();
@@ -165,6 +176,32 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
         }
     }
 
+    let planned = jobs.len();
+    let plan_info = crate::shard::PlanInfo {
+        seed: plan.seed,
+        sut: plan.sut.name.clone(),
+        planned,
+        fingerprint: crate::shard::fingerprint(jobs.iter().map(|j| {
+            format!(
+                "{}\t{}\t{}\t{}",
+                j.spec.scenario.name, j.spec.profile, j.spec.repetition, j.expectation
+            )
+        })),
+        partition,
+        // Only the matrix leaves out unstated combinations; its profiles are its columns.
+        matrix_columns: plan
+            .skip_unstated_combinations
+            .then(|| plan.profiles.clone())
+            .flatten(),
+    };
+    let jobs = crate::shard::split(jobs, partition);
+    if let Some(partition) = partition {
+        eprintln!(
+            "chaos: shard {partition}: {} of the plan's {planned} runs",
+            jobs.len()
+        );
+    }
+
     let bar = ProgressBar::new(jobs.len() as u64);
     if plan.progress {
         bar.set_style(
@@ -258,6 +295,7 @@ pub async fn execute(plan: Plan) -> Result<(RunReport, PathBuf), crate::report::
         finished_at: Utc::now().to_rfc3339(),
         commit: git_commit(),
         records: histories.iter().map(|(r, _)| r.clone()).collect(),
+        plan: Some(plan_info),
     };
     let lookup = |record: &RunRecord| {
         histories
@@ -466,15 +504,19 @@ fn read(path: &Path) -> Result<String, RejudgeError> {
     })
 }
 
+/// A run folder's `results.json`, read back.
+pub fn read_report(run_dir: &Path) -> Result<RunReport, RejudgeError> {
+    let results_path = run_dir.join("results.json");
+    serde_json::from_str(&read(&results_path)?).map_err(|source| RejudgeError::Parse {
+        path: results_path.clone(),
+        source,
+    })
+}
+
 /// `chaos report RUN_DIR`: judges every stored history again with the checkers of this
 /// build (nothing is rerun) and rewrites the reports.
 pub fn rejudge(run_dir: &Path) -> Result<RunReport, RejudgeError> {
-    let results_path = run_dir.join("results.json");
-    let mut report: RunReport =
-        serde_json::from_str(&read(&results_path)?).map_err(|source| RejudgeError::Parse {
-            path: results_path.clone(),
-            source,
-        })?;
+    let mut report = read_report(run_dir)?;
     let mut histories = Vec::new();
     for record in &mut report.records {
         let Some(dir) = record.dir.clone() else {

@@ -14,6 +14,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod signoff;
 pub mod stack;
 pub mod stats;

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             Command::Validate { paths } => validate(&default_paths(paths)).map(|_| 0).unwrap_or(1),
             Command::List { paths, sut } => list(&default_paths(paths), &sut),
             Command::Report { run_dir } => report(&run_dir),
+            Command::Merge { dirs, out } => merge(&dirs, out),
             Command::Conform { sut, sut_dir, out } => conform(&sut, sut_dir, &out).await,
             Command::Signoff {
                 criteria,
@@ -43,22 +44,36 @@ fn main() -> ExitCode {
                 paths,
                 profiles,
                 repeat,
+                partition,
                 options,
-            } => matrix(default_paths(paths), profiles, repeat, options).await,
+            } => matrix(default_paths(paths), profiles, repeat, partition, options).await,
             Command::Run {
                 paths,
                 profile,
                 repeat,
+                partition,
                 options,
-            } => run(default_paths(paths), profile, repeat, options).await,
+            } => run(default_paths(paths), profile, repeat, partition, options).await,
             Command::Explore {
                 profile,
                 budget,
                 runs,
                 faults,
                 shrink_calls,
+                partition,
                 options,
-            } => explore(profile, budget, runs, faults, shrink_calls, options).await,
+            } => {
+                explore(
+                    profile,
+                    budget,
+                    runs,
+                    faults,
+                    shrink_calls,
+                    partition,
+                    options,
+                )
+                .await
+            }
         }
     });
     ExitCode::from(code)
@@ -152,6 +167,28 @@ fn list(paths: &[PathBuf], sut: &str) -> u8 {
     0
 }
 
+/// `chaos merge`: exits as `chaos run` would on the union (and 1 when it holds no run).
+fn merge(dirs: &[PathBuf], out: Option<PathBuf>) -> u8 {
+    let out = out.unwrap_or_else(|| PathBuf::from("reports").join(engine::run_id()));
+    match chaos::shard::merge(dirs, &out) {
+        Ok((report, written)) => {
+            for path in written {
+                eprintln!("chaos: wrote {}", path.display());
+            }
+            print_summary(&report, &out);
+            if report.records.is_empty() {
+                1
+            } else {
+                report.exit_code() as u8
+            }
+        }
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            2
+        }
+    }
+}
+
 fn report(run_dir: &std::path::Path) -> u8 {
     match engine::rejudge(run_dir) {
         Ok(report) => {
@@ -182,6 +219,25 @@ async fn execute(
     profiles: Option<Vec<String>>,
     skip_unstated_combinations: bool,
     repeat: u32,
+    options: RunOptions,
+) -> Result<(chaos::results::RunReport, PathBuf), u8> {
+    execute_shard(
+        scenarios,
+        profiles,
+        skip_unstated_combinations,
+        repeat,
+        None,
+        options,
+    )
+    .await
+}
+
+async fn execute_shard(
+    scenarios: Vec<(PathBuf, Arc<Scenario>)>,
+    profiles: Option<Vec<String>>,
+    skip_unstated_combinations: bool,
+    repeat: u32,
+    partition: Option<chaos::shard::Partition>,
     options: RunOptions,
 ) -> Result<(chaos::results::RunReport, PathBuf), u8> {
     let seed = options.seed.unwrap_or_else(rand::random);
@@ -230,13 +286,19 @@ async fn execute(
         sut,
         sut_dir: options.sut_dir,
     };
-    engine::execute(plan).await.map_err(|err| {
+    engine::execute_shard(plan, partition).await.map_err(|err| {
         eprintln!("chaos: failed to {err}");
         2
     })
 }
 
-async fn run(paths: Vec<PathBuf>, profile: String, repeat: u32, options: RunOptions) -> u8 {
+async fn run(
+    paths: Vec<PathBuf>,
+    profile: String,
+    repeat: u32,
+    partition: Option<chaos::shard::Partition>,
+    options: RunOptions,
+) -> u8 {
     let Ok(scenarios) = validate(&paths) else {
         return 1;
     };
@@ -247,7 +309,7 @@ async fn run(paths: Vec<PathBuf>, profile: String, repeat: u32, options: RunOpti
             Err(code) => return code,
         },
     };
-    match execute(scenarios, profiles, false, repeat, options).await {
+    match execute_shard(scenarios, profiles, false, repeat, partition, options).await {
         Ok((report, dir)) => {
             print_summary(&report, &dir);
             report.exit_code() as u8
@@ -260,6 +322,7 @@ async fn matrix(
     paths: Vec<PathBuf>,
     profiles: Option<String>,
     repeat: u32,
+    partition: Option<chaos::shard::Partition>,
     options: RunOptions,
 ) -> u8 {
     let Ok(scenarios) = validate(&paths) else {
@@ -288,7 +351,15 @@ async fn matrix(
             columns
         }
     };
-    let (report, dir) = match execute(scenarios, Some(columns.clone()), true, repeat, options).await
+    let (report, dir) = match execute_shard(
+        scenarios,
+        Some(columns.clone()),
+        true,
+        repeat,
+        partition,
+        options,
+    )
+    .await
     {
         Ok(done) => done,
         Err(code) => return code,
@@ -490,6 +561,7 @@ fn print_summary(report: &chaos::results::RunReport, dir: &std::path::Path) {
         "{expected}/{judged} verdicts as expected ({inconclusive} inconclusive, {errors} harness errors; not run: {pending} pending, {not_applicable} not applicable); reports in {}",
         dir.display()
     );
+    print!("{}", chaos::stats::rates_text(report));
     if judged == 0 && total > 0 {
         println!("  NOTHING JUDGED: every run was pending or not applicable, so nothing was shown");
     }
@@ -523,6 +595,7 @@ async fn explore(
     runs: Option<u64>,
     faults: Vec<chaos::explore::generate::FaultKind>,
     shrink_calls: usize,
+    partition: Option<chaos::shard::Partition>,
     options: RunOptions,
 ) -> u8 {
     use chaos::explore::{self, Budget};
@@ -567,7 +640,7 @@ async fn explore(
         sut,
         sut_dir: options.sut_dir,
         shrink_calls,
-        partition: None,
+        partition: partition.map(|p| (u64::from(p.index), u64::from(p.total))),
     })
     .await;
     match outcome {

@@ -15,6 +15,10 @@ pub struct RunReport {
     /// `git rev-parse HEAD` of the harness, when known.
     pub commit: Option<String>,
     pub records: Vec<RunRecord>,
+    /// The plan the records come from (seed, system under test, shard), for `chaos merge`;
+    /// absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::shard::PlanInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,8 +67,9 @@ impl RunReport {
             .any(|r| matches!(r.verdict, Verdict::Error { .. }))
         {
             2
-        } else if !self.records.is_empty() && self.records.iter().all(|r| !r.judged()) {
-            // Nothing ran (every record pending or not applicable): nothing was shown.
+        } else if self.records.iter().all(|r| !r.judged()) {
+            // Nothing ran (no record, or every one pending or not applicable): nothing
+            // was shown.
             1
         } else if self.records.iter().all(|r| r.as_expected) {
             0
@@ -138,6 +143,7 @@ impl RunReport {
             finished_at: String::new(),
             commit: None,
             records,
+            plan: None,
         }
     }
 }
@@ -159,5 +165,12 @@ mod tests {
         assert_eq!(RunReport::sample(vec![na.clone()]).exit_code(), 1);
         let ran = RunRecord::sample("t", "legacy");
         assert_eq!(RunReport::sample(vec![na, ran]).exit_code(), 0);
+    }
+
+    #[test]
+    fn a_report_without_a_run_does_not_exit_0() {
+        // A shard of more shards than the plan has runs (or an empty scenario folder)
+        // ran nothing and exited 0.
+        assert_eq!(RunReport::sample(Vec::new()).exit_code(), 1);
     }
 }

@@ -197,7 +197,11 @@ impl PlanSpec {
         // A drawn trigger that has not come within 5 s is not coming: the protocol's
         // events of these timers all happen sooner, and each wait is a run's time.
         out.push_str("\n[convergence]\n");
-        line(&mut out, "step_timeout_ms", &Value::Integer(STEP_TIMEOUT_MS));
+        line(
+            &mut out,
+            "step_timeout_ms",
+            &Value::Integer(STEP_TIMEOUT_MS),
+        );
         for m in &self.meetings {
             out.push_str("\n[[meetings]]\n");
             line(&mut out, "name", &m.name.as_str().into());

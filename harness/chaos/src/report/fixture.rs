@@ -336,5 +336,6 @@ pub(crate) fn sample_report() -> RunReport {
                 convergence_bound_ms: 2700,
             },
         ],
+        plan: None,
     }
 }

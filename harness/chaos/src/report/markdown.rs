@@ -51,6 +51,26 @@ pub fn render_summary(report: &RunReport) -> String {
         report.exit_code()
     );
 
+    let rates = crate::stats::rates(report);
+    if !rates.is_empty() {
+        md.push_str(
+            "## Rates over the repetitions\n\nOf the runs judged of each scenario and profile: how many were as expected, and how many violated an invariant (reproduced the failure), each with its 95% Wilson score interval.\n\n",
+        );
+        md.push_str("| Scenario | Profile | Expectation | As expected | Violated |\n");
+        md.push_str("|---|---|---|---|---|\n");
+        for c in &rates {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                cell(&c.scenario),
+                cell(&c.profile),
+                cell(&c.expectation),
+                c.as_expected,
+                c.violated
+            );
+        }
+        md.push_str("\n## Runs\n\n");
+    }
     md.push_str(
         "| Scenario | Profile | Rep | Seed | Expectation | Verdict | Result | Timeline |\n",
     );
@@ -345,5 +365,30 @@ mod tests {
     #[test]
     fn code_fences_outgrow_backticks_inside() {
         assert_eq!(fenced("sh", "a ``` b"), "````sh\na ``` b\n````\n");
+    }
+
+    #[test]
+    fn repeated_runs_read_as_rates_with_their_interval_before_the_runs() {
+        let mut report = sample_report();
+        for rep in 2..=4 {
+            let mut again = report.records[0].clone();
+            again.repetition = rep;
+            if rep == 4 {
+                again.verdict = Verdict::Holds;
+                again.as_expected = false;
+            }
+            report.records.push(again);
+        }
+        let md = render_summary(&report);
+        let rates = md
+            .find("## Rates over the repetitions")
+            .expect("rates section");
+        assert!(rates < md.find("| Scenario | Profile | Rep |").unwrap());
+        assert!(md.contains("| restart-during-stop | legacy | violates INV-NO-ACTIVE-WITHOUT-CONTAINER | 3/4 (75%, 95% CI 30-95%) | 3/4 (75%, 95% CI 30-95%) |"), "{md}");
+    }
+
+    #[test]
+    fn single_runs_have_no_rates_section() {
+        assert!(!render_summary(&sample_report()).contains("## Rates"));
     }
 }

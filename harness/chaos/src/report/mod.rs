@@ -74,19 +74,7 @@ pub fn write_all(
     report: &RunReport,
     histories: &dyn Fn(&RunRecord) -> Option<History>,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::new();
-    let results = render_results_json(report)?;
-    written.push(write_atomic(
-        &run_dir.join("results.json"),
-        results.as_bytes(),
-    )?);
-    let junit = render_junit(report)?;
-    written.push(write_atomic(&run_dir.join("junit.xml"), junit.as_bytes())?);
-    let summary = render_summary(report);
-    written.push(write_atomic(
-        &run_dir.join("summary.md"),
-        summary.as_bytes(),
-    )?);
+    let mut written = write_summaries(run_dir, report)?;
     for record in &report.records {
         let Some(dir) = &record.dir else { continue };
         let folder = record_folder(run_dir, record, dir)?;
@@ -101,6 +89,25 @@ pub fn write_all(
             html.as_bytes(),
         )?);
     }
+    Ok(written)
+}
+
+/// Writes the reports of the run as a whole (`results.json`, `junit.xml`, `summary.md`)
+/// into `run_dir`, not the records' timelines; answers the paths written.
+pub fn write_summaries(run_dir: &Path, report: &RunReport) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    let results = render_results_json(report)?;
+    written.push(write_atomic(
+        &run_dir.join("results.json"),
+        results.as_bytes(),
+    )?);
+    let junit = render_junit(report)?;
+    written.push(write_atomic(&run_dir.join("junit.xml"), junit.as_bytes())?);
+    let summary = render_summary(report);
+    written.push(write_atomic(
+        &run_dir.join("summary.md"),
+        summary.as_bytes(),
+    )?);
     Ok(written)
 }
 
@@ -124,7 +131,11 @@ pub fn write_matrix(
     ])
 }
 
-fn record_folder(run_dir: &Path, record: &RunRecord, dir: &str) -> Result<PathBuf, ReportError> {
+pub(crate) fn record_folder(
+    run_dir: &Path,
+    record: &RunRecord,
+    dir: &str,
+) -> Result<PathBuf, ReportError> {
     let relative = Path::new(dir);
     let inside = !dir.is_empty()
         && relative
