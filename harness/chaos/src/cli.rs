@@ -108,6 +108,9 @@ pub enum Command {
         /// Oracle calls (each a few replays) a finding's shrink may make.
         #[arg(long, default_value_t = 40)]
         shrink_calls: usize,
+        /// Replays of each shrunk plan that give its replay rate.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        replays: u32,
         /// Explore only shard K of N of the seed's plans (plan i is shard i mod N + 1),
         /// so N machines explore one seed without overlap.
         #[arg(long, value_name = "K/N")]

@@ -393,6 +393,15 @@ fn not_started() -> run::RunOutcome {
 /// SIGINT or SIGTERM (how CI systems cancel a job): the first stops every run and lets
 /// them clean up; a second exits at once (children die with us by their parent-death
 /// signal, and the next start sweeps what is left).
+/// Set once the user asked to stop: a caller that runs one plan after another (`chaos
+/// explore`) must not start the next.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the user asked this process to stop (SIGINT or SIGTERM).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 async fn interrupts(interrupt: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
@@ -407,6 +416,7 @@ async fn interrupts(interrupt: tokio::sync::watch::Sender<bool>) {
         _ = term.recv() => "SIGTERM",
     };
     eprintln!("chaos: {name}: stopping every run and cleaning up (again to quit at once)");
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = interrupt.send(true);
     tokio::select! {
         _ = int.recv() => {}

@@ -60,19 +60,12 @@ fn main() -> ExitCode {
                 runs,
                 faults,
                 shrink_calls,
+                replays,
                 partition,
                 options,
             } => {
-                explore(
-                    profile,
-                    budget,
-                    runs,
-                    faults,
-                    shrink_calls,
-                    partition,
-                    options,
-                )
-                .await
+                let search = (shrink_calls, replays);
+                explore(profile, budget, runs, faults, search, partition, options).await
             }
         }
     });
@@ -594,7 +587,7 @@ async fn explore(
     budget: Option<std::time::Duration>,
     runs: Option<u64>,
     faults: Vec<chaos::explore::generate::FaultKind>,
-    shrink_calls: usize,
+    (shrink_calls, replays): (usize, u32),
     partition: Option<chaos::shard::Partition>,
     options: RunOptions,
 ) -> u8 {
@@ -640,6 +633,7 @@ async fn explore(
         sut,
         sut_dir: options.sut_dir,
         shrink_calls,
+        replays,
         partition: partition.map(|p| (u64::from(p.index), u64::from(p.total))),
     })
     .await;

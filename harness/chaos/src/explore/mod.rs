@@ -62,6 +62,8 @@ pub enum ExploreError {
     Engine(#[from] crate::report::ReportError),
     #[error("draw plan {index}: it is not a valid scenario (a generator defect): {errors}")]
     Invalid { index: u64, errors: String },
+    #[error("explore: interrupted (what was found so far is in {0})")]
+    Interrupted(PathBuf),
 }
 
 /// How long an exploration goes on.
@@ -86,6 +88,8 @@ pub struct Options {
     pub sut_dir: Option<PathBuf>,
     /// Oracle calls per finding's shrink.
     pub shrink_calls: usize,
+    /// Replays of a shrunk plan for its replay rate ([`RATE_RUNS`] by default).
+    pub replays: u32,
     /// This shard's plans: plan `i` belongs to shard `k` of `n` when `i % n == k - 1`.
     pub partition: Option<(u64, u64)>,
 }
@@ -211,6 +215,11 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
         if done {
             break;
         }
+        if engine::interrupted() {
+            finish(&mut exploration, started, plan_time);
+            report::write(&dir, &exploration)?;
+            return Err(ExploreError::Interrupted(dir));
+        }
         let size = match options.budget {
             Budget::Runs(n) => batch.min(n - exploration.plans_run),
             Budget::Time(_) => batch,
@@ -320,14 +329,18 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
         }
         let _ = run_dir;
     }
+    finish(&mut exploration, started, plan_time);
+    report::write(&dir, &exploration)?;
+    Ok((exploration, dir))
+}
+
+fn finish(exploration: &mut Exploration, started: Instant, plan_time: Duration) {
     exploration.elapsed_s = started.elapsed().as_secs_f64();
     exploration.plans_per_minute = if plan_time.is_zero() {
         0.0
     } else {
         exploration.plans_run as f64 * 60.0 / plan_time.as_secs_f64()
     };
-    report::write(&dir, &exploration)?;
-    Ok((exploration, dir))
 }
 
 fn ids(invariants: &BTreeSet<Invariant>) -> String {
@@ -391,6 +404,9 @@ struct Replays<'o> {
 
 impl shrink::Oracle for Replays<'_> {
     async fn fails(&mut self, plan: &PlanSpec) -> bool {
+        if engine::interrupted() {
+            return false;
+        }
         self.calls += 1;
         let name = format!("candidate-{:04}", self.calls);
         let path = self.dir.join(format!("{name}.toml"));
@@ -449,6 +465,9 @@ async fn investigate(
     else {
         return Ok(None);
     };
+    if engine::interrupted() {
+        return Ok(None);
+    }
     let minimal = shrunk.plan.required().renamed();
     let (violates, hits, runs, timeline) = replay_rate(options, &work, column, &minimal).await?;
     let shape = minimal.shape();
@@ -513,7 +532,7 @@ async fn replay_rate(
         options,
         vec![(path, Arc::new(scenario))],
         options.seed.wrapping_add(0x5EED),
-        RATE_RUNS,
+        options.replays.max(1),
         &work.join("replays"),
     ))
     .await?;

@@ -303,3 +303,50 @@ fn a_kept_plan_is_renamed_in_order_and_stays_the_same_scenario() {
             .is_ok()
     );
 }
+
+#[test]
+fn an_exploration_passes_only_when_it_ran_plans_and_found_nothing() {
+    use super::Exploration;
+    let clean = Exploration {
+        seed: 1,
+        profile: "fixed".into(),
+        sut: "reference".into(),
+        kinds: vec!["bot".into()],
+        partition: None,
+        plans_run: 10,
+        violating_runs: 0,
+        inconclusive_runs: 2,
+        error_runs: 0,
+        not_replayed: 0,
+        elapsed_s: 1.0,
+        plans_per_minute: 1.0,
+        findings: Vec::new(),
+    };
+    assert_eq!(clean.exit_code(), 0);
+    // Nothing run is nothing shown; a violation that did not replay is still something
+    // seen; a harness error is the harness's.
+    assert_eq!(
+        Exploration {
+            plans_run: 0,
+            ..clean.clone()
+        }
+        .exit_code(),
+        1
+    );
+    assert_eq!(
+        Exploration {
+            not_replayed: 1,
+            ..clean.clone()
+        }
+        .exit_code(),
+        1
+    );
+    assert_eq!(
+        Exploration {
+            error_runs: 1,
+            ..clean
+        }
+        .exit_code(),
+        2
+    );
+}
