@@ -5,7 +5,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup bins build test chaos matrix signoff repro sut-vexa bench lint fmt
+.PHONY: setup bins build test chaos matrix signoff explore repro sut-vexa bench lint fmt
 
 ## Install what the harness needs that the machine lacks (Debian packages).
 setup:
@@ -39,6 +39,13 @@ matrix: bins
 ## The acceptance sign-off: the criteria's scenarios under fixed, 20 runs each; signoff.html/.md.
 signoff: bins
 	$(CHAOS) signoff --jobs $(JOBS)
+
+## Explore: random plans under legacy for BUDGET (default 5m), every stuck meeting found
+## shrunk and written to reports/explore-<id>/found/ (PROFILE=fixed to hunt the fixes').
+BUDGET ?= 5m
+PROFILE ?= legacy
+explore: bins
+	$(CHAOS) explore --profile $(PROFILE) --budget $(BUDGET) --jobs $(JOBS)
 
 ## Reproduce the incident (H1, legacy profile) and print the witness.
 repro: bins
