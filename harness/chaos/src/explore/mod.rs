@@ -125,6 +125,9 @@ pub struct Finding {
     pub timeline: Option<String>,
     /// The shrunk scenario as written.
     pub scenario: String,
+    /// The shrunk plan itself, to recognise it inside later plans.
+    #[serde(skip)]
+    pub minimal: PlanSpec,
 }
 
 impl Finding {
@@ -279,11 +282,18 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
                 Verdict::Violated { invariants } => {
                     exploration.violating_runs += 1;
                     let key = (ids(invariants), d.plan.shape());
-                    if let Some(&i) = known.get(&key) {
+                    let first = *invariants.iter().next().expect("a violation names one");
+                    // The same shape, or a plan that holds a finding's whole minimal plan
+                    // and breaks its invariant: the same finding, not shrunk again.
+                    let again = known.get(&key).copied().or_else(|| {
+                        exploration.findings.iter().position(|f| {
+                            f.invariant == first && d.plan.holds_shape_of(&f.minimal)
+                        })
+                    });
+                    if let Some(i) = again {
                         exploration.findings[i].seen_again += 1;
                         continue;
                     }
-                    let first = *invariants.iter().next().expect("a violation names one");
                     let found_after_runs = exploration.plans_run;
                     let found_after_s = started.elapsed().as_secs_f64();
                     eprintln!(
@@ -509,6 +519,7 @@ async fn investigate(
                 .map(|p| p.to_string_lossy().into_owned())
         }),
         scenario,
+        minimal,
     }))
 }
 

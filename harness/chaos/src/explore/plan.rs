@@ -24,7 +24,7 @@ pub const TIMERS: &[(&str, i64)] = &[
 /// How long a plan's step waits for its trigger.
 pub const STEP_TIMEOUT_MS: i64 = 5_000;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanSpec {
     pub meetings: Vec<PlanMeeting>,
     pub steps: Vec<PlanStep>,
@@ -323,6 +323,25 @@ impl PlanSpec {
     /// types) and bot behaviours, sorted. Two findings of one invariant with the same
     /// shape are one finding.
     pub fn shape(&self) -> String {
+        self.shape_parts().join(" ")
+    }
+
+    /// Whether this plan has every part of `smaller`'s shape (as many times): a plan
+    /// that holds a finding's whole minimal plan most likely fails for the same reason.
+    pub fn holds_shape_of(&self, smaller: &PlanSpec) -> bool {
+        let mut mine = self.shape_parts();
+        smaller.shape_parts().iter().all(|part| {
+            match mine.iter().position(|p| p == part) {
+                Some(i) => {
+                    mine.swap_remove(i);
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    fn shape_parts(&self) -> Vec<String> {
         let mut parts: Vec<String> = self
             .steps
             .iter()
@@ -369,7 +388,7 @@ impl PlanSpec {
             }
         }
         parts.sort();
-        parts.join(" ")
+        parts
     }
 }
 

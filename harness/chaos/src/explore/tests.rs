@@ -245,6 +245,15 @@ mod shrinking {
         }
     }
 
+    #[tokio::test]
+    async fn a_plan_holding_a_findings_minimal_plan_is_recognised_as_that_finding() {
+        let mut oracle = HangAndPause { calls: 0 };
+        let minimal = shrink(big(), &mut oracle, 1000).await.unwrap().plan;
+        assert!(big().holds_shape_of(&minimal));
+        assert!(minimal.holds_shape_of(&minimal));
+        assert!(!minimal.holds_shape_of(&big()));
+    }
+
     struct Never;
 
     impl Oracle for Never {
