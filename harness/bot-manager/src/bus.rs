@@ -79,11 +79,51 @@ impl Bus {
             status,
             crate::db::rfc3339(chrono::Utc::now()),
         );
+        let payload = serde_json::to_string(&event).expect("status events serialise");
+        self.publish_on_status_channel(meeting_id, user_id, platform, native_id, payload)
+            .await
+    }
+
+    /// Publishes a status outside the machine by its text, in the same event shape:
+    /// production announces the `error` it leaves a row in after a failed start.
+    pub async fn publish_status_text(
+        &self,
+        meeting_id: i32,
+        user_id: i32,
+        platform: Platform,
+        native_id: &str,
+        status: &str,
+    ) -> Result<i64, BusError> {
+        let event = StatusEvent::new(
+            platform,
+            native_id,
+            MeetingStatus::Requested,
+            crate::db::rfc3339(chrono::Utc::now()),
+        );
+        let mut payload = serde_json::to_value(&event).expect("status events serialise");
+        payload["payload"]["status"] = serde_json::Value::String(status.to_owned());
+        self.publish_on_status_channel(
+            meeting_id,
+            user_id,
+            platform,
+            native_id,
+            payload.to_string(),
+        )
+        .await
+    }
+
+    async fn publish_on_status_channel(
+        &self,
+        meeting_id: i32,
+        user_id: i32,
+        platform: Platform,
+        native_id: &str,
+        payload: String,
+    ) -> Result<i64, BusError> {
         let channel = match self.wire {
             Wire::Incident => protocol::status_channel(user_id.into(), platform, native_id),
             Wire::Later => protocol::meeting_status_channel(meeting_id.into()),
         };
-        let payload = serde_json::to_string(&event).expect("status events serialise");
         let mut conn = self.conn.clone();
         Ok(conn.publish(channel, payload).await?)
     }

@@ -162,6 +162,13 @@ pub async fn create_bot(
                 // Production leaves the row in `error`, outside the status machine: no
                 // later status update of it can succeed.
                 tracing::error!(meeting_id = meeting.id, error = %db_err, "failed to mark the meeting as error");
+            } else if let Err(err) = state
+                .bus
+                .publish_status_text(meeting.id, user.id, req.platform, native_id, "error")
+                .await
+            {
+                // Production announces the `error` once stored (protocol.md section 11).
+                tracing::warn!(meeting_id = meeting.id, error = %err, "failed to publish the error status");
             }
             return Err(ApiError::internal(err));
         }

@@ -303,7 +303,9 @@ async fn exit_callback_with_nonzero_code_fails_meeting_and_stops_container() {
 }
 
 // A failed container start leaves the row in `error`, outside the status machine, and
-// no later DELETE can finalize it (a production bug legacy keeps).
+// no later DELETE can finalize it (a production bug legacy keeps). Production announces
+// that `error` on the status channel once stored; the reference once did not, and the
+// production service judged side by side broke one invariant fewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_container_start_leaves_row_in_error_that_delete_cannot_stop() {
     let stack = Stack::start().await;
@@ -312,8 +314,14 @@ async fn failed_container_start_leaves_row_in_error_that_delete_cannot_stop() {
         .await;
     assert_eq!(code, 200, "{body}");
     let native = unique_meet_id();
+    let mut statuses = stack.watch(&format!("bm:meeting:*:{native}:status")).await;
     let (status, body) = stack.post_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(status, 500, "{body}");
+    statuses
+        .wait_until("the error status published", |_, payload| {
+            payload["payload"]["status"] == "error"
+        })
+        .await;
     let id: i32 = sqlx::query_scalar("SELECT id FROM meetings")
         .fetch_one(&stack.pool)
         .await

@@ -286,9 +286,10 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
                     // The same shape, or a plan that holds a finding's whole minimal plan
                     // and breaks its invariant: the same finding, not shrunk again.
                     let again = known.get(&key).copied().or_else(|| {
-                        exploration.findings.iter().position(|f| {
-                            f.invariant == first && d.plan.holds_shape_of(&f.minimal)
-                        })
+                        exploration
+                            .findings
+                            .iter()
+                            .position(|f| f.invariant == first && d.plan.holds_shape_of(&f.minimal))
                     });
                     if let Some(i) = again {
                         exploration.findings[i].seen_again += 1;

@@ -330,15 +330,16 @@ impl PlanSpec {
     /// that holds a finding's whole minimal plan most likely fails for the same reason.
     pub fn holds_shape_of(&self, smaller: &PlanSpec) -> bool {
         let mut mine = self.shape_parts();
-        smaller.shape_parts().iter().all(|part| {
-            match mine.iter().position(|p| p == part) {
+        smaller
+            .shape_parts()
+            .iter()
+            .all(|part| match mine.iter().position(|p| p == part) {
                 Some(i) => {
                     mine.swap_remove(i);
                     true
                 }
                 None => false,
-            }
-        })
+            })
     }
 
     fn shape_parts(&self) -> Vec<String> {
