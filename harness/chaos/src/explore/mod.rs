@@ -148,6 +148,9 @@ pub struct Exploration {
     pub kinds: Vec<String>,
     pub partition: Option<String>,
     pub plans_run: u64,
+    /// Runs judged `holds`: what "found nothing" rests on.
+    #[serde(default)]
+    pub held_runs: u64,
     pub violating_runs: u64,
     pub inconclusive_runs: u64,
     pub error_runs: u64,
@@ -160,12 +163,13 @@ pub struct Exploration {
 }
 
 impl Exploration {
-    /// 0 when the exploration ran and found nothing, 1 when it found something (or ran
-    /// nothing), 2 when any run was a harness error.
+    /// 0 when the exploration judged plans and found nothing, 1 when it found something
+    /// (or no plan held: every one inconclusive shows nothing), 2 when any run was a
+    /// harness error.
     pub fn exit_code(&self) -> i32 {
         if self.error_runs > 0 {
             2
-        } else if self.findings.is_empty() && self.plans_run > 0 && self.not_replayed == 0 {
+        } else if self.findings.is_empty() && self.held_runs > 0 && self.not_replayed == 0 {
             0
         } else {
             1
@@ -197,6 +201,7 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
         kinds: options.kinds.iter().map(|k| k.name().to_owned()).collect(),
         partition: options.partition.map(|(k, n)| format!("{k}/{n}")),
         plans_run: 0,
+        held_runs: 0,
         violating_runs: 0,
         inconclusive_runs: 0,
         error_runs: 0,
@@ -277,6 +282,7 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
         for (d, record) in drawn.iter().zip(&report.records) {
             exploration.plans_run += 1;
             match &record.verdict {
+                Verdict::Holds => exploration.held_runs += 1,
                 Verdict::Error { .. } => exploration.error_runs += 1,
                 Verdict::Inconclusive { .. } => exploration.inconclusive_runs += 1,
                 Verdict::Violated { invariants } => {

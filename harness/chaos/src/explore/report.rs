@@ -18,8 +18,8 @@ pub fn write(dir: &Path, exploration: &Exploration) -> Result<(), ExploreError> 
 
 fn headline(e: &Exploration) -> String {
     format!(
-        "{} plan(s) under {} against {} (seed {}{}, fault kinds {}): {} violating, {} \
-         inconclusive, {} harness error(s); {} finding(s){}; {:.0} s, {:.1} plans per minute.",
+        "{} plan(s) under {} against {} (seed {}{}, fault kinds {}): {} held, {} violating, \
+         {} inconclusive, {} harness error(s); {} finding(s){}; {:.0} s, {:.1} plans per minute.",
         e.plans_run,
         e.profile,
         e.sut,
@@ -29,6 +29,7 @@ fn headline(e: &Exploration) -> String {
             .map(|p| format!(", shard {p}"))
             .unwrap_or_default(),
         e.kinds.join(", "),
+        e.held_runs,
         e.violating_runs,
         e.inconclusive_runs,
         e.error_runs,

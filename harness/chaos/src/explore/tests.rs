@@ -323,6 +323,7 @@ fn an_exploration_passes_only_when_it_ran_plans_and_found_nothing() {
         kinds: vec!["bot".into()],
         partition: None,
         plans_run: 10,
+        held_runs: 8,
         violating_runs: 0,
         inconclusive_runs: 2,
         error_runs: 0,
@@ -337,6 +338,17 @@ fn an_exploration_passes_only_when_it_ran_plans_and_found_nothing() {
     assert_eq!(
         Exploration {
             plans_run: 0,
+            held_runs: 0,
+            ..clean.clone()
+        }
+        .exit_code(),
+        1
+    );
+    // Every plan inconclusive: nothing was shown to hold.
+    assert_eq!(
+        Exploration {
+            held_runs: 0,
+            inconclusive_runs: 10,
             ..clean.clone()
         }
         .exit_code(),
