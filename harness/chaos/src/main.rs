@@ -233,6 +233,12 @@ async fn execute_shard(
     partition: Option<chaos::shard::Partition>,
     options: RunOptions,
 ) -> Result<(chaos::results::RunReport, PathBuf), u8> {
+    if partition.is_some() && options.seed.is_none() {
+        eprintln!(
+            "chaos: failed to run a shard: --partition needs --seed, the same on every shard (else the shards are of different plans and cannot be merged)"
+        );
+        return Err(2);
+    }
     let seed = options.seed.unwrap_or_else(rand::random);
     eprintln!("chaos: seed {seed}");
     if options.jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
@@ -603,6 +609,12 @@ async fn explore(
             return 2;
         }
     };
+    if partition.is_some() && options.seed.is_none() {
+        eprintln!(
+            "chaos: failed to explore a shard: --partition needs --seed, the same on every shard (else each explores plans of its own seed)"
+        );
+        return 2;
+    }
     let seed = options.seed.unwrap_or_else(rand::random);
     let mut kinds = faults;
     if kinds.is_empty() {

@@ -29,6 +29,10 @@ pub struct Wire {
     /// (a bot ignores a command for another meeting).
     #[serde(default)]
     pub command_meeting_field: Option<String>,
+    /// The `action`s of the other commands it sends on those channels; any other payload
+    /// there is undeclared (a `leave` description that does not fit must not pass).
+    #[serde(default = "other_commands")]
+    pub other_commands: Vec<String>,
     /// Every channel a status may be published on.
     pub status_channels: Vec<Template>,
     /// Where the status sits in a status payload (a JSON pointer).
@@ -43,6 +47,10 @@ fn leave_fields() -> serde_json::Map<String, Value> {
     let mut fields = serde_json::Map::new();
     fields.insert("action".into(), Value::String("leave".into()));
     fields
+}
+
+fn other_commands() -> Vec<String> {
+    vec!["reconfigure".into()]
 }
 
 fn status_pointer() -> String {
@@ -79,6 +87,7 @@ impl Wire {
             ],
             leave: leave_fields(),
             command_meeting_field: Some("meeting_id".into()),
+            other_commands: other_commands(),
             status_channels: vec![
                 Template::parse("bm:meeting:{user_id}:{platform}:{native_id}:status")
                     .expect("valid"),
@@ -117,6 +126,20 @@ impl Wire {
                 });
             }
         }
+        // The harness fills the key's placeholders from the meeting row alone.
+        if let Some(t) = &self.current_uid_key
+            && (t.has(Slot::Uid) || t.has(Slot::UserId))
+        {
+            return Err(WireError::Unaddressed {
+                template: t.to_string(),
+                needs: "only {meeting_id}, {platform} and {native_id}",
+            });
+        }
+        for t in &self.status_channels {
+            if self.command_channels.contains(t) {
+                return Err(WireError::Overlap(t.to_string()));
+            }
+        }
         if !self.status_pointer.is_empty() && !self.status_pointer.starts_with('/') {
             return Err(WireError::Pointer(self.status_pointer.clone()));
         }
@@ -152,10 +175,13 @@ impl Wire {
                 .leave
                 .iter()
                 .all(|(k, v)| payload.get(k).is_some_and(|got| got == v));
+            let action = payload.get("action").and_then(Value::as_str);
             return if is_leave {
                 Published::Leave(names)
-            } else {
+            } else if action.is_some_and(|a| self.other_commands.iter().any(|c| c == a)) {
                 Published::Command(names)
+            } else {
+                Published::Undeclared
             };
         }
         if let Some(names) = self.status_channels.iter().find_map(|t| t.capture(channel)) {
@@ -284,6 +310,8 @@ pub enum WireError {
     },
     #[error("read the protocol: status_pointer {0:?} is not a JSON pointer (it starts with `/`)")]
     Pointer(String),
+    #[error("read the protocol: {0:?} is both a command and a status channel")]
+    Overlap(String),
 }
 
 impl Template {
@@ -431,6 +459,7 @@ mod tests {
             command_channels: vec![Template::parse("bot_commands:meeting:{meeting_id}").unwrap()],
             leave: leave_fields(),
             command_meeting_field: Some("meeting_id".into()),
+            other_commands: other_commands(),
             status_channels: vec![Template::parse("bm:meeting:{meeting_id}:status").unwrap()],
             status_pointer: status_pointer(),
             current_uid_key: None,
@@ -464,6 +493,43 @@ mod tests {
     fn a_reconfigure_is_a_command_but_not_a_leave() {
         let got = Wire::reference().read("bot_commands:u1", &json!({"action": "reconfigure"}));
         assert!(matches!(got, Published::Command(_)), "{got:?}");
+    }
+
+    #[test]
+    fn a_command_that_is_neither_its_leave_nor_a_declared_command_is_undeclared() {
+        // A description whose leave does not fit the service read every real leave as
+        // "another command", and the leave checker saw nothing to judge.
+        let mut wire = Wire::reference();
+        wire.leave = serde_json::from_value(json!({"action": "stop"})).unwrap();
+        assert_eq!(
+            wire.read("bot_commands:u1", &json!({"action": "leave"})),
+            Published::Undeclared
+        );
+        assert_eq!(
+            Wire::reference().read("bot_commands:u1", &json!("not json")),
+            Published::Undeclared
+        );
+    }
+
+    #[test]
+    fn a_channel_both_command_and_status_or_a_key_naming_a_uid_is_refused() {
+        let mut wire = later();
+        wire.status_channels = wire.command_channels.clone();
+        assert!(
+            wire.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("both a command and a status")
+        );
+        let mut wire = later();
+        wire.current_uid_key =
+            Some(Template::parse("bm:{user_id}:{platform}:{native_id}:uid").unwrap());
+        assert!(
+            wire.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only {meeting_id}")
+        );
     }
 
     #[test]

@@ -64,6 +64,12 @@ pub enum ExploreError {
     Invalid { index: u64, errors: String },
     #[error("explore: interrupted (what was found so far is in {0})")]
     Interrupted(PathBuf),
+    #[error("run plans: {ran} of {planned} plans were run (no expectation for this profile's column?); see {}", dir.display())]
+    Missing {
+        planned: usize,
+        ran: usize,
+        dir: PathBuf,
+    },
 }
 
 /// How long an exploration goes on.
@@ -148,9 +154,13 @@ pub struct Exploration {
     pub kinds: Vec<String>,
     pub partition: Option<String>,
     pub plans_run: u64,
-    /// Runs judged `holds`: what "found nothing" rests on.
+    /// Runs judged `holds` in which a stop and a fault happened (a fault step fired, or
+    /// a bot misbehaved by its plan): what "found nothing" rests on.
     #[serde(default)]
     pub held_runs: u64,
+    /// Runs judged `holds` in which no stop or no fault happened: they show nothing.
+    #[serde(default)]
+    pub idle_runs: u64,
     pub violating_runs: u64,
     pub inconclusive_runs: u64,
     pub error_runs: u64,
@@ -202,6 +212,7 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
         partition: options.partition.map(|(k, n)| format!("{k}/{n}")),
         plans_run: 0,
         held_runs: 0,
+        idle_runs: 0,
         violating_runs: 0,
         inconclusive_runs: 0,
         error_runs: 0,
@@ -216,17 +227,17 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
     let mut next_index = 0u64;
     let batch = options.jobs.max(1) as u64;
     loop {
+        if engine::interrupted() {
+            finish(&mut exploration, started, plan_time);
+            report::write(&dir, &exploration)?;
+            return Err(ExploreError::Interrupted(dir));
+        }
         let done = match options.budget {
             Budget::Runs(n) => exploration.plans_run >= n,
             Budget::Time(t) => started.elapsed() >= t,
         };
         if done {
             break;
-        }
-        if engine::interrupted() {
-            finish(&mut exploration, started, plan_time);
-            report::write(&dir, &exploration)?;
-            return Err(ExploreError::Interrupted(dir));
         }
         let size = match options.budget {
             Budget::Runs(n) => batch.min(n - exploration.plans_run),
@@ -279,10 +290,18 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
         ))
         .await?;
         plan_time += batch_started.elapsed();
+        if report.records.len() != drawn.len() {
+            return Err(ExploreError::Missing {
+                planned: drawn.len(),
+                ran: report.records.len(),
+                dir: run_dir,
+            });
+        }
         for (d, record) in drawn.iter().zip(&report.records) {
             exploration.plans_run += 1;
             match &record.verdict {
-                Verdict::Holds => exploration.held_runs += 1,
+                Verdict::Holds if exercised(&d.plan, record) => exploration.held_runs += 1,
+                Verdict::Holds => exploration.idle_runs += 1,
                 Verdict::Error { .. } => exploration.error_runs += 1,
                 Verdict::Inconclusive { .. } => exploration.inconclusive_runs += 1,
                 Verdict::Violated { invariants } => {
@@ -292,10 +311,11 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
                     // The same shape, or a plan that holds a finding's whole minimal plan
                     // and breaks its invariant: the same finding, not shrunk again.
                     let again = known.get(&key).copied().or_else(|| {
-                        exploration
-                            .findings
-                            .iter()
-                            .position(|f| f.invariant == first && d.plan.holds_shape_of(&f.minimal))
+                        exploration.findings.iter().position(|f| {
+                            f.invariant == first
+                                && invariants.is_subset(&f.violates)
+                                && d.plan.holds_shape_of(&f.minimal)
+                        })
                     });
                     if let Some(i) = again {
                         exploration.findings[i].seen_again += 1;
@@ -318,6 +338,8 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
                         found_after_s,
                     )
                     .await?;
+                    let (finding, errors) = finding;
+                    exploration.error_runs += errors;
                     match finding {
                         Some(finding) => {
                             let shrunk_key = (ids(&finding.violates), finding.shape.clone());
@@ -344,7 +366,6 @@ pub async fn explore(options: Options) -> Result<(Exploration, PathBuf), Explore
                 _ => {}
             }
         }
-        let _ = run_dir;
     }
     finish(&mut exploration, started, plan_time);
     report::write(&dir, &exploration)?;
@@ -400,6 +421,22 @@ fn engine_plan(
     }
 }
 
+/// Whether a run that held was put to the test: a stop was sent, and a fault step fired
+/// or a bot was scripted to misbehave. A run where neither happened shows nothing.
+fn exercised(plan: &PlanSpec, record: &RunRecord) -> bool {
+    let fired = |workload: bool| {
+        record.steps.iter().any(|s| {
+            s.done()
+                && plan
+                    .steps
+                    .iter()
+                    .any(|p| p.name == s.planned.name && p.is_workload() == workload)
+        })
+    };
+    let misbehaved = plan.meetings.iter().any(|m| !m.bot.is_empty());
+    fired(true) && (fired(false) || misbehaved)
+}
+
 /// Whether a run broke `invariant` (its check, whatever the verdict's other reasons).
 fn broke(record: &RunRecord, invariant: Invariant) -> bool {
     record.problems.is_empty()
@@ -417,6 +454,8 @@ struct Replays<'o> {
     column: String,
     invariant: Invariant,
     calls: u64,
+    /// Replays that were harness errors: never evidence either way, always reported.
+    errors: u64,
 }
 
 impl shrink::Oracle for Replays<'_> {
@@ -444,6 +483,11 @@ impl shrink::Oracle for Replays<'_> {
         );
         match engine::execute(plan).await {
             Ok((report, _)) => {
+                self.errors += report
+                    .records
+                    .iter()
+                    .filter(|r| matches!(r.verdict, Verdict::Error { .. }))
+                    .count() as u64;
                 report
                     .records
                     .iter()
@@ -451,12 +495,18 @@ impl shrink::Oracle for Replays<'_> {
                     .count() as u32
                     >= REPLAY_K
             }
-            Err(_) => false,
+            Err(err) => {
+                eprintln!("chaos: failed to replay a shrinking candidate: {err}");
+                self.errors += 1;
+                false
+            }
         }
     }
 }
 
-/// Shrinks one finding and replays the result; `None` when it does not replay.
+/// Shrinks one finding and replays the result; `None` when it does not replay (or its
+/// replays no longer break the invariant it was shrunk for), with the harness errors of
+/// its replays.
 async fn investigate(
     options: &Options,
     dir: &Path,
@@ -465,7 +515,7 @@ async fn investigate(
     invariant: Invariant,
     found_after_runs: u64,
     found_after_s: f64,
-) -> Result<Option<Finding>, ExploreError> {
+) -> Result<(Option<Finding>, u64), ExploreError> {
     let work = dir.join("shrink").join(format!("plan-{:06}", drawn.index));
     std::fs::create_dir_all(&work).map_err(|source| ExploreError::Create {
         path: work.clone(),
@@ -477,16 +527,25 @@ async fn investigate(
         column: column.to_owned(),
         invariant,
         calls: 0,
+        errors: 0,
     };
-    let Some(shrunk) = shrink::shrink(drawn.plan.clone(), &mut oracle, options.shrink_calls).await
-    else {
-        return Ok(None);
+    let shrunk = shrink::shrink(drawn.plan.clone(), &mut oracle, options.shrink_calls).await;
+    let mut errors = oracle.errors;
+    let Some(shrunk) = shrunk else {
+        return Ok((None, errors));
     };
     if engine::interrupted() {
-        return Ok(None);
+        return Ok((None, errors));
     }
     let minimal = shrunk.plan.required().renamed();
-    let (violates, hits, runs, timeline) = replay_rate(options, &work, column, &minimal).await?;
+    let (violates, hits, runs, timeline, replay_errors) =
+        replay_rate(options, &work, column, &minimal).await?;
+    errors += replay_errors;
+    // A kept scenario must fail as found: its replays must break the invariant it was
+    // shrunk for (with its steps now required, they may not).
+    if engine::interrupted() || hits == 0 || !violates.contains(&invariant) {
+        return Ok((None, errors));
+    }
     let shape = minimal.shape();
     let hash = short_hash(&format!("{}|{}", ids(&violates), shape));
     let file = format!("found/{}-{hash}.toml", invariant.id().to_lowercase());
@@ -504,30 +563,33 @@ async fn investigate(
     );
     let name = format!("found-{}-{hash}", invariant.id().to_lowercase());
     let scenario = minimal.to_toml(&name, &description, &expect);
-    Ok(Some(Finding {
-        invariant,
-        violates,
-        file,
-        plan_index: drawn.index,
-        original_size: drawn.plan.size(),
-        original_faults: drawn.plan.faults(),
-        size: minimal.size(),
-        faults: minimal.faults(),
-        shape,
-        found_after_runs,
-        found_after_s,
-        seen_again: 0,
-        shrink_calls: shrunk.calls,
-        replay_hits: hits,
-        replay_runs: runs,
-        timeline: timeline.and_then(|t| {
-            t.strip_prefix(dir)
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned())
+    Ok((
+        Some(Finding {
+            invariant,
+            violates,
+            file,
+            plan_index: drawn.index,
+            original_size: drawn.plan.size(),
+            original_faults: drawn.plan.faults(),
+            size: minimal.size(),
+            faults: minimal.faults(),
+            shape,
+            found_after_runs,
+            found_after_s,
+            seen_again: 0,
+            shrink_calls: shrunk.calls,
+            replay_hits: hits,
+            replay_runs: runs,
+            timeline: timeline.and_then(|t| {
+                t.strip_prefix(dir)
+                    .ok()
+                    .map(|p| p.to_string_lossy().into_owned())
+            }),
+            scenario,
+            minimal,
         }),
-        scenario,
-        minimal,
-    }))
+        errors,
+    ))
 }
 
 /// Replays `plan` [`RATE_RUNS`] times: the violated set seen most (ties: the larger, then
@@ -537,7 +599,7 @@ async fn replay_rate(
     work: &Path,
     column: &str,
     plan: &PlanSpec,
-) -> Result<(BTreeSet<Invariant>, u32, u32, Option<PathBuf>), ExploreError> {
+) -> Result<(BTreeSet<Invariant>, u32, u32, Option<PathBuf>, u64), ExploreError> {
     let path = work.join("minimal.toml");
     let expect: BTreeMap<String, String> = [(column.to_owned(), "holds".into())].into();
     let text = plan.to_toml("minimal", "the shrunk plan, replayed", &expect);
@@ -571,7 +633,12 @@ async fn replay_rate(
         .find(|r| matches!(&r.verdict, Verdict::Violated { invariants } if *invariants == best))
         .and_then(|r| r.dir.as_ref())
         .map(|d| run_dir.join(d).join("timeline.html"));
-    Ok((best, hits, report.records.len() as u32, timeline))
+    let errors = report
+        .records
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Error { .. }))
+        .count() as u64;
+    Ok((best, hits, report.records.len() as u32, timeline, errors))
 }
 
 fn violated_sets(report: &RunReport) -> BTreeMap<BTreeSet<Invariant>, u32> {

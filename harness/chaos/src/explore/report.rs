@@ -18,7 +18,8 @@ pub fn write(dir: &Path, exploration: &Exploration) -> Result<(), ExploreError> 
 
 fn headline(e: &Exploration) -> String {
     format!(
-        "{} plan(s) under {} against {} (seed {}{}, fault kinds {}): {} held, {} violating, \
+        "{} plan(s) under {} against {} (seed {}{}, fault kinds {}): {} held under faults, {} held \
+         with no stop or no fault, {} violating, \
          {} inconclusive, {} harness error(s); {} finding(s){}; {:.0} s, {:.1} plans per minute.",
         e.plans_run,
         e.profile,
@@ -30,6 +31,7 @@ fn headline(e: &Exploration) -> String {
             .unwrap_or_default(),
         e.kinds.join(", "),
         e.held_runs,
+        e.idle_runs,
         e.violating_runs,
         e.inconclusive_runs,
         e.error_runs,

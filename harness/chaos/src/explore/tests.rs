@@ -324,6 +324,7 @@ fn an_exploration_passes_only_when_it_ran_plans_and_found_nothing() {
         partition: None,
         plans_run: 10,
         held_runs: 8,
+        idle_runs: 1,
         violating_runs: 0,
         inconclusive_runs: 2,
         error_runs: 0,
