@@ -250,6 +250,10 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
 /// Follows the runtime's `die` events: a container that died without a callback
 /// finalizes its row, after a grace for a late callback, unless it runs again (a
 /// restart).
+/// Tries at finalizing from one exit event: 100 ms doubling to 2 s between them, about two
+/// minutes in all.
+const EXIT_EVIDENCE_ATTEMPTS: u32 = 64;
+
 async fn exit_evidence(state: AppState) {
     let mut since = chrono::Utc::now().timestamp() - 1;
     loop {
@@ -279,10 +283,22 @@ async fn exit_evidence(state: AppState) {
                         return;
                     }
                 }
-                if let Err(err) =
-                    finalize_if_live(&state, meeting_id, "runtime_exit", exit_code).await
-                {
-                    tracing::error!(meeting_id, error = %err, "failed to finalize from the exit event");
+                // The death is the only evidence there will be (an auto-removed container
+                // leaves none for the sweep): a database that fails this moment must not
+                // lose it, so retry until it answers, within a bound.
+                let mut backoff = Duration::from_millis(100);
+                for attempt in 1..=EXIT_EVIDENCE_ATTEMPTS {
+                    match finalize_if_live(&state, meeting_id, "runtime_exit", exit_code).await {
+                        Ok(_) => return,
+                        Err(err) if attempt == EXIT_EVIDENCE_ATTEMPTS => {
+                            tracing::error!(meeting_id, attempt, error = %err, "failed to finalize from the exit event; giving up");
+                        }
+                        Err(err) => {
+                            tracing::warn!(meeting_id, attempt, error = %err, "failed to finalize from the exit event; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                    }
                 }
             });
         }

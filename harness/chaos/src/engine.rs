@@ -348,6 +348,9 @@ fn outcome_word(record: &RunRecord) -> &'static str {
     match &record.verdict {
         Verdict::Error { .. } => "ERROR",
         Verdict::Inconclusive { .. } => "INCONCLUSIVE",
+        // Not run: never a pass.
+        Verdict::Pending { .. } => "PENDING",
+        Verdict::NotApplicable { .. } => "NOT APPLICABLE",
         _ if record.as_expected => "PASS",
         _ => "FAIL",
     }
