@@ -238,6 +238,12 @@ pub enum MergeError {
         found: usize,
         expected: usize,
     },
+    #[error("move the merged run into {}: {source}", path.display())]
+    Place {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("merge into {}: the folder is not empty", path.display())]
     OutNotEmpty { path: PathBuf },
     #[error("copy {} to {}: {source}", from.display(), to.display())]
@@ -358,11 +364,55 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(RunReport, Vec<PathBuf>), 
             path: out.to_owned(),
         });
     }
-    std::fs::create_dir_all(out).map_err(|source| crate::report::ReportError::CreateDir {
-        path: out.to_owned(),
+    // Everything is written into a folder beside `out` and renamed into place at the end:
+    // a merge that fails leaves no half-written `out` (which a rerun would refuse).
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(crate::engine::run_id);
+    let staging = out.with_file_name(format!(".{name}.merging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|source| crate::report::ReportError::CreateDir {
+        path: staging.clone(),
         source,
     })?;
+    let merged = write_merged(&shards, &by_index, plan, total, &name, &staging);
+    let placed = merged.and_then(|(report, written)| {
+        if out.exists() {
+            // Checked empty above.
+            std::fs::remove_dir(out).map_err(|source| MergeError::Place {
+                path: out.to_owned(),
+                source,
+            })?;
+        }
+        std::fs::rename(&staging, out).map_err(|source| MergeError::Place {
+            path: out.to_owned(),
+            source,
+        })?;
+        let written = written
+            .into_iter()
+            .map(|p| match p.strip_prefix(&staging) {
+                Ok(rest) => out.join(rest),
+                Err(_) => p,
+            })
+            .collect();
+        Ok((report, written))
+    });
+    if placed.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    placed
+}
 
+/// Writes the union of the shards into `out`: each record's folder, then the reports.
+fn write_merged(
+    shards: &[(&PathBuf, RunReport, PlanInfo)],
+    by_index: &[Option<usize>],
+    plan: &PlanInfo,
+    total: u32,
+    run_id: &str,
+    out: &Path,
+) -> Result<(RunReport, Vec<PathBuf>), MergeError> {
     // The plan's order: run p is shard (p mod N)'s (p div N)-th.
     let mut records: Vec<RunRecord> = Vec::with_capacity(plan.planned);
     for position in 0..plan.planned {
@@ -392,10 +442,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(RunReport, Vec<PathBuf>), 
         None
     };
     let report = RunReport {
-        run_id: out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(crate::engine::run_id),
+        run_id: run_id.to_owned(),
         started_at: earliest(shards.iter().map(|(_, r, _)| r.started_at.as_str()), false),
         finished_at: earliest(shards.iter().map(|(_, r, _)| r.finished_at.as_str()), true),
         commit,
@@ -637,6 +684,24 @@ mod tests {
         };
         crate::report::write_summaries(&dir, &report).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_merge_that_fails_midway_leaves_no_half_written_folder() {
+        // A copy that failed left `out` half-written, and the rerun was refused as "not
+        // empty".
+        let root = tempfile::tempdir().unwrap();
+        let a = shard(root.path(), "a", 1, 2, 5, 7);
+        let b = shard(root.path(), "b", 2, 2, 5, 7);
+        std::fs::remove_dir_all(b.join("s3")).unwrap();
+        let out = root.path().join("merged");
+        assert!(merge(&[a.clone(), b.clone()], &out).is_err());
+        assert!(!out.exists());
+        let left: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.iter().all(|n| !n.contains("merging")), "{left:?}");
     }
 
     #[test]
