@@ -616,6 +616,15 @@ async fn explore(
         return 2;
     }
     let seed = options.seed.unwrap_or_else(rand::random);
+    if options.jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
+        eprintln!(
+            "chaos: warning: REDIS_URL is shared by {} parallel runs; channels keyed by a \
+             database id alone (bot_commands:meeting:{{id}} under fixed, a later wire's \
+             statuses) cross between runs: unset REDIS_URL (each run gets its own Redis) or \
+             use --jobs 1",
+            options.jobs
+        );
+    }
     let mut kinds = faults;
     if kinds.is_empty() {
         kinds = explore::generate::FaultKind::ALL.to_vec();
