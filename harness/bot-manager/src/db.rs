@@ -338,6 +338,15 @@ pub async fn live_rows(
 }
 
 /// Every row not completed or failed (any user), for the reconcile sweep.
+/// When the oldest meeting that is not terminal was created, if any.
+pub async fn oldest_live_meeting(pool: &PgPool) -> Result<Option<DateTime<Utc>>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT min(created_at) FROM meetings WHERE status NOT IN ('completed', 'failed')",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn non_terminal_meetings(pool: &PgPool) -> Result<Vec<Meeting>, DbError> {
     Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
         "SELECT {MEETING_COLUMNS} FROM meetings WHERE status NOT IN ('completed', 'failed') ORDER BY id"

@@ -255,7 +255,16 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
 const EXIT_EVIDENCE_ATTEMPTS: u32 = 64;
 
 async fn exit_evidence(state: AppState) {
-    let mut since = chrono::Utc::now().timestamp() - 1;
+    // A container that exited while this instance was down (restarting) is evidence too:
+    // follow the runtime's events from the oldest live meeting's creation, not from now.
+    let mut since = match db::oldest_live_meeting(&state.pool).await {
+        Ok(Some(created)) => created.timestamp() - 1,
+        Ok(None) => chrono::Utc::now().timestamp() - 1,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the oldest live meeting; following exits from now");
+            chrono::Utc::now().timestamp() - 1
+        }
+    };
     loop {
         let mut deaths = Box::pin(state.runtime.deaths(since));
         while let Some(death) = deaths.next().await {

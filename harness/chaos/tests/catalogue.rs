@@ -125,6 +125,7 @@ catalogue! {
     net_leave_lost_on_bot_redis_link_gives_its_expected_verdicts => "net-leave-lost-on-bot-redis-link",
     net_service_redis_down_during_delete_gives_its_expected_verdicts => "net-service-redis-down-during-delete",
     net_service_postgres_reset_after_stop_gives_its_expected_verdicts => "net-service-postgres-reset-after-stop",
+    service_restarts_around_stop_gives_its_expected_verdicts => "service-restarts-around-stop",
     net_service_postgres_slow_during_exit_callback_gives_its_expected_verdicts => "net-service-postgres-slow-during-exit-callback",
     post_then_immediate_delete_gives_its_expected_verdicts => "post-then-immediate-delete",
     redis_down_during_delete_gives_its_expected_verdicts => "redis-down-during-delete",
