@@ -106,10 +106,10 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         faults: Vec<crate::explore::generate::FaultKind>,
         /// Oracle calls (each a few replays) a finding's shrink may make.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = crate::explore::SHRINK_CALLS)]
         shrink_calls: usize,
         /// Replays of each shrunk plan that give its replay rate.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        #[arg(long, default_value_t = crate::explore::RATE_RUNS, value_parser = clap::value_parser!(u32).range(1..=1000))]
         replays: u32,
         /// Explore only shard K of N of the seed's plans (plan i is shard i mod N + 1),
         /// so N machines explore one seed without overlap.

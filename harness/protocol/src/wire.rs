@@ -199,13 +199,6 @@ impl Wire {
         Published::Undeclared
     }
 
-    /// Whether `channel` is one of this version's command channels.
-    pub fn is_command_channel(&self, channel: &str) -> bool {
-        self.command_channels
-            .iter()
-            .any(|t| t.capture(channel).is_some())
-    }
-
     /// The current-uid key of a meeting, if this version writes one.
     pub fn current_uid_key(
         &self,

@@ -43,6 +43,8 @@ pub const REPLAY_K: u32 = 2;
 pub const REPLAY_N: u32 = 3;
 /// Replays of the shrunk plan that give its replay rate.
 pub const RATE_RUNS: u32 = 20;
+/// Oracle calls a finding's shrink may make by default.
+pub const SHRINK_CALLS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExploreError {
