@@ -219,20 +219,20 @@ pub async fn execute_shard(
 
     let semaphore = Arc::new(tokio::sync::Semaphore::new(plan.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, job) in jobs.iter().enumerate() {
-        let job = job.clone();
-        let semaphore = semaphore.clone();
+    for index in longest_first(&jobs) {
+        let job = jobs[index].clone();
         let mut interrupted = interrupt_rx.clone();
+        // Permits are taken here, in order, so runs start longest first; a queued run
+        // never starts once the user asked to stop.
+        let permit = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => Some(permit.expect("semaphore open")),
+            _ = interrupted.wait_for(|i| *i) => None,
+        };
         let bar = bar.clone();
         let run_dir = run_dir.clone();
         let quiet_lines = !plan.progress;
         let spec = job.spec.clone();
         tasks.spawn(async move {
-            // A queued run never starts once the user asked to stop.
-            let permit = tokio::select! {
-                permit = semaphore.acquire_owned() => Some(permit.expect("semaphore open")),
-                _ = interrupted.wait_for(|i| *i) => None,
-            };
             let outcome = match permit {
                 Some(_permit) if !*interrupted.borrow() => {
                     bar.set_message(format!("{} ({})", spec.scenario.name, spec.profile));
@@ -307,6 +307,24 @@ pub async fn execute_shard(
     };
     crate::report::write_all(&run_dir, &report, &lookup)?;
     Ok((report, run_dir))
+}
+
+/// The order runs start in: the longest expected first (ties in plan order), so that with
+/// N at once the last to finish is a short one; reports keep the plan's order. A run not
+/// carried out (pending, not applicable) takes no time.
+fn longest_first(jobs: &[Arc<Job>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| {
+        let spec = &jobs[i].spec;
+        let skipped = matches!(spec.expectation, Expectation::Pending { .. })
+            || spec.sut.not_applicable(&spec.scenario).is_some();
+        std::cmp::Reverse(if skipped {
+            0
+        } else {
+            spec.scenario.expected_ms()
+        })
+    });
+    order
 }
 
 fn record(job: &Job, outcome: &run::RunOutcome, run_dir: &Path) -> RunRecord {

@@ -463,7 +463,12 @@ impl Snapshot {
             for file in run.shm_files.iter().filter(|file| file.exists()) {
                 left.push(format!("POSIX shared memory {}", file.display()));
             }
-            let mut roots = vec![std::env::temp_dir(), "/tmp".into(), "/var/tmp".into()];
+            let mut roots = vec![
+                std::env::temp_dir(),
+                "/tmp".into(),
+                "/var/tmp".into(),
+                "/dev/shm".into(),
+            ];
             roots.dedup();
             for root in roots {
                 for entry in fs::read_dir(&root).into_iter().flatten().flatten() {

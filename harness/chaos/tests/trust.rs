@@ -348,3 +348,74 @@ fn a_service_restart_is_a_fault_period_from_the_signal_to_the_new_process() {
         "and ends when the new process answers: {healed} {step}"
     );
 }
+
+#[test]
+fn a_restart_that_fires_during_another_waits_for_it_and_then_restarts() {
+    // Two restart_service steps whose times overlapped (as a loaded machine shifts them)
+    // failed the second with "the bot-manager is not running", and the run was
+    // inconclusive: service-restarts-around-stop under fixed at 32 runs at once.
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"
+description = "two restarts of the service overlap while the bot is active; then a stop"
+[service]
+delayed_stop_ms = 1000
+stop_grace_s = 1
+pre_active_window_ms = 0
+[[meetings]]
+name = "m1"
+[[steps]]
+name = "long-restart"
+when = { meeting = "m1", status = "active" }
+action = "restart_service"
+down_ms = 1500
+[[steps]]
+name = "short-restart"
+when = { meeting = "m1", status = "active", after_ms = 300 }
+action = "restart_service"
+down_ms = 100
+[[steps]]
+name = "stop"
+when = { meeting = "m1", status = "active", after_ms = 5000 }
+action = "stop"
+meeting = "m1"
+[convergence]
+step_timeout_ms = 4000
+[expect]
+legacy = "holds"
+"#;
+    let path = scenario(dir.path(), "overlapping-restarts", body);
+    let (output, run_dir) = run(dir.path(), &path, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let history =
+        std::fs::read_to_string(run_dir.join("overlapping-restarts/legacy-1/history.jsonl"))
+            .unwrap();
+    let faults: Vec<(String, i64)> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "fault" && e["name"] == "restart_service")
+        .map(|e| {
+            (
+                e["phase"].as_str().unwrap().to_owned(),
+                e["at_us"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let phases: Vec<&str> = faults.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        phases,
+        ["applied", "healed", "applied", "healed"],
+        "one restart after the other: {history}"
+    );
+    let steps: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "step")
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .filter(|s| s["action"] == "restart_service")
+            .all(|s| s["outcome"] == "ok"),
+        "{steps:?}"
+    );
+}

@@ -25,6 +25,10 @@ pub struct Ctx {
     pub heals: tokio::sync::Mutex<Vec<(String, String, Heal)>>,
     /// Heals scheduled by `heal_after_ms`, still waiting.
     pub timed_heals: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Held by a service restart from its SIGTERM to the new process answering: a second
+    /// restart that fires meanwhile waits its turn, as an operator's second restart would,
+    /// instead of finding no process to stop.
+    pub restarts: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +326,7 @@ impl Ctx {
                 .await
                 .map(|()| None),
             Action::RestartService { down_ms } => {
+                let _turn = self.restarts.lock().await;
                 // The down period is a fault period with both ends: from the SIGTERM to
                 // the new process answering, so a callback lost meanwhile has its cause.
                 self.fault(

@@ -283,6 +283,7 @@ async fn drive(
         scenario: scenario.clone(),
         heals: tokio::sync::Mutex::new(Vec::new()),
         timed_heals: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
+        restarts: tokio::sync::Mutex::new(()),
     });
     for meeting in &scenario.meetings {
         ctx.set_bot_behaviour(meeting).await?;

@@ -70,6 +70,26 @@ impl Scenario {
             + s.reconcile_interval_ms.unwrap_or(300_000)
     }
 
+    /// What a run of this scenario is expected to take, for ordering runs (longest
+    /// first), not for judging them: its latest scripted moment (delay, a restart's
+    /// downtime, a fault's heal) and then the checkers' longest window and the quiet
+    /// period. A trigger's own wait is unknown and counted as nothing.
+    pub fn expected_ms(&self) -> u64 {
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| {
+                let down = match s.action {
+                    Action::RestartService { down_ms } => down_ms,
+                    _ => 0,
+                };
+                s.when.after_ms + down + s.heal_after_ms.unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        steps + self.deadline_ms.max(self.grace_ms) + self.quiet_ms
+    }
+
     /// The run's overall deadline when none is given (`--run-timeout`): time to start the
     /// stack, the longest any step can take (its trigger's timeout, its delay, its action
     /// and its fault's heal), the heals at the end of the fault phase, the checkers'

@@ -108,6 +108,8 @@ impl PostgresServer {
                 .args(["-c", "dynamic_shared_memory_type=mmap"])
                 // Parallel tests each hold a pool of connections.
                 .args(["-c", "max_connections=300"])
+                // Its files may be in memory: recycle the WAL early instead of up to 1 GB.
+                .args(["-c", "max_wal_size=96MB", "-c", "min_wal_size=32MB"])
                 .current_dir(dir.path());
             user.apply(&mut command);
             let spec = ServerSpec {
@@ -193,12 +195,18 @@ impl Drop for PostgresServer {
     }
 }
 
-/// The folder the server's own temp dir goes in. The server runs as the `postgres` user
-/// when we are root, and it must be able to enter that dir: [`std::env::temp_dir`] when it
-/// can, else the first system temp dir it can (a `TMPDIR` of mode 0700 owned by root, as
+/// The folder the server's own temp dir goes in: the memory root when there is one. The
+/// server runs as the `postgres` user when we are root, and it must be able to enter that
+/// dir: else [`std::env::temp_dir`] when it can, else the first system temp dir it can (a `TMPDIR` of mode 0700 owned by root, as
 /// `mktemp -d` makes, is closed to it). Fails, naming every folder tried and why, when it
 /// can enter none.
 fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
+    // Memory first (see `tempdir::memory_root`), where the server's user can enter it.
+    if let Some(memory) = tempdir::memory_root()
+        && (user.0.is_none() || user.probe(&bins.postgres, &memory).is_ok())
+    {
+        return Ok(memory);
+    }
     let roots = tempdir::roots();
     if user.0.is_none() {
         return Ok(roots[0].clone());
