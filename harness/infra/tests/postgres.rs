@@ -359,7 +359,7 @@ fn a_throwaway_server_keeps_its_files_in_memory_when_dev_shm_is_a_tmpfs_with_roo
     let shm = nix::sys::statfs::statfs("/dev/shm").ok();
     let memory = shm.is_some_and(|s| {
         s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
-            && s.blocks_available() as u64 * s.block_size() as u64 >= 2 << 30
+            && s.blocks_available() * s.block_size() as u64 >= 2 << 30
     });
     assert_eq!(
         dir.starts_with("/dev/shm"),
