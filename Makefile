@@ -23,29 +23,31 @@ else
 endif
 
 CHAOS := target/debug/chaos
-JOBS ?= 3
+# Runs at once: what the machine holds unless JOBS is set (chaos prints what bound it).
+JOBS ?=
+JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS))
 
 bins: setup
 	$(CARGO) build --workspace --bins
 
 ## The main job: run the scenario catalogue under legacy and fixed, write reports/<run-id>/.
 chaos: bins
-	$(CHAOS) run scenarios/ --profile legacy,fixed --jobs $(JOBS)
+	$(CHAOS) run scenarios/ --profile legacy,fixed $(JOBS_FLAG)
 
 ## The ablation matrix: every scenario under every profile (each fix alone), matrix.md/.html.
 matrix: bins
-	$(CHAOS) matrix scenarios/ --jobs $(JOBS)
+	$(CHAOS) matrix scenarios/ $(JOBS_FLAG)
 
 ## The acceptance sign-off: the criteria's scenarios under fixed, 20 runs each; signoff.html/.md.
 signoff: bins
-	$(CHAOS) signoff --jobs $(JOBS)
+	$(CHAOS) signoff $(JOBS_FLAG)
 
 ## Explore: random plans under legacy for BUDGET (default 5m), every stuck meeting found
 ## shrunk and written to reports/explore-<id>/found/ (PROFILE=fixed to hunt the fixes').
 BUDGET ?= 5m
 PROFILE ?= legacy
 explore: bins
-	$(CHAOS) explore --profile $(PROFILE) --budget $(BUDGET) --jobs $(JOBS)
+	$(CHAOS) explore --profile $(PROFILE) --budget $(BUDGET) $(JOBS_FLAG)
 
 ## Reproduce the incident (H1, legacy profile) and print the witness.
 repro: bins
@@ -55,7 +57,7 @@ repro: bins
 ## make sut-vexa VEXA_DIR=/path/to/vexa (the first run builds its virtual environment).
 sut-vexa: bins
 	@test -n "$(VEXA_DIR)" || { echo "make sut-vexa: set VEXA_DIR to a checkout of Vexa-ai/vexa" >&2; exit 2; }
-	$(CHAOS) run scenarios/ --sut vexa-bot-manager --sut-dir $(VEXA_DIR) --jobs $(JOBS)
+	$(CHAOS) run scenarios/ --sut vexa-bot-manager --sut-dir $(VEXA_DIR) $(JOBS_FLAG)
 
 ## Figures (not asserted anywhere): lifecycle wall times and throughput, in release.
 bench: setup

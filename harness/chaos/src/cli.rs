@@ -148,9 +148,11 @@ pub struct RunOptions {
     /// Seed of the first repetition (random when not given; printed either way).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Runs at once (each has its own database, Redis, runtime and ports).
-    #[arg(long, default_value_t = 3)]
-    pub jobs: usize,
+    /// Runs at once (each has its own database, Redis, runtime and ports). Default: what
+    /// the machine holds (runs per core, free memory, open files, Postgres connections),
+    /// printed with the limit that bound it.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub jobs: Option<usize>,
     /// Where run folders go.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,

@@ -1,6 +1,7 @@
 //! The chaos engine: scenarios as data, a recorded history, invariant checkers, verdicts
 //! and reports, for the stop flow of `shared/spec/protocol.md`.
 
+pub mod capacity;
 pub mod check;
 pub mod cli;
 pub mod conform;

@@ -241,13 +241,13 @@ async fn execute_shard(
     }
     let seed = options.seed.unwrap_or_else(rand::random);
     eprintln!("chaos: seed {seed}");
-    if options.jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
+    let jobs = chaos::capacity::resolve(options.jobs).await;
+    if jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
         eprintln!(
-            "chaos: warning: REDIS_URL is shared by {} parallel runs; under profiles that send the \
+            "chaos: warning: REDIS_URL is shared by {jobs} parallel runs; under profiles that send the \
              leave to bot_commands:meeting:{{id}} (fixed, route-meeting-channel) runs with the same \
              database ids can take each other's leaves: unset REDIS_URL (each run gets its own \
-             Redis) or use --jobs 1",
-            options.jobs
+             Redis) or use --jobs 1"
         );
     }
     let progress =
@@ -277,7 +277,7 @@ async fn execute_shard(
         skip_unstated_combinations,
         seed,
         repeat: repeat.max(1),
-        jobs: options.jobs,
+        jobs,
         out: options.out,
         progress,
         run_timeout: options.run_timeout.map(std::time::Duration::from_secs),
@@ -616,13 +616,13 @@ async fn explore(
         return 2;
     }
     let seed = options.seed.unwrap_or_else(rand::random);
-    if options.jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
+    let jobs = chaos::capacity::resolve(options.jobs).await;
+    if jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
         eprintln!(
-            "chaos: warning: REDIS_URL is shared by {} parallel runs; channels keyed by a \
+            "chaos: warning: REDIS_URL is shared by {jobs} parallel runs; channels keyed by a \
              database id alone (bot_commands:meeting:{{id}} under fixed, a later wire's \
              statuses) cross between runs: unset REDIS_URL (each run gets its own Redis) or \
-             use --jobs 1",
-            options.jobs
+             use --jobs 1"
         );
     }
     let mut kinds = faults;
@@ -648,7 +648,7 @@ async fn explore(
         seed,
         profile,
         budget,
-        jobs: options.jobs,
+        jobs,
         kinds,
         out: options.out,
         sut,

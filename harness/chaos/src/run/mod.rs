@@ -400,8 +400,14 @@ async fn run_step(ctx: &Arc<Ctx>, step: &Step) {
     });
 }
 
+/// How long a settled run waits for the service to announce its last stored statuses:
+/// a loaded machine delayed a publish past the quiet period, and INV-STATUS-AGREES then
+/// judged a run that had not ended yet. A service that never announces one costs this.
+const ANNOUNCE_GRACE: Duration = Duration::from_secs(2);
+
 /// Waits until the system is quiet and either settled (every row terminal, no container
-/// running for it) or past every window the checkers need.
+/// running for it, each row's last stored status announced, or [`ANNOUNCE_GRACE`] gone
+/// by) or past every window the checkers need.
 async fn settle(ctx: &Ctx, fault_end_us: i64) {
     let s = &ctx.scenario;
     let quiet_us = s.quiet_ms as i64 * 1000;
@@ -417,7 +423,14 @@ async fn settle(ctx: &Ctx, fault_end_us: i64) {
             continue;
         }
         if ctx.settled().await {
-            return;
+            let (events, _) = ctx.recorder.since(0);
+            match unannounced_since(&events, ctx.stack.wire()) {
+                None => return,
+                Some(stored_us) if now >= stored_us + ANNOUNCE_GRACE.as_micros() as i64 => {
+                    return;
+                }
+                Some(_) => continue,
+            }
         }
         let (events, _) = ctx.recorder.since(0);
         let last_death = events
@@ -431,6 +444,29 @@ async fn settle(ctx: &Ctx, fault_end_us: i64) {
             return;
         }
     }
+}
+
+/// When the latest stored status not yet published (no status message with that status
+/// after it) was stored; `None` when every row's last one was. Only for how long to wait:
+/// a status published for another row counts too, and the checkers judge the rest.
+fn unannounced_since(events: &[crate::history::Event], wire: &protocol::Wire) -> Option<i64> {
+    let mut last: std::collections::BTreeMap<i64, (i64, &str)> = Default::default();
+    for e in events {
+        if let EventKind::StatusStored { meeting_id, to, .. } = &e.kind {
+            last.insert(*meeting_id, (e.at_us, to.as_str()));
+        }
+    }
+    last.values()
+        .filter(|(at, status)| {
+            !events.iter().any(|e| {
+                e.at_us >= *at
+                    && matches!(&e.kind, EventKind::Published { channel, payload }
+                        if matches!(wire.read(channel, payload),
+                            protocol::Published::Status { status: published, .. } if published == *status))
+            })
+        })
+        .map(|(at, _)| *at)
+        .max()
 }
 
 async fn final_state(ctx: &Ctx) -> Result<FinalState, RunError> {

@@ -5,6 +5,7 @@ mod binaries;
 mod database;
 mod server;
 mod shared;
+mod template;
 
 pub use database::TestDatabase;
 pub use server::PostgresServer;

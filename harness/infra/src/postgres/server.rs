@@ -12,6 +12,7 @@ use nix::unistd::{User, chown, geteuid};
 use tempfile::TempDir;
 
 use super::binaries::{self, PgBinaries};
+use super::template;
 use crate::InfraError;
 use crate::keeper::{self, KeptServer, ServerSpec};
 use crate::process::{die_with_parent, free_port};
@@ -86,7 +87,7 @@ impl PostgresServer {
         })?;
         user.give(dir.path())?;
         user.give(&socket)?;
-        initdb(&bins, &user, dir.path(), &data)?;
+        initialized(&bins, &user, &root, dir.path(), &data)?;
 
         let mut attempt = 1;
         let (server, port) = loop {
@@ -247,6 +248,29 @@ fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
 fn accepts_connections(lock_file: &Path) -> bool {
     fs::read_to_string(lock_file)
         .is_ok_and(|text| text.lines().nth(7).map(str::trim) == Some("ready"))
+}
+
+/// A fresh data dir at `data`: a copy of the machine's cached one (see [`template`]), or
+/// `initdb`'s, then kept as the cache.
+fn initialized(
+    bins: &PgBinaries,
+    user: &RunAs,
+    root: &Path,
+    dir: &Path,
+    data: &Path,
+) -> Result<(), InfraError> {
+    let owner = user.0.as_ref().map(|u| (u.uid, u.gid));
+    let key = template::key(&bins.initdb, owner.map_or(geteuid(), |(uid, _)| uid).as_raw());
+    if let Some(cache) = template::cached(root, &key)
+        && template::copy_tree(&cache, data, owner).is_ok()
+    {
+        return Ok(());
+    }
+    // A failed copy may have left part of one behind.
+    let _ = fs::remove_dir_all(data);
+    initdb(bins, user, dir, data)?;
+    template::keep(root, &key, data);
+    Ok(())
 }
 
 fn initdb(bins: &PgBinaries, user: &RunAs, dir: &Path, data: &Path) -> Result<(), InfraError> {
