@@ -204,8 +204,14 @@ mod tests {
             postgres_connections: Some(100),
             ..machine(8)
         });
-        assert_eq!(c.jobs, ((100 - CONNECTIONS_SPARE) / CONNECTIONS_PER_RUN) as usize);
-        assert!(c.to_string().contains("Postgres connections 100 left"), "{c}");
+        assert_eq!(
+            c.jobs,
+            ((100 - CONNECTIONS_SPARE) / CONNECTIONS_PER_RUN) as usize
+        );
+        assert!(
+            c.to_string().contains("Postgres connections 100 left"),
+            "{c}"
+        );
         let c = capacity(&Machine {
             open_files: Some(1024),
             ..machine(8)

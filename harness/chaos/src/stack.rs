@@ -245,6 +245,19 @@ fn create_dir(path: &Path) -> Result<(), StackError> {
     })
 }
 
+/// Whether what `log` gained past `from` says the listening port was taken (Rust's,
+/// Python's and Go's wordings all contain this).
+fn lost_port(log: &Path, from: u64) -> bool {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    std::fs::File::open(log)
+        .and_then(|mut f| {
+            f.seek(std::io::SeekFrom::Start(from))?;
+            f.take(1 << 20).read_to_string(&mut text)
+        })
+        .is_ok_and(|_| text.to_ascii_lowercase().contains("address already in use"))
+}
+
 fn log_file(path: &Path) -> Result<std::fs::File, StackError> {
     std::fs::OpenOptions::new()
         .create(true)
@@ -261,6 +274,27 @@ impl ManagerArgs {
     async fn spawn(&mut self) -> Result<ChildGuard, StackError> {
         self.starts += 1;
         self.spawn_on(self.port, None, "service.log").await
+    }
+
+    /// The first start. The port was free when picked, but another run may pick and bind
+    /// the same one first (seen at 24 runs at once): then the service says so in its log,
+    /// and it starts again on a new port, a few times. Restarts keep the port: bots call
+    /// back to it.
+    async fn spawn_first(&mut self) -> Result<ChildGuard, StackError> {
+        const PORT_ATTEMPTS: u32 = 3;
+        let log = self.log_dir.join("service.log");
+        let mut attempt = 1;
+        loop {
+            let logged = std::fs::metadata(&log).map_or(0, |m| m.len());
+            match self.spawn().await {
+                Err(err) if attempt < PORT_ATTEMPTS && lost_port(&log, logged) => {
+                    tracing::info!("the service's port {} was taken: {err}", self.port);
+                    attempt += 1;
+                    self.port = infra::process::free_port()?;
+                }
+                started => return started,
+            }
+        }
     }
 
     /// A bot-manager on `port` with the run's arguments, named `instance` when given,
@@ -715,7 +749,8 @@ impl Stack {
             manager_args.ensure_setup().await?;
             manager_args.prepare_database().await?;
         }
-        let manager = manager_args.spawn().await?;
+        let manager = manager_args.spawn_first().await?;
+        let port = manager_args.port;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .connect(db.url())
@@ -897,5 +932,36 @@ impl Stack {
             .runtime_call(reqwest::Method::GET, "/_runtime/containers", None)
             .await?;
         Ok(body.as_array().cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_read_only_from_what_the_log_gained_since_the_start() {
+        // Pins: a run's service lost its port to another run's (both picked it free) and
+        // the run was a harness error instead of starting again on another port.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("service.log");
+        std::fs::write(
+            &log,
+            "bot-manager: failed to listen on 127.0.0.1:1: Address already in use (os error 98)\n",
+        )
+        .unwrap();
+        assert!(lost_port(&log, 0));
+        let from = std::fs::metadata(&log).unwrap().len();
+        assert!(
+            !lost_port(&log, from),
+            "an earlier start's failure is not this one's"
+        );
+        std::fs::write(
+            &log,
+            "ERROR: [Errno 98] error while attempting to bind on address ('127.0.0.1', 1): address already in use\n",
+        )
+        .unwrap();
+        assert!(lost_port(&log, 0), "uvicorn's wording");
+        assert!(!lost_port(&dir.path().join("missing.log"), 0));
     }
 }

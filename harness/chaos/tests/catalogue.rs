@@ -19,7 +19,9 @@ async fn check_scenario(name: &str) {
     let scenario = Arc::new(chaos::scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
     let dir = tempfile::tempdir().expect("temp dir");
     let (_never, interrupted) = tokio::sync::watch::channel(false);
-    // The single fixes and combinations are the ablation matrix's (tests/matrix.rs).
+    // Both profiles at once (each run has a stack of its own); the single fixes and
+    // combinations are the ablation matrix's (tests/matrix.rs).
+    let mut runs = tokio::task::JoinSet::new();
     for (profile, expectation) in scenario
         .expect
         .iter()
@@ -36,7 +38,16 @@ async fn check_scenario(name: &str) {
             sut_dir: None,
             expectation: expectation.clone(),
         };
-        let outcome = run::run(&spec, interrupted.clone()).await;
+        let interrupted = interrupted.clone();
+        runs.spawn(async move {
+            let outcome = run::run(&spec, interrupted).await;
+            (spec, outcome)
+        });
+    }
+    let mut outcomes = runs.join_all().await;
+    outcomes.sort_by(|(a, _), (b, _)| a.profile.cmp(&b.profile));
+    for (spec, outcome) in outcomes {
+        let (profile, expectation) = (&spec.profile, &spec.expectation);
         let findings: Vec<String> = outcome
             .checks
             .iter()

@@ -18,7 +18,7 @@ async fn check_column(profiles: Vec<String>) {
         skip_unstated_combinations: true,
         seed: 1,
         repeat: 1,
-        jobs: 2,
+        jobs: support::CATALOGUE_JOBS,
         out: out.path().to_owned(),
         progress: false,
         run_timeout: None,

@@ -22,7 +22,7 @@ async fn catalogue_through(sut: &str, profiles: &[&str]) -> (Vec<String>, usize)
         skip_unstated_combinations: true,
         seed: 7,
         repeat: 1,
-        jobs: 2,
+        jobs: support::CATALOGUE_JOBS,
         out: out.path().to_owned(),
         progress: false,
         run_timeout: None,

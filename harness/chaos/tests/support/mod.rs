@@ -37,6 +37,12 @@ pub fn scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// Runs at once of a test that runs a whole catalogue (a matrix column, the catalogue
+/// through an adapter). `.config/nextest.toml` gives those tests as many slots: a slot is
+/// one run's stack, and the suite's slots are what `chaos` holds on 2 cores.
+#[allow(dead_code)]
+pub const CATALOGUE_JOBS: usize = 8;
+
 /// Every scenario of `scenarios/`, loaded.
 pub fn catalogue() -> Vec<(PathBuf, Arc<chaos::scenario::Scenario>)> {
     chaos::scenario::discover(&[root().join("scenarios")])

@@ -260,7 +260,10 @@ fn initialized(
     data: &Path,
 ) -> Result<(), InfraError> {
     let owner = user.0.as_ref().map(|u| (u.uid, u.gid));
-    let key = template::key(&bins.initdb, owner.map_or(geteuid(), |(uid, _)| uid).as_raw());
+    let key = template::key(
+        &bins.initdb,
+        owner.map_or(geteuid(), |(uid, _)| uid).as_raw(),
+    );
     if let Some(cache) = template::cached(root, &key)
         && template::copy_tree(&cache, data, owner).is_ok()
     {
