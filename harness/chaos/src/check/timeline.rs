@@ -250,6 +250,9 @@ pub(crate) struct Timeline<'h> {
     pub final_state: Option<&'h FinalState>,
     /// When the last fault healed.
     pub last_heal_us: Option<i64>,
+    /// When the scenario kept the service down (a restart's or a stop's fault period),
+    /// in order; the end is `None` while it was still down at the end of the run.
+    pub service_down: Vec<(i64, Option<i64>)>,
     pub exchanges: Vec<Exchange>,
     /// How the service spoke on Redis.
     pub wire: protocol::Wire,
@@ -257,6 +260,31 @@ pub(crate) struct Timeline<'h> {
 }
 
 impl<'h> Timeline<'h> {
+    /// The moment by which the service has been up for `span` since `from`: a window
+    /// the checkers give the service (a grace) does not run while the scenario itself
+    /// keeps the service down, since no service can act then.
+    pub fn after_service_time(&self, from: i64, span: i64) -> i64 {
+        let mut at = from;
+        let mut left = span;
+        for &(down, up) in &self.service_down {
+            let up = up.unwrap_or(i64::MAX);
+            if up <= at {
+                continue;
+            }
+            if down > at {
+                if at + left <= down {
+                    return at + left;
+                }
+                left -= down - at;
+            }
+            if up == i64::MAX {
+                return i64::MAX;
+            }
+            at = up;
+        }
+        at + left
+    }
+
     pub fn new(history: &'h History) -> Self {
         let mut tl = Timeline {
             end_us: history.end_us(),
@@ -267,6 +295,7 @@ impl<'h> Timeline<'h> {
             final_event: None,
             final_state: None,
             last_heal_us: None,
+            service_down: Vec::new(),
             exchanges: Vec::new(),
             wire: history.wire(),
             uids: HashMap::new(),
@@ -367,9 +396,30 @@ impl<'h> Timeline<'h> {
                     }
                 }
                 EventKind::Fault {
-                    phase: FaultPhase::Healed,
+                    name,
+                    phase,
+                    target,
                     ..
-                } => tl.last_heal_us = Some(e.at_us),
+                } => {
+                    let service = target == "service"
+                        && matches!(name.as_str(), "restart_service" | "stop_service");
+                    match phase {
+                        FaultPhase::Applied if service => tl.service_down.push((e.at_us, None)),
+                        FaultPhase::Healed => {
+                            tl.last_heal_us = Some(e.at_us);
+                            if service
+                                && let Some(open) = tl
+                                    .service_down
+                                    .iter_mut()
+                                    .rev()
+                                    .find(|(_, end)| end.is_none())
+                            {
+                                open.1 = Some(e.at_us);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 EventKind::Http {
                     op,
                     phase,
@@ -758,6 +808,33 @@ mod tests {
 
     use super::*;
     use crate::check::invariants::testkit::{H, container_name};
+
+    #[test]
+    fn service_time_skips_every_period_the_service_was_down() {
+        let h = H::new().end();
+        let mut tl = Timeline::new(&h);
+        assert_eq!(tl.after_service_time(100, 50), 150, "never down");
+        tl.service_down = vec![(200, Some(300)), (400, Some(450)), (900, None)];
+        assert_eq!(tl.after_service_time(100, 50), 150, "done before the first");
+        assert_eq!(
+            tl.after_service_time(100, 150),
+            350,
+            "100 before, 50 after it"
+        );
+        assert_eq!(tl.after_service_time(250, 100), 400, "from inside a period");
+        assert_eq!(tl.after_service_time(100, 300), 550, "across two periods");
+        assert_eq!(
+            tl.after_service_time(500, 400),
+            900,
+            "up to the last one exactly"
+        );
+        assert_eq!(
+            tl.after_service_time(500, 401),
+            i64::MAX,
+            "never: still down at the end"
+        );
+        assert_eq!(tl.after_service_time(1000, 1), i64::MAX);
+    }
 
     const LONG_A: &str = "aaaa1111bbbb2222cccc";
     const LONG_B: &str = "dddd3333eeee4444ffff";

@@ -54,7 +54,7 @@ fn check_meeting(tl: &Timeline<'_>, config: &CheckConfig, id: i64, findings: &mu
         }
         Gone::Never => return,
     };
-    let window_end = gone_us + config.grace_us;
+    let window_end = tl.after_service_time(gone_us, config.grace_us);
     if tl.end_us < window_end {
         if terminal_by_end {
             findings.held();
@@ -70,16 +70,24 @@ fn check_meeting(tl: &Timeline<'_>, config: &CheckConfig, id: i64, findings: &mu
     }
     match line.status_at(window_end) {
         Some(s) if is_terminal(s.status) => findings.held(),
-        Some(s) => findings.violated(
-            format!(
-                "Meeting {id} was still {} at {}, {} after its container went away at {}.",
-                s.status,
-                ms(window_end),
-                ms(config.grace_us),
-                ms(gone_us)
-            ),
-            [die, s.event],
-        ),
+        Some(s) => {
+            let down = window_end - gone_us - config.grace_us;
+            let not_counted = if down > 0 {
+                format!(", not counting the {} the scenario kept the service down", ms(down))
+            } else {
+                String::new()
+            };
+            findings.violated(
+                format!(
+                    "Meeting {id} was still {} at {}, {} after its container went away at {}{not_counted}.",
+                    s.status,
+                    ms(window_end),
+                    ms(config.grace_us),
+                    ms(gone_us)
+                ),
+                [die, s.event],
+            )
+        }
         None => findings.unknown(format!(
             "Meeting {id}: no stored status of it by {}, when its container had been gone for the grace.",
             ms(window_end)
@@ -153,6 +161,46 @@ mod tests {
         assert_eq!(
             second,
             [("meeting_inserted", 500_000), ("container", 2_600_000)]
+        );
+    }
+
+    /// The scenario keeps the service down from `from` to `to` (a restart).
+    fn restart(h: H, from: i64, to: i64) -> H {
+        let fault = |phase| crate::history::EventKind::Fault {
+            name: "restart_service".into(),
+            phase,
+            target: "service".into(),
+            detail: serde_json::Value::Null,
+        };
+        h.at(from)
+            .push(fault(crate::history::FaultPhase::Applied))
+            .at(to)
+            .push(fault(crate::history::FaultPhase::Healed))
+    }
+
+    #[test]
+    fn the_grace_does_not_run_while_the_scenario_keeps_the_service_down() {
+        // Pins: three service restarts in a row kept the service down for 3 s after the
+        // bot exited; it completed the row 0.2 s after it came back, and the grace,
+        // counted through the outage, called that a violation under fixed (explore,
+        // seed 200, plan 25).
+        let h = restart(active_meeting().at(2000).die(1), 2100, 4000)
+            .at(4500)
+            .status(1, "active", "completed")
+            .at(10_000)
+            .end();
+        assert_eq!(
+            no_active_without_container(&h, &config()).outcome,
+            Outcome::Holds
+        );
+        let h = restart(active_meeting().at(2000).die(1), 2100, 4000)
+            .at(10_000)
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
+        assert_eq!(
+            r.violations[0].text,
+            "Meeting 1 was still active at 4900 ms, 1000 ms after its container went away at 2000 ms, not counting the 1900 ms the scenario kept the service down."
         );
     }
 

@@ -51,7 +51,7 @@ fn check_life(
     }
     findings.occurred();
     let from = t.max(life.from_us);
-    let due = from + config.grace_us;
+    let due = tl.after_service_time(from, config.grace_us);
     let name = &c.name;
     let head = if life.from_us <= t {
         format!(
