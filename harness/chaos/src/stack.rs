@@ -16,6 +16,9 @@ use crate::sut::{Sut, Vars};
 
 /// Bound on starting or stopping any process of the stack.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a supervisor waits before starting again a service that exited while
+/// starting ([`Stack::start_manager`]).
+pub const RESTART_BACKOFF: Duration = Duration::from_millis(250);
 /// Bound on each step of forgetting the run's keys on a shared Redis: a hang guard.
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -859,12 +862,30 @@ impl Stack {
 
     /// Starts the bot-manager again on the same port, database and Redis (a no-op when
     /// it runs).
+    ///
+    /// As a supervisor (`restart: always`) would: a service that exits while starting (its
+    /// Redis or database unreachable, say, under a fault of the same scenario) is started
+    /// again every [`RESTART_BACKOFF`] until it answers or [`START_DEADLINE`] has gone by.
     pub async fn start_manager(&self) -> Result<(), StackError> {
         let mut manager = self.manager.lock().await;
-        if manager.is_none() {
-            *manager = Some(self.manager_args.lock().await.spawn().await?);
+        if manager.is_some() {
+            return Ok(());
         }
-        Ok(())
+        let until = tokio::time::Instant::now() + START_DEADLINE;
+        loop {
+            match self.manager_args.lock().await.spawn().await {
+                Ok(started) => {
+                    *manager = Some(started);
+                    return Ok(());
+                }
+                Err(StackError::Infra(infra::InfraError::LineMissing { .. }))
+                    if tokio::time::Instant::now() + RESTART_BACKOFF < until =>
+                {
+                    tokio::time::sleep(RESTART_BACKOFF).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// Starts one more bot-manager against the run's database, Redis and runtime, with

@@ -419,3 +419,60 @@ legacy = "holds"
         "{steps:?}"
     );
 }
+
+#[test]
+fn a_service_restarted_while_its_redis_is_unreachable_is_started_again_until_it_answers() {
+    // Pins: a restart during a fault of the service's Redis link failed its heal ("its
+    // stdout closed first": the service exits when Redis refuses it at start) and the
+    // run was inconclusive (explore under fixed, seed 200, plan 17); a supervisor starts
+    // it again until it answers.
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"
+description = "the service restarts while its Redis link is down, then a stop"
+[service]
+delayed_stop_ms = 1000
+stop_grace_s = 1
+pre_active_window_ms = 0
+[[meetings]]
+name = "m1"
+[[steps]]
+name = "redis-down"
+when = { meeting = "m1", status = "active" }
+action = "link_down"
+link = "service:redis"
+heal_after_ms = 1500
+[[steps]]
+name = "restart"
+when = { meeting = "m1", status = "active", after_ms = 100 }
+action = "restart_service"
+down_ms = 100
+[[steps]]
+name = "stop"
+when = { meeting = "m1", status = "active", after_ms = 3000 }
+action = "stop"
+meeting = "m1"
+[convergence]
+step_timeout_ms = 4000
+[expect]
+legacy = "holds"
+"#;
+    let path = scenario(dir.path(), "restart-without-redis", body);
+    let (output, run_dir) = run(dir.path(), &path, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let history =
+        std::fs::read_to_string(run_dir.join("restart-without-redis/legacy-1/history.jsonl"))
+            .unwrap();
+    let restart = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["type"] == "step" && e["name"] == "restart")
+        .unwrap_or_else(|| panic!("no restart step: {history}"));
+    assert_eq!(restart["outcome"], "ok", "{restart}");
+    let log =
+        std::fs::read_to_string(run_dir.join("restart-without-redis/legacy-1/logs/service.log"))
+            .unwrap();
+    assert!(
+        log.contains("failed to connect to Redis"),
+        "the restart met the fault at least once:\n{log}"
+    );
+}
