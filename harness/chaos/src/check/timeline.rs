@@ -250,9 +250,11 @@ pub(crate) struct Timeline<'h> {
     pub final_state: Option<&'h FinalState>,
     /// When the last fault healed.
     pub last_heal_us: Option<i64>,
-    /// When the scenario kept the service down (a restart's or a stop's fault period),
-    /// in order; the end is `None` while it was still down at the end of the run.
-    pub service_down: Vec<(i64, Option<i64>)>,
+    /// When the scenario impaired the service itself: kept it down (a restart's or a
+    /// stop's fault period) or faulted one of its own links (`service:postgres`,
+    /// `service:redis`, `service:runtime`); in order of start, possibly overlapping; the
+    /// end is `None` while it lasted to the end of the run.
+    pub service_impaired: Vec<(i64, Option<i64>)>,
     pub exchanges: Vec<Exchange>,
     /// How the service spoke on Redis.
     pub wire: protocol::Wire,
@@ -260,14 +262,20 @@ pub(crate) struct Timeline<'h> {
 }
 
 impl<'h> Timeline<'h> {
-    /// The moment by which the service has been up for `span` since `from`: a window
-    /// the checkers give the service (a grace) does not run while the scenario itself
-    /// keeps the service down, since no service can act then.
+    /// The moment by which the service has been up and unimpaired for `span` since
+    /// `from`: a window the checkers give the service (a grace) does not run while the
+    /// scenario itself keeps the service down or cuts it off from its own dependencies,
+    /// as INV-TERMINAL's deadline runs from the last heal.
     pub fn after_service_time(&self, from: i64, span: i64) -> i64 {
+        let mut periods: Vec<(i64, i64)> = self
+            .service_impaired
+            .iter()
+            .map(|&(down, up)| (down, up.unwrap_or(i64::MAX)))
+            .collect();
+        periods.sort_unstable();
         let mut at = from;
         let mut left = span;
-        for &(down, up) in &self.service_down {
-            let up = up.unwrap_or(i64::MAX);
+        for (down, up) in periods {
             if up <= at {
                 continue;
             }
@@ -295,12 +303,14 @@ impl<'h> Timeline<'h> {
             final_event: None,
             final_state: None,
             last_heal_us: None,
-            service_down: Vec::new(),
+            service_impaired: Vec::new(),
             exchanges: Vec::new(),
             wire: history.wire(),
             uids: HashMap::new(),
         };
         let mut invoked: HashMap<u64, (i64, String, String)> = HashMap::new();
+        // Service faults applied and not healed yet: name, target, index.
+        let mut impairing: Vec<(&str, &str, usize)> = Vec::new();
         for e in &history.events {
             match &e.kind {
                 EventKind::MeetingInserted {
@@ -401,20 +411,26 @@ impl<'h> Timeline<'h> {
                     target,
                     ..
                 } => {
-                    let service = target == "service"
-                        && matches!(name.as_str(), "restart_service" | "stop_service");
+                    let service = target.starts_with("service:")
+                        || (target == "service"
+                            && matches!(name.as_str(), "restart_service" | "stop_service"));
                     match phase {
-                        FaultPhase::Applied if service => tl.service_down.push((e.at_us, None)),
+                        FaultPhase::Applied if service => {
+                            tl.service_impaired.push((e.at_us, None));
+                            impairing.push((
+                                name.as_str(),
+                                target.as_str(),
+                                tl.service_impaired.len() - 1,
+                            ));
+                        }
                         FaultPhase::Healed => {
                             tl.last_heal_us = Some(e.at_us);
-                            if service
-                                && let Some(open) = tl
-                                    .service_down
-                                    .iter_mut()
-                                    .rev()
-                                    .find(|(_, end)| end.is_none())
+                            if let Some(at) = impairing
+                                .iter()
+                                .position(|(n, t, _)| n == name && t == target)
                             {
-                                open.1 = Some(e.at_us);
+                                let (_, _, index) = impairing.remove(at);
+                                tl.service_impaired[index].1 = Some(e.at_us);
                             }
                         }
                         _ => {}
@@ -814,7 +830,13 @@ mod tests {
         let h = H::new().end();
         let mut tl = Timeline::new(&h);
         assert_eq!(tl.after_service_time(100, 50), 150, "never down");
-        tl.service_down = vec![(200, Some(300)), (400, Some(450)), (900, None)];
+        // Out of order and overlapping, as two faults of one scenario may be.
+        tl.service_impaired = vec![
+            (400, Some(450)),
+            (200, Some(300)),
+            (420, Some(430)),
+            (900, None),
+        ];
         assert_eq!(tl.after_service_time(100, 50), 150, "done before the first");
         assert_eq!(
             tl.after_service_time(100, 150),

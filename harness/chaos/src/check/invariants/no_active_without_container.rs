@@ -73,7 +73,10 @@ fn check_meeting(tl: &Timeline<'_>, config: &CheckConfig, id: i64, findings: &mu
         Some(s) => {
             let down = window_end - gone_us - config.grace_us;
             let not_counted = if down > 0 {
-                format!(", not counting the {} the scenario kept the service down", ms(down))
+                format!(
+                    ", not counting the {} the scenario kept the service down or cut off",
+                    ms(down)
+                )
             } else {
                 String::new()
             };
@@ -200,7 +203,34 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert_eq!(
             r.violations[0].text,
-            "Meeting 1 was still active at 4900 ms, 1000 ms after its container went away at 2000 ms, not counting the 1900 ms the scenario kept the service down."
+            "Meeting 1 was still active at 4900 ms, 1000 ms after its container went away at 2000 ms, not counting the 1900 ms the scenario kept the service down or cut off."
+        );
+    }
+
+    #[test]
+    fn the_grace_does_not_run_while_the_services_database_link_is_faulted() {
+        // Pins: a 6 s latency on the service's Postgres link, applied as the container
+        // died, made every write late and the grace ran through it (explore under fixed,
+        // seed 200, plan 88).
+        let fault = |phase| crate::history::EventKind::Fault {
+            name: "network".into(),
+            phase,
+            target: "service:postgres".into(),
+            detail: serde_json::Value::Null,
+        };
+        let h = active_meeting()
+            .at(2000)
+            .die(1)
+            .push(fault(crate::history::FaultPhase::Applied))
+            .at(5100)
+            .push(fault(crate::history::FaultPhase::Healed))
+            .at(5800)
+            .status(1, "active", "completed")
+            .at(10_000)
+            .end();
+        assert_eq!(
+            no_active_without_container(&h, &config()).outcome,
+            Outcome::Holds
         );
     }
 
