@@ -98,9 +98,10 @@ impl From<OpError> for ApiError {
     fn from(err: OpError) -> Self {
         let status = match &err {
             OpError::NoSuchContainer(_) | OpError::NoSuchImage(_) => StatusCode::NOT_FOUND,
-            OpError::AmbiguousPrefix(_) | OpError::InvalidName(_) | OpError::InvalidRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            OpError::AmbiguousPrefix(_)
+            | OpError::InvalidName(_)
+            | OpError::InvalidRequest(_)
+            | OpError::Refused(_) => StatusCode::BAD_REQUEST,
             OpError::NameConflict { .. }
             | OpError::NotRunning(_)
             | OpError::AlreadyPaused(_)
@@ -113,6 +114,12 @@ impl From<OpError> for ApiError {
             OpError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, err.to_string())
+    }
+}
+
+impl From<crate::admission::Refusal> for ApiError {
+    fn from(refusal: crate::admission::Refusal) -> Self {
+        OpError::from(refusal).into()
     }
 }
 

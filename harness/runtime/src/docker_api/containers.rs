@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::filters::ContainerFilter;
 use super::views;
+use crate::admission::{Refusal, check_no_override};
 use crate::containers::{CreateSpec, Scope};
 use crate::http::{ApiError, Params, parse_json};
 use crate::process::parse_signal;
@@ -31,24 +32,8 @@ fn params(query: QueryParams) -> Result<Params, ApiError> {
     Ok(Params(query?.0))
 }
 
-/// Docker's "string or list of strings" (`Cmd`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StrSlice {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl From<StrSlice> for Vec<String> {
-    fn from(value: StrSlice) -> Self {
-        match value {
-            StrSlice::One(one) => vec![one],
-            StrSlice::Many(many) => many,
-        }
-    }
-}
-
-/// The parts of Docker's create body the runtime uses; everything else is ignored.
+/// The parts of Docker's create body the runtime uses or refuses; everything else is
+/// ignored (none of it changes what runs).
 #[derive(Debug, Deserialize)]
 struct CreateRequest {
     #[serde(rename = "Image")]
@@ -57,10 +42,27 @@ struct CreateRequest {
     env: Option<Vec<String>>,
     #[serde(rename = "Labels")]
     labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "Cmd")]
-    cmd: Option<StrSlice>,
     #[serde(rename = "HostConfig")]
     host_config: Option<HostConfigRequest>,
+    /// What would override the image's program, arguments, directory or user: refused
+    /// unless absent or empty. Kept as JSON so that any type is refused by name.
+    #[serde(rename = "Cmd")]
+    cmd: Option<Value>,
+    #[serde(rename = "Entrypoint")]
+    entrypoint: Option<Value>,
+    #[serde(rename = "WorkingDir")]
+    working_dir: Option<Value>,
+    #[serde(rename = "User")]
+    user: Option<Value>,
+}
+
+impl CreateRequest {
+    fn refuse_overrides(&self) -> Result<(), Refusal> {
+        check_no_override("Cmd", self.cmd.as_ref())?;
+        check_no_override("Entrypoint", self.entrypoint.as_ref())?;
+        check_no_override("WorkingDir", self.working_dir.as_ref())?;
+        check_no_override("User", self.user.as_ref())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +82,7 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let params = params(query)?;
     let request: CreateRequest = parse_json(&body, "the create request body")?;
+    request.refuse_overrides()?;
     let image = request
         .image
         .filter(|image| !image.trim().is_empty())
@@ -90,7 +93,6 @@ pub(super) async fn create(
         image,
         env: request.env.unwrap_or_default(),
         labels: request.labels.unwrap_or_default(),
-        cmd: request.cmd.map(Vec::from),
         auto_remove: host.as_ref().and_then(|h| h.auto_remove).unwrap_or(false),
         network_mode: host.as_ref().and_then(|h| h.network_mode.clone()),
         binds: host.and_then(|h| h.binds),
