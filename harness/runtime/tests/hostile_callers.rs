@@ -359,3 +359,57 @@ async fn an_oversized_rule_env_is_refused_naming_the_limit() {
         &["BIG", "bytes per variable"],
     );
 }
+
+// ----- events ----------------------------------------------------------------------------
+
+// Pins: `until=-9223372036` overflowed computing how long to wait, which panicked the
+// handler and dropped the connection without an answer.
+#[tokio::test]
+async fn an_events_until_long_before_the_epoch_is_refused_and_the_connection_survives() {
+    let h = Harness::start().await;
+    let response = h.get("/events?until=-9223372036").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(message.starts_with("failed to "), "{message}");
+    assert!(message.contains("until=\"-9223372036\""), "{message}");
+    assert!(message.contains("before the unix epoch"), "{message}");
+    assert_eq!(h.get("/_ping").await.status(), 200);
+}
+
+// Pins: as `until`, a `since` outside what fits in nanoseconds, a signed number, or an
+// `until` before `since` must be refused by name rather than wrap or be misread.
+#[tokio::test]
+async fn events_times_that_cannot_be_represented_are_refused_naming_the_parameter() {
+    let h = Harness::start().await;
+    for (query, named) in [
+        ("since=-1", "since=\"-1\""),
+        ("since=-9223372036854775808", "before the unix epoch"),
+        ("since=9223372037", "after 2262"),
+        (
+            "since=99999999999999999999",
+            "since=\"99999999999999999999\"",
+        ),
+        ("until=9999-12-31T00:00:00Z", "after 2262"),
+        ("until=0001-01-01T00:00:00Z", "before the unix epoch"),
+        ("since=%2B5", "since=\"+5\""),
+        ("until=1.0000000001", "up to 9 fractional digits"),
+        ("since=20&until=10", "until is before since"),
+    ] {
+        let response = h.get(&format!("/events?{query}")).await;
+        let status = response.status().as_u16();
+        assert_refused(status, &response.json().await.unwrap(), &[named]);
+    }
+}
+
+// Pins: refusing what cannot be represented must keep the whole range that can: from the
+// epoch to the last nanosecond of 2262.
+#[tokio::test]
+async fn events_from_the_epoch_until_the_last_representable_second_replay_and_stream() {
+    let h = Harness::start().await;
+    h.create("evented", "exit3", json!({})).await;
+    let mut events = h.events("since=0&until=9223372036").await;
+    let created = events.next().await.expect("the create event");
+    assert_eq!(created["Action"], "create");
+    assert_eq!(created["Actor"]["Attributes"]["name"], "evented");
+}
