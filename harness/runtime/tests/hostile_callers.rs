@@ -413,3 +413,53 @@ async fn events_from_the_epoch_until_the_last_representable_second_replay_and_st
     assert_eq!(created["Action"], "create");
     assert_eq!(created["Actor"]["Attributes"]["name"], "evented");
 }
+
+// ----- paths, bodies, filters --------------------------------------------------------------
+
+// Pins: a path parameter that is not UTF-8 was answered by axum in plain text, not with
+// Docker's JSON `message` that every client reads.
+#[tokio::test]
+async fn a_container_reference_that_is_not_utf8_is_answered_with_a_json_400() {
+    let h = Harness::start().await;
+    for path in ["/containers/%FF/json", "/_runtime/containers/%FF%FE/pause"] {
+        let response = h.http.request(
+            if path.starts_with("/_runtime") {
+                reqwest::Method::POST
+            } else {
+                reqwest::Method::GET
+            },
+            h.url(path),
+        );
+        let response = response.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.expect("a JSON answer");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("container reference"), "{message}");
+    }
+}
+
+// Pins: a body past the size limit was answered by axum in plain text.
+#[tokio::test]
+async fn a_create_body_past_the_size_limit_is_answered_with_a_json_413() {
+    let h = Harness::start().await;
+    let body = format!(
+        r#"{{"Image": "exit3", "Labels": {{"a": "{}"}}}}"#,
+        "x".repeat(3 << 20)
+    );
+    let response = h
+        .http
+        .post(h.url("/containers/create"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("a JSON answer");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("failed to read the request body"),
+        "{message}"
+    );
+    assert_no_container(&h).await;
+}

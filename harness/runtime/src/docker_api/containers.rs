@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use nix::sys::signal::Signal;
@@ -18,7 +17,7 @@ use super::filters::ContainerFilter;
 use super::views;
 use crate::admission::{Refusal, check_no_override};
 use crate::containers::{CreateSpec, Scope};
-use crate::http::{ApiError, Params, parse_json};
+use crate::http::{ApiError, Body, Params, Reference, parse_json};
 use crate::process::parse_signal;
 use crate::supervisor::{Outcome, Supervisor, WaitCondition};
 
@@ -78,7 +77,7 @@ struct HostConfigRequest {
 pub(super) async fn create(
     State(supervisor): AppState,
     query: QueryParams,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let params = params(query)?;
     let request: CreateRequest = parse_json(&body, "the create request body")?;
@@ -130,7 +129,7 @@ pub(super) async fn list(
 
 pub(super) async fn inspect(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
 ) -> Result<Json<Value>, ApiError> {
     let table = supervisor.table();
     let c = table.resolve(&reference, Scope::Visible)?;
@@ -146,7 +145,7 @@ fn no_content_or_not_modified(outcome: Outcome) -> StatusCode {
 
 pub(super) async fn start(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
 ) -> Result<StatusCode, ApiError> {
     Ok(no_content_or_not_modified(
         supervisor.start(&reference).await?,
@@ -155,7 +154,7 @@ pub(super) async fn start(
 
 pub(super) async fn stop(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
     let params = params(query)?;
@@ -180,7 +179,7 @@ pub(super) async fn stop(
 
 pub(super) async fn kill(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
     let params = params(query)?;
@@ -194,7 +193,7 @@ pub(super) async fn kill(
 
 pub(super) async fn wait(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     let params = params(query)?;
@@ -214,7 +213,7 @@ pub(super) async fn wait(
 
 pub(super) async fn remove(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
     let params = params(query)?;
