@@ -463,3 +463,18 @@ async fn a_create_body_past_the_size_limit_is_answered_with_a_json_413() {
     );
     assert_no_container(&h).await;
 }
+
+// Pins: a `name` filter that is not a regex is matched literally; one as long as a URL
+// may carry must still be answered (the fallback once ended in an `expect`).
+#[tokio::test]
+async fn a_name_filter_as_long_as_a_url_allows_is_answered_not_a_panic() {
+    let h = Harness::start().await;
+    h.create("filtered", "exit3", json!({})).await;
+    let pattern = "(".repeat(20_000);
+    let filters = common::url_encode(&json!({"name": [pattern]}).to_string());
+    let response = h
+        .get(&format!("/containers/json?all=1&filters={filters}"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!([]));
+}

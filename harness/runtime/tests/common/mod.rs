@@ -260,6 +260,18 @@ impl Harness {
     }
 }
 
+/// Percent-encodes `text` for a query string.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A bounded poll: `tick` pauses briefly and answers false once the deadline has passed.
 pub struct Deadline(Instant);
 
