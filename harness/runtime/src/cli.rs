@@ -23,8 +23,13 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub socket: Vec<PathBuf>,
     /// Serve on this TCP address; port 0 picks a free one (the printed line has it).
+    /// Loopback only (127.0.0.0/8, ::1) unless --allow-non-loopback-listen.
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,
+    /// Let --listen take an address that is not loopback. The API is unauthenticated and
+    /// runs processes: whoever reaches it can run the mapped images as this user.
+    #[arg(long)]
+    pub allow_non_loopback_listen: bool,
     /// TOML file mapping image names to commands.
     #[arg(long, value_name = "FILE")]
     pub images: PathBuf,
@@ -45,6 +50,7 @@ impl Cli {
         let mut config = RuntimeConfig::new(Images::load(&self.images)?);
         config.sockets = self.socket;
         config.listen = self.listen;
+        config.allow_non_loopback = self.allow_non_loopback_listen;
         config.env = self.env;
         config.host_aliases = self.add_host;
         config.log_dir = self.log_dir;
@@ -82,5 +88,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.env.len(), 2);
+        assert!(!cli.allow_non_loopback_listen, "loopback only by default");
     }
 }

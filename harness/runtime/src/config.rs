@@ -12,8 +12,13 @@ pub struct RuntimeConfig {
     pub images: Images,
     /// Unix sockets to serve on (a stale socket file is replaced).
     pub sockets: Vec<PathBuf>,
-    /// TCP addresses to serve on; port 0 picks a free port.
+    /// TCP addresses to serve on; port 0 picks a free port. Loopback only, unless
+    /// `allow_non_loopback`.
     pub listen: Vec<SocketAddr>,
+    /// Serve on a `listen` address that is not loopback. The API runs processes as the
+    /// runtime's user and has no authentication, like a Docker socket: whoever reaches
+    /// it can run what the image map allows, with what env it allows.
+    pub allow_non_loopback: bool,
     /// Added to every container's environment.
     pub env: Vec<EnvVar>,
     /// Passed to every container as `STOPFLOW_HOST_ALIASES=name=ip,...`.
@@ -28,6 +33,7 @@ impl RuntimeConfig {
             images,
             sockets: Vec::new(),
             listen: Vec::new(),
+            allow_non_loopback: false,
             env: Vec::new(),
             host_aliases: Vec::new(),
             log_dir: None,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::admission::{MAX_NAME_LEN, Refusal, cut_short, shown};
 use crate::bot_config;
 use crate::error::OpError;
 use crate::images::random_hex;
@@ -59,7 +60,6 @@ pub(crate) struct CreateSpec {
     pub image: String,
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
-    pub cmd: Option<Vec<String>>,
     pub auto_remove: bool,
     pub network_mode: Option<String>,
     pub binds: Option<Vec<String>>,
@@ -73,8 +73,8 @@ pub(crate) struct Container {
     pub image: String,
     pub image_id: String,
     pub program: std::path::PathBuf,
+    /// The image's arguments: a request cannot change them.
     pub args: Vec<String>,
-    pub cmd: Option<Vec<String>>,
     /// The request's `Env` with the matching rules' variables merged in.
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
@@ -111,16 +111,13 @@ impl Container {
         env: Vec<String>,
         now: DateTime<Utc>,
     ) -> Self {
-        let mut args = image.args.clone();
-        args.extend(spec.cmd.iter().flatten().cloned());
         Container {
             id: random_hex(32),
             name,
             image: spec.image,
             image_id: image.id.clone(),
             program: image.program.clone(),
-            args,
-            cmd: spec.cmd,
+            args: image.args.clone(),
             env,
             labels: spec.labels,
             auto_remove: spec.auto_remove,
@@ -234,18 +231,26 @@ pub(crate) fn human_duration(elapsed: chrono::TimeDelta) -> String {
     }
 }
 
-/// Docker's rule for container names (a leading `/` is allowed and dropped).
+/// Docker's rule for container names (a leading `/` is allowed and dropped), and at most
+/// [`MAX_NAME_LEN`] characters, so that the container's log file can be created.
 pub(crate) fn validate_name(name: &str) -> Result<String, OpError> {
     let bare = name.strip_prefix('/').unwrap_or(name);
     let mut chars = bare.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok =
         bare.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if first_ok && rest_ok {
-        Ok(bare.to_owned())
-    } else {
-        Err(OpError::InvalidName(name.to_owned()))
+    if !(first_ok && rest_ok) {
+        // Docker's text, which clients match on; the name itself is cut short when long.
+        return Err(OpError::InvalidName(cut_short(name)));
     }
+    if bare.len() > MAX_NAME_LEN {
+        return Err(Refusal::NameTooLong {
+            name: shown(bare),
+            length: bare.len(),
+        }
+        .into());
+    }
+    Ok(bare.to_owned())
 }
 
 /// Which containers a lookup may return.
@@ -414,5 +419,9 @@ mod tests {
         assert!(validate_name("-bad").is_err());
         assert!(validate_name("a").is_err());
         assert!(validate_name("has space").is_err());
+        assert!(validate_name("nul\0inside").is_err());
+        assert!(validate_name(&"n".repeat(MAX_NAME_LEN)).is_ok());
+        let err = validate_name(&"n".repeat(MAX_NAME_LEN + 1)).unwrap_err();
+        assert!(err.to_string().contains("limit of 128"), "{err}");
     }
 }

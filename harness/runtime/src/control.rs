@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::containers::{Container, Scope, State as ContainerState};
 use crate::faults::{Faults, FaultsPatch};
-use crate::http::{ApiError, parse_json, parse_json_or_default};
+use crate::http::{ApiError, Body, Reference, parse_json, parse_json_or_default};
 use crate::process::parse_signal;
 use crate::rules::{Rule, RuleSpec};
 use crate::supervisor::Supervisor;
@@ -37,7 +36,7 @@ pub(crate) fn routes() -> Router<Arc<Supervisor>> {
 
 async fn add_rule(
     State(supervisor): AppState,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let spec: RuleSpec = parse_json(&body, "the rule body")?;
     let id = supervisor.add_rule(spec)?;
@@ -62,8 +61,8 @@ struct RestartRequest {
 
 async fn restart(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
-    body: Bytes,
+    Reference(reference): Reference,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let request: RestartRequest = parse_json_or_default(&body, "the restart body")?;
     // Detached, so a client that goes away cannot leave the container killed but not restarted.
@@ -81,7 +80,7 @@ async fn restart(
 
 async fn pause(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
 ) -> Result<StatusCode, ApiError> {
     supervisor.pause(&reference)?;
     Ok(StatusCode::NO_CONTENT)
@@ -89,7 +88,7 @@ async fn pause(
 
 async fn resume(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
 ) -> Result<StatusCode, ApiError> {
     supervisor.resume(&reference)?;
     Ok(StatusCode::NO_CONTENT)
@@ -103,8 +102,8 @@ struct SignalRequest {
 
 async fn signal(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
-    body: Bytes,
+    Reference(reference): Reference,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     let request: SignalRequest = parse_json(&body, "the signal body")?;
     let signal = parse_signal(&request.signal).map_err(ApiError::bad_request)?;
@@ -116,7 +115,10 @@ async fn get_faults(State(supervisor): AppState) -> Json<Faults> {
     Json(supervisor.faults())
 }
 
-async fn put_faults(State(supervisor): AppState, body: Bytes) -> Result<Json<Faults>, ApiError> {
+async fn put_faults(
+    State(supervisor): AppState,
+    Body(body): Body,
+) -> Result<Json<Faults>, ApiError> {
     let patch: FaultsPatch = parse_json_or_default(&body, "the faults body")?;
     Ok(Json(supervisor.patch_faults(patch)))
 }

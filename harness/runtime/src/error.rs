@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::admission::Refusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
     #[error("No such container: {0}")]
@@ -31,6 +33,8 @@ pub enum OpError {
     RemoveRunning(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("failed to {0}")]
+    Refused(#[from] Refusal),
     #[error("failed to start container {name}: {source}")]
     Spawn { name: String, source: io::Error },
     #[error("failed to signal container {name}: {source}")]

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::Request;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -98,9 +100,10 @@ impl From<OpError> for ApiError {
     fn from(err: OpError) -> Self {
         let status = match &err {
             OpError::NoSuchContainer(_) | OpError::NoSuchImage(_) => StatusCode::NOT_FOUND,
-            OpError::AmbiguousPrefix(_) | OpError::InvalidName(_) | OpError::InvalidRequest(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            OpError::AmbiguousPrefix(_)
+            | OpError::InvalidName(_)
+            | OpError::InvalidRequest(_)
+            | OpError::Refused(_) => StatusCode::BAD_REQUEST,
             OpError::NameConflict { .. }
             | OpError::NotRunning(_)
             | OpError::AlreadyPaused(_)
@@ -116,6 +119,12 @@ impl From<OpError> for ApiError {
     }
 }
 
+impl From<crate::admission::Refusal> for ApiError {
+    fn from(refusal: crate::admission::Refusal) -> Self {
+        OpError::from(refusal).into()
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::bad_request(format!("invalid query string: {}", rejection.body_text()))
@@ -128,6 +137,44 @@ impl IntoResponse for ApiError {
             tracing::warn!(status = %self.status, "{}", self.message);
         }
         (self.status, Json(json!({ "message": self.message }))).into_response()
+    }
+}
+
+/// The `{id}` of a container path. A path that cannot be decoded is answered as every
+/// other error is, JSON with Docker's `message`, rather than axum's plain text.
+pub(crate) struct Reference(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Reference {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(reference)) => Ok(Reference(reference)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                format!(
+                    "failed to read the container reference in the path: {}",
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
+}
+
+/// A request body, or a JSON error (413 past axum's 2 MB limit) rather than plain text.
+pub(crate) struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                format!("failed to read the request body: {}", rejection.body_text()),
+            )),
+        }
     }
 }
 

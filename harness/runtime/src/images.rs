@@ -195,6 +195,12 @@ fn parse_image(
                 .collect::<Option<Vec<_>>>()
         })
         .ok_or_else(|| (command_key.clone(), "must be an array of strings".into()))?;
+    if let Some(at) = words.iter().position(|word| word.contains('\0')) {
+        return Err((
+            format!("{command_key}[{at}]"),
+            "holds a NUL byte, which no command line can carry".into(),
+        ));
+    }
     let Some((program, args)) = words.split_first() else {
         return Err((command_key, "is empty: it needs at least a program".into()));
     };
@@ -215,12 +221,18 @@ fn parse_image(
         };
         for (var, value) in vars {
             let var_key = format!("{env_key}.{}", quoted(var));
-            if var.is_empty() || var.contains('=') {
+            if var.is_empty() || var.contains(['=', '\0']) {
                 return Err((var_key, "is not a valid variable name".into()));
             }
             let Some(value) = value.as_str() else {
                 return Err((var_key, "must be a string".into()));
             };
+            if value.contains('\0') {
+                return Err((
+                    var_key,
+                    "holds a NUL byte, which no environment can carry".into(),
+                ));
+            }
             env.insert(var.clone(), value.to_owned());
         }
     }
@@ -364,6 +376,18 @@ mod tests {
         assert!(err.to_string().contains("images.bot.env.A"), "{err}");
         let err = parse("[image.bot]\ncommand = [\"sh\"]\n").unwrap_err();
         assert!(err.to_string().contains("`image`"), "{err}");
+    }
+
+    // Regression: a NUL in an image's command or env was loaded, and then every start of
+    // that image failed with a 500.
+    #[test]
+    fn a_nul_in_an_images_command_or_env_fails_the_load_naming_the_key() {
+        let err = parse("[images.bot]\ncommand = [\"sh\", \"-c\", \"a\\u0000b\"]\n").unwrap_err();
+        assert!(err.to_string().contains("images.bot.command[2]"), "{err}");
+        assert!(err.to_string().contains("NUL"), "{err}");
+        let err =
+            parse("[images.bot]\ncommand = [\"sh\"]\nenv = { A = \"x\\u0000\" }\n").unwrap_err();
+        assert!(err.to_string().contains("images.bot.env.A"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod bot_config;
 pub mod cli;
 mod config;
@@ -32,6 +33,9 @@ mod rules;
 mod server;
 mod supervisor;
 
+pub use admission::{
+    EnvScope, MAX_ENV_BYTES, MAX_NAME_LEN, MAX_VAR_BYTES, MAX_VARS, Refusal, steers_execution,
+};
 pub use config::{EnvVar, HostAlias, ListenAddr, RuntimeConfig};
 pub use control::ContainerRecord;
 pub use events::{Actor, Event, EventSubscription};

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::admission::{self, EnvScope, Refusal};
+
 /// Which containers a rule applies to; every given field must match, none given matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,14 +39,10 @@ pub struct Rule {
 }
 
 impl RuleSpec {
-    /// Names the first variable that could not be put in an environment.
-    pub fn validate(&self) -> Result<(), String> {
-        for key in self.env.keys() {
-            if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(format!("env key {key:?} is not a valid variable name"));
-            }
-        }
-        Ok(())
+    /// Refuses what no matching container could start with, or a request may not set;
+    /// names the first variable at fault.
+    pub fn validate(&self) -> Result<(), Refusal> {
+        admission::check_env_map(EnvScope::Rule, &self.env)
     }
 }
 

@@ -26,6 +26,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error("start the runtime: give at least one unix socket or TCP address to serve on")]
     NoListener,
+    #[error(
+        "serve on {0}: it is not a loopback address, and whoever reaches this API can run \
+         processes as the runtime's user (as with a Docker socket); serve on loopback or a \
+         unix socket, or allow it explicitly (--allow-non-loopback-listen)"
+    )]
+    NotLoopback(SocketAddr),
     #[error("use socket path {}: it exists and is not a socket", .0.display())]
     NotASocket(PathBuf),
     #[error("use socket path {}: another process is serving on it", .0.display())]
@@ -68,6 +74,11 @@ impl Runtime {
     pub async fn start(config: RuntimeConfig) -> Result<Runtime, StartError> {
         if config.sockets.is_empty() && config.listen.is_empty() {
             return Err(StartError::NoListener);
+        }
+        if !config.allow_non_loopback
+            && let Some(addr) = config.listen.iter().find(|addr| !is_loopback(addr))
+        {
+            return Err(StartError::NotLoopback(*addr));
         }
         if let Some(dir) = &config.log_dir {
             std::fs::create_dir_all(dir).map_err(|source| StartError::LogDir {
@@ -223,6 +234,11 @@ impl Drop for Runtime {
     }
 }
 
+/// 127.0.0.0/8 or ::1, also written as an IPv4-mapped IPv6 address.
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
 /// Clears a stale socket file left by a runtime that died; refuses anything else.
 fn prepare_socket_path(path: &Path) -> Result<(), StartError> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -238,4 +254,49 @@ fn prepare_socket_path(path: &Path) -> Result<(), StartError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_127_slash_8_and_ipv6_loopback_in_any_spelling() {
+        for addr in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(is_loopback(&addr.parse().unwrap()), "{addr}");
+        }
+        for addr in ["0.0.0.0:1", "[::]:1", "10.0.0.1:1", "[::ffff:10.0.0.1]:1"] {
+            assert!(!is_loopback(&addr.parse().unwrap()), "{addr}");
+        }
+    }
+
+    // Pins: an embedder's RuntimeConfig took a non-loopback address as the CLI did.
+    #[tokio::test]
+    async fn an_embedded_runtime_refuses_a_non_loopback_address() {
+        let images = crate::Images::parse(
+            "[images.x]\ncommand = [\"/bin/true\"]\n",
+            Path::new("/images.toml"),
+            &crate::ProgramSearch {
+                dirs: vec![],
+                path_var: None,
+            },
+        )
+        .unwrap();
+        let mut config = RuntimeConfig::new(images);
+        config.listen.push("0.0.0.0:0".parse().unwrap());
+        let err = Runtime::start(config.clone()).await.err().expect("refused");
+        assert!(matches!(err, StartError::NotLoopback(_)), "{err}");
+        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.allow_non_loopback = false;
+        Runtime::start(config)
+            .await
+            .expect("loopback is served")
+            .shutdown()
+            .await;
+    }
 }

@@ -16,6 +16,7 @@ use chrono::Utc;
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
+use crate::admission::{self, EnvScope};
 use crate::bot_config;
 use crate::config::{EnvVar, HostAlias};
 use crate::containers::{Container, CreateSpec, Lifecycle, Scope, State, Table, validate_name};
@@ -120,23 +121,17 @@ impl Supervisor {
     // ----- Docker operations -------------------------------------------------------------
 
     pub(crate) fn create(&self, spec: CreateSpec) -> Result<String, OpError> {
-        let image = self
-            .images
-            .get(&spec.image)
-            .ok_or_else(|| OpError::NoSuchImage(spec.image.clone()))?;
+        // As Docker, the request is checked before the image is looked up: what is refused
+        // is refused whatever the image.
         let name = match &spec.name {
             Some(name) => validate_name(name)?,
             None => format!("stopflow_{}", random_hex(6)),
         };
-        if let Some(bad) = spec
-            .env
-            .iter()
-            .find(|entry| entry.starts_with('=') || entry.contains('\0'))
-        {
-            return Err(OpError::InvalidRequest(format!(
-                "invalid environment variable: {bad}"
-            )));
-        }
+        admission::check_env_entries(EnvScope::Create, &spec.env)?;
+        let image = self
+            .images
+            .get(&spec.image)
+            .ok_or_else(|| OpError::NoSuchImage(spec.image.clone()))?;
         let mut table = self.table();
         if let Some(existing) = table.visible_by_name(&name) {
             return Err(OpError::NameConflict {
@@ -149,12 +144,14 @@ impl Supervisor {
             let config = bot_config::parse(&spec.env);
             rules::env_for(&controls.rules, &name, config.as_ref())
         };
-        let env = spec
+        let env: Vec<String> = spec
             .env
             .iter()
             .cloned()
             .chain(rule_env.iter().map(|(key, value)| format!("{key}={value}")))
             .collect();
+        // Each rule was bounded when it was added, but several may match one container.
+        admission::check_env_entries(EnvScope::CreateWithRules, &env)?;
         let container = Container::new(spec, name, image, env, Utc::now());
         let id = container.id.clone();
         self.emit(&container, "create", &[]);
@@ -486,7 +483,7 @@ impl Supervisor {
     }
 
     pub(crate) fn add_rule(&self, spec: RuleSpec) -> Result<u64, OpError> {
-        spec.validate().map_err(OpError::InvalidRequest)?;
+        spec.validate()?;
         let mut controls = lock(&self.controls);
         controls.next_rule_id += 1;
         let id = controls.next_rule_id;

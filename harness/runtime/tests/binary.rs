@@ -226,3 +226,46 @@ async fn the_runtimes_own_environment_does_not_reach_containers_except_path() {
     let path = std::env::var("PATH").expect("the tests run with a PATH");
     assert!(log.contains(&format!("PATH={path}\n")), "{log}");
 }
+
+// Pins: `--listen` took any address, so `--listen 0.0.0.0:2375` served the
+// unauthenticated API, which runs processes as the runtime's user, to the whole network.
+#[tokio::test]
+async fn a_non_loopback_listen_address_is_refused_at_startup_naming_it_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = write_images(dir.path());
+    let socket = dir.path().join("never.sock");
+    for address in ["0.0.0.0:0", "[::]:0", "192.0.2.1:2375"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_runtime"))
+            .args(["--images", images.to_str().unwrap()])
+            .args(["--socket", socket.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--listen", address])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{address}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "runtime: failed to serve on {address}: it is not a loopback address"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--allow-non-loopback-listen"), "{stderr}");
+        assert!(output.stdout.is_empty(), "no readiness line");
+        assert!(!socket.exists(), "no socket left behind");
+    }
+}
+
+// Pins: refusing non-loopback addresses must keep every loopback form the harness and
+// its tests use.
+#[tokio::test]
+async fn loopback_listen_addresses_in_every_form_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = write_images(dir.path());
+    let extra = ["--listen", "127.0.0.1:0", "--listen", "127.0.0.2:0"];
+    let started = start_binary(&args(images.to_str().unwrap(), &extra), 2).await;
+    for address in &started.addresses {
+        let addr: std::net::SocketAddr = address.parse().expect("a socket address");
+        assert!(addr.ip().is_loopback(), "{addr}");
+    }
+}

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use nix::sys::signal::Signal;
@@ -16,8 +15,9 @@ use serde_json::{Value, json};
 
 use super::filters::ContainerFilter;
 use super::views;
+use crate::admission::{Refusal, check_no_override};
 use crate::containers::{CreateSpec, Scope};
-use crate::http::{ApiError, Params, parse_json};
+use crate::http::{ApiError, Body, Params, Reference, parse_json};
 use crate::process::parse_signal;
 use crate::supervisor::{Outcome, Supervisor, WaitCondition};
 
@@ -31,24 +31,8 @@ fn params(query: QueryParams) -> Result<Params, ApiError> {
     Ok(Params(query?.0))
 }
 
-/// Docker's "string or list of strings" (`Cmd`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StrSlice {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl From<StrSlice> for Vec<String> {
-    fn from(value: StrSlice) -> Self {
-        match value {
-            StrSlice::One(one) => vec![one],
-            StrSlice::Many(many) => many,
-        }
-    }
-}
-
-/// The parts of Docker's create body the runtime uses; everything else is ignored.
+/// The parts of Docker's create body the runtime uses or refuses; everything else is
+/// ignored (none of it changes what runs).
 #[derive(Debug, Deserialize)]
 struct CreateRequest {
     #[serde(rename = "Image")]
@@ -57,10 +41,27 @@ struct CreateRequest {
     env: Option<Vec<String>>,
     #[serde(rename = "Labels")]
     labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "Cmd")]
-    cmd: Option<StrSlice>,
     #[serde(rename = "HostConfig")]
     host_config: Option<HostConfigRequest>,
+    /// What would override the image's program, arguments, directory or user: refused
+    /// unless absent or empty. Kept as JSON so that any type is refused by name.
+    #[serde(rename = "Cmd")]
+    cmd: Option<Value>,
+    #[serde(rename = "Entrypoint")]
+    entrypoint: Option<Value>,
+    #[serde(rename = "WorkingDir")]
+    working_dir: Option<Value>,
+    #[serde(rename = "User")]
+    user: Option<Value>,
+}
+
+impl CreateRequest {
+    fn refuse_overrides(&self) -> Result<(), Refusal> {
+        check_no_override("Cmd", self.cmd.as_ref())?;
+        check_no_override("Entrypoint", self.entrypoint.as_ref())?;
+        check_no_override("WorkingDir", self.working_dir.as_ref())?;
+        check_no_override("User", self.user.as_ref())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,10 +77,11 @@ struct HostConfigRequest {
 pub(super) async fn create(
     State(supervisor): AppState,
     query: QueryParams,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let params = params(query)?;
     let request: CreateRequest = parse_json(&body, "the create request body")?;
+    request.refuse_overrides()?;
     let image = request
         .image
         .filter(|image| !image.trim().is_empty())
@@ -90,7 +92,6 @@ pub(super) async fn create(
         image,
         env: request.env.unwrap_or_default(),
         labels: request.labels.unwrap_or_default(),
-        cmd: request.cmd.map(Vec::from),
         auto_remove: host.as_ref().and_then(|h| h.auto_remove).unwrap_or(false),
         network_mode: host.as_ref().and_then(|h| h.network_mode.clone()),
         binds: host.and_then(|h| h.binds),
@@ -128,7 +129,7 @@ pub(super) async fn list(
 
 pub(super) async fn inspect(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
 ) -> Result<Json<Value>, ApiError> {
     let table = supervisor.table();
     let c = table.resolve(&reference, Scope::Visible)?;
@@ -144,7 +145,7 @@ fn no_content_or_not_modified(outcome: Outcome) -> StatusCode {
 
 pub(super) async fn start(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
 ) -> Result<StatusCode, ApiError> {
     Ok(no_content_or_not_modified(
         supervisor.start(&reference).await?,
@@ -153,7 +154,7 @@ pub(super) async fn start(
 
 pub(super) async fn stop(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
     let params = params(query)?;
@@ -178,7 +179,7 @@ pub(super) async fn stop(
 
 pub(super) async fn kill(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
     let params = params(query)?;
@@ -192,7 +193,7 @@ pub(super) async fn kill(
 
 pub(super) async fn wait(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
     let params = params(query)?;
@@ -212,7 +213,7 @@ pub(super) async fn wait(
 
 pub(super) async fn remove(
     State(supervisor): AppState,
-    Path(reference): Path<String>,
+    Reference(reference): Reference,
     query: QueryParams,
 ) -> Result<StatusCode, ApiError> {
     let params = params(query)?;

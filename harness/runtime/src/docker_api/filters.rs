@@ -129,11 +129,17 @@ impl ContainerFilter {
             .values("name")
             .iter()
             .map(|pattern| {
-                Regex::new(pattern).unwrap_or_else(|_| {
-                    Regex::new(&regex::escape(pattern)).expect("an escaped pattern is valid")
-                })
+                Regex::new(pattern)
+                    .or_else(|_| Regex::new(&regex::escape(pattern)))
+                    .map_err(|err| {
+                        // Only a literal too large for the regex engine's size limit.
+                        ApiError::bad_request(format!(
+                            "invalid filter 'name={}': {err}",
+                            crate::admission::cut_short(pattern)
+                        ))
+                    })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         // A status filter asks for those states whatever `all` says.
         let all = all || filters.has("status");
         Ok(ContainerFilter {

@@ -35,11 +35,9 @@ pub(crate) fn summary(c: &Container, now: DateTime<Utc>) -> Value {
 }
 
 pub(crate) fn inspect(c: &Container, log_path: Option<String>) -> Value {
-    let cmd = c.cmd.clone().unwrap_or_else(|| {
-        std::iter::once(c.program.display().to_string())
-            .chain(c.args.iter().cloned())
-            .collect()
-    });
+    let cmd: Vec<String> = std::iter::once(c.program.display().to_string())
+        .chain(c.args.iter().cloned())
+        .collect();
     json!({
         "Id": c.id,
         "Created": timestamp(Some(c.created)),

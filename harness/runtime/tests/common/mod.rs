@@ -47,6 +47,10 @@ while :; do sleep 0.1; done
 [images."exit3:latest"]
 command = ["/bin/sh", "-c", "exit 3"]
 
+# Prints its whole environment, then exits.
+[images."env-dump:latest"]
+command = ["/bin/sh", "-c", "env; echo env-dumped"]
+
 [images."printenv:latest"]
 command = ["/bin/sh", "-c", '''
 echo "MARK=$MARK"
@@ -230,6 +234,22 @@ impl Harness {
         }
     }
 
+    /// Every container the runtime ever created, forgotten and removed ones too.
+    pub async fn records(&self) -> Vec<Value> {
+        let response = self.get("/_runtime/containers").await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// POSTs a create body as given; answers the status and the JSON answer.
+    pub async fn try_create(&self, query: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .post_json(&format!("/containers/create{query}"), body)
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
     pub async fn events(&self, query: &str) -> Events {
         let response = self.get(&format!("/events?{query}")).await;
         assert_eq!(response.status(), 200);
@@ -238,6 +258,18 @@ impl Harness {
             buffer: Vec::new(),
         }
     }
+}
+
+/// Percent-encodes `text` for a query string.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A bounded poll: `tick` pauses briefly and answers false once the deadline has passed.
