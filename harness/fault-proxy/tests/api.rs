@@ -364,3 +364,40 @@ async fn names_with_colons_work_as_link_names() {
         proxy.listen
     );
 }
+
+// Regression: a toxic time of up to 2^64 - 1 ms was accepted; such delays summed over
+// several toxics overflowed the pipeline's clock arithmetic and panicked its task.
+#[tokio::test]
+async fn a_toxic_time_beyond_a_year_is_a_400_naming_the_bound() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let year = fault_proxy::model::MAX_TOXIC_MILLIS;
+    let cases = [
+        json!({"type": "latency", "attributes": {"latency": year + 1}}),
+        json!({"type": "latency", "attributes": {"jitter": u64::MAX}}),
+        json!({"type": "slow_close", "attributes": {"delay": year + 1}}),
+        json!({"type": "timeout", "attributes": {"timeout": year + 1}}),
+        json!({"type": "reset_peer", "attributes": {"timeout": year + 1}}),
+        json!({"type": "slicer", "attributes": {"average_size": 2, "delay": year * 1000 + 1}}),
+    ];
+    for body in cases {
+        assert_error(
+            raw.post("/proxies/p/toxics", &body.to_string()).await,
+            400,
+            "a year",
+        );
+    }
+    let at_most = json!({"type": "latency", "attributes": {"latency": year}});
+    assert_eq!(
+        raw.post("/proxies/p/toxics", &at_most.to_string()).await.0,
+        200
+    );
+    let update = json!({"attributes": {"latency": year + 1}});
+    assert_error(
+        raw.post("/proxies/p/toxics/latency_downstream", &update.to_string())
+            .await,
+        400,
+        "at most",
+    );
+    let (_, toxic) = raw.get("/proxies/p/toxics/latency_downstream").await;
+    assert_eq!(toxic["attributes"]["latency"], year);
+}
