@@ -1,11 +1,17 @@
 //! API errors: Toxiproxy's status codes and message prefixes, with the detail appended,
 //! answered as `{"error": "...", "status": N}`.
 
+use std::io::ErrorKind;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::model::ErrorBody;
+use crate::proxy::ListenError;
+
+/// The most of a caller's value an error message repeats.
+const SHOWN_CHARS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -14,7 +20,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: String) -> Self {
+    pub fn new(status: StatusCode, message: String) -> Self {
         Self { status, message }
     }
 
@@ -68,17 +74,34 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, format!("toxic not found: {name}"))
     }
 
-    /// Toxiproxy answers 500 when a proxy cannot listen.
-    pub fn listen_failed(proxy: &str, listen: &str, err: &std::io::Error) -> Self {
-        let listen = if listen.is_empty() {
-            "127.0.0.1:0"
-        } else {
-            listen
+    /// Two proxies of one populate batch with the same name: the batch is refused whole.
+    pub fn duplicate_in_batch(name: &str, first: usize, again: usize) -> Self {
+        Self::bad_request_body(format!(
+            "duplicate proxy name {name} at proxy {again} (also at proxy {first})"
+        ))
+    }
+
+    /// A `listen` or `upstream` that is not `host:port`.
+    pub fn bad_address(field: &str, value: &str, problem: &str) -> Self {
+        Self::bad_request_body(format!("{field} `{}` {problem}", shown(value)))
+    }
+
+    /// A proxy that cannot listen. Toxiproxy answers 500 whatever the cause; here the
+    /// caller's part is a 4xx: an address taken by another proxy or process is a
+    /// conflict (409), one that does not resolve or is not this host's is a bad request
+    /// (400). Only what the server lacks itself (file descriptors, say) is a 500.
+    pub fn listen_failed(proxy: &str, err: &ListenError) -> Self {
+        let status = match err {
+            ListenError::Resolve { .. } | ListenError::NoAddress { .. } => StatusCode::BAD_REQUEST,
+            ListenError::Bind { source, .. } => match source.kind() {
+                ErrorKind::AddrInUse => StatusCode::CONFLICT,
+                ErrorKind::AddrNotAvailable
+                | ErrorKind::PermissionDenied
+                | ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         };
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("proxy {proxy} cannot listen on {listen}: {err}"),
-        )
+        Self::new(status, format!("proxy {proxy} failed to {err}"))
     }
 
     pub fn not_found_route(path: &str) -> Self {
@@ -90,6 +113,14 @@ impl ApiError {
             error: self.message.clone(),
             status: self.status.as_u16(),
         }
+    }
+}
+
+/// `value`, cut to [`SHOWN_CHARS`] characters.
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_owned(),
     }
 }
 
