@@ -522,16 +522,27 @@ async fn the_client_names_the_call_and_the_servers_message() {
     );
 }
 
+// Regression: errors from outside the handlers (a method a path does not take, a path
+// that does not decode, a browser) were plain text or empty, where the API's errors are
+// `{"error": "...", "status": N}`.
 #[tokio::test]
-async fn a_browser_is_refused() {
-    let rig = Rig::new().await;
+async fn errors_from_outside_the_handlers_have_the_apis_json_shape() {
+    let (rig, raw) = rig_with_proxy().await;
+    assert_error(
+        raw.call(reqwest::Method::DELETE, "/version", None).await,
+        405,
+        "method not allowed: DELETE /version",
+    );
+    assert_error(raw.get("/proxies/%FF").await, 400, "bad request");
     let response = reqwest::Client::new()
         .get(format!("{}/proxies", rig.server.url()))
         .header("User-Agent", "Mozilla/5.0")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_error((status, body), 403, "User agent not allowed");
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! API errors: Toxiproxy's status codes and message prefixes, with the detail appended,
-//! answered as `{"error": "...", "status": N}`.
+//! answered as `{"error": "...", "status": N}`. Every error answer of the API has this
+//! shape, those of the HTTP layer (413, 408, 405...) included.
 
 use std::io::ErrorKind;
+use std::time::Duration;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -102,6 +104,30 @@ impl ApiError {
             },
         };
         Self::new(status, format!("proxy {proxy} failed to {err}"))
+    }
+
+    /// A body longer than the limit: answered without reading the rest.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body too large: more than {limit} bytes"),
+        )
+    }
+
+    /// A body that did not arrive in time (a slow or stalled caller).
+    pub fn body_timeout(timeout: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request body not received within {} ms",
+                timeout.as_millis()
+            ),
+        )
+    }
+
+    /// As Toxiproxy's message, in the API's shape.
+    pub fn browser_refused() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "User agent not allowed".to_owned())
     }
 
     pub fn not_found_route(path: &str) -> Self {
