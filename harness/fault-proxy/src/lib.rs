@@ -23,6 +23,7 @@
 
 mod api;
 pub mod client;
+mod http;
 pub mod model;
 mod pipe;
 mod proxy;
@@ -31,4 +32,5 @@ mod rng;
 mod server;
 mod toxics;
 
+pub use http::ApiLimits;
 pub use server::{Server, ServerError};

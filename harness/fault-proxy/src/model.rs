@@ -151,6 +151,13 @@ pub const TOXIC_TYPES: [&str; 7] = [
     "limit_data",
 ];
 
+/// The longest time a toxic attribute may give, in milliseconds: a year. Longer is no
+/// fault a run could see, and the bound keeps every timer the toxics set far from
+/// overflowing, however many of them add up.
+pub const MAX_TOXIC_MILLIS: u64 = 365 * 24 * 3600 * 1000;
+/// The same bound for `slicer`'s `delay`, in microseconds.
+pub const MAX_TOXIC_MICROS: u64 = MAX_TOXIC_MILLIS * 1000;
+
 /// Why attributes do not make a toxic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttributeError {
@@ -170,6 +177,16 @@ pub enum AttributeError {
     },
     #[error("a {toxic} toxic {rule}")]
     Invalid { toxic: &'static str, rule: String },
+    #[error(
+        "attribute `{name}` of a {toxic} toxic must be at most {max} ({unit}: a year), not {value}"
+    )]
+    TooLarge {
+        toxic: &'static str,
+        name: &'static str,
+        value: u64,
+        max: u64,
+        unit: &'static str,
+    },
 }
 
 impl ToxicKind {
@@ -250,8 +267,27 @@ impl ToxicKind {
         Self::from_attributes(self.type_name(), &merged)
     }
 
-    /// Rules the server enforces beyond the types (values that would stall or spin).
+    /// Rules the server enforces beyond the types: values that would stall or spin, and
+    /// times beyond [`MAX_TOXIC_MILLIS`].
     pub fn validate(&self) -> Result<(), AttributeError> {
+        for (name, value) in self.fields() {
+            let (max, unit) = match (self, name) {
+                (ToxicKind::Slicer { .. }, "delay") => (MAX_TOXIC_MICROS, "microseconds"),
+                (_, "latency" | "jitter" | "delay" | "timeout") => {
+                    (MAX_TOXIC_MILLIS, "milliseconds")
+                }
+                _ => continue,
+            };
+            if value > max {
+                return Err(AttributeError::TooLarge {
+                    toxic: self.type_name(),
+                    name,
+                    value,
+                    max,
+                    unit,
+                });
+            }
+        }
         let invalid = |rule: String| {
             Err(AttributeError::Invalid {
                 toxic: self.type_name(),

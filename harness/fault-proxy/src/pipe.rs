@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::model::Stream;
 use crate::rng::Rng;
-use crate::toxics::{Chain, Key, Piece, ToxicSet};
+use crate::toxics::{Chain, Key, Piece, ToxicSet, later};
 
 /// Bytes asked for per read.
 const READ_SIZE: usize = 32 * 1024;
@@ -94,7 +94,7 @@ where
                 return PipeEnd::Close;
             }
             if src_done {
-                let close_at = *drained_at.get_or_insert(now) + chain.close_delay();
+                let close_at = later(*drained_at.get_or_insert(now), chain.close_delay());
                 if close_at <= now {
                     let _ = dst.shutdown().await;
                     return PipeEnd::Eof;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,57 @@ pub(crate) struct Proxy {
 struct Listener {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+}
+
+/// Why a proxy cannot listen on its address. Reads after "failed to".
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ListenError {
+    #[error("resolve {address}: {source}")]
+    Resolve { address: String, source: io::Error },
+    #[error("resolve {address}: it names no address")]
+    NoAddress { address: String },
+    #[error("listen on {address}: {source}")]
+    Bind { address: String, source: io::Error },
+}
+
+impl ListenError {
+    /// Taken, by another proxy or process.
+    pub fn in_use(&self) -> bool {
+        matches!(self, ListenError::Bind { source, .. } if source.kind() == io::ErrorKind::AddrInUse)
+    }
+}
+
+/// A listener bound for a proxy, not yet accepting.
+pub(crate) struct Bound {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+/// Binds `listen` (empty: 127.0.0.1 on a free port), trying each address it resolves to.
+pub(crate) async fn bind(listen: &str) -> Result<Bound, ListenError> {
+    let address = if listen.is_empty() {
+        DEFAULT_LISTEN
+    } else {
+        listen
+    };
+    let shown = || crate::api::error::shown(address);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|source| ListenError::Resolve {
+            address: shown(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ListenError::NoAddress { address: shown() });
+    }
+    let bind_error = |source| ListenError::Bind {
+        address: shown(),
+        source,
+    };
+    let listener = TcpListener::bind(&addrs[..]).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok(Bound { listener, addr })
 }
 
 /// What each connection needs to know of its proxy.
@@ -93,17 +145,23 @@ impl Proxy {
     }
 
     /// Binds and starts accepting; nothing to do if already started.
-    pub async fn start(&mut self) -> io::Result<()> {
+    pub async fn start(&mut self) -> Result<(), ListenError> {
         if self.listener.is_some() {
             return Ok(());
         }
-        let address = if self.listen.is_empty() {
-            DEFAULT_LISTEN
-        } else {
-            &self.listen
-        };
-        let listener = TcpListener::bind(address).await?;
-        self.listen = listener.local_addr()?.to_string();
+        let bound = bind(&self.listen).await?;
+        self.run(bound);
+        Ok(())
+    }
+
+    /// Starts accepting on a listener bound beforehand (see [`bind`]): it cannot fail, so
+    /// a change of several proxies binds them all first and applies only if all bound.
+    /// A proxy already started keeps its listener and drops this one.
+    pub fn run(&mut self, bound: Bound) {
+        if self.listener.is_some() {
+            return;
+        }
+        self.listen = bound.addr.to_string();
         let link = Arc::new(Link {
             name: self.name.clone(),
             upstream: self.upstream.clone(),
@@ -112,7 +170,7 @@ impl Proxy {
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(accept_loop(
-            listener,
+            bound.listener,
             link,
             self.connections.clone(),
             stopped,
@@ -120,7 +178,6 @@ impl Proxy {
         ));
         self.listener = Some(Listener { stop, task });
         tracing::info!(proxy = %self.name, listen = %self.listen, upstream = %self.upstream, "proxy started");
-        Ok(())
     }
 
     /// A hard down: stops listening (new connections are refused) and closes every

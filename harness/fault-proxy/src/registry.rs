@@ -1,13 +1,14 @@
 //! The proxies of one server, by name, and every change the API makes to them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv6Addr;
 
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, watch};
 
 use crate::api::error::ApiError;
 use crate::model::{self, NewProxy, ProxyUpdate, Stream, Toxic, ToxicKind, ToxicUpdate};
-use crate::proxy::Proxy;
+use crate::proxy::{self, Bound, ListenError, Proxy};
 use crate::toxics::{Installed, ToxicSet};
 
 /// A toxic as `POST /proxies/{name}/toxics` asks for it, its type and attributes unchecked.
@@ -62,7 +63,7 @@ impl Registry {
     }
 
     pub async fn create(&self, spec: NewProxy) -> Result<model::Proxy, ApiError> {
-        check_required(&spec, None)?;
+        check_spec(&spec, None)?;
         let mut proxies = self.proxies.lock().await;
         if proxies.contains_key(&spec.name) {
             return Err(ApiError::proxy_already_exists(&spec.name));
@@ -76,34 +77,82 @@ impl Registry {
         Ok(view)
     }
 
-    /// Creates or replaces each proxy in turn (one with the same listen and upstream is
-    /// kept as it is, toxics and all). On an error, the proxies handled so far and the error.
-    pub async fn populate(
-        &self,
-        specs: Vec<NewProxy>,
-    ) -> Result<Vec<model::Proxy>, (Vec<model::Proxy>, ApiError)> {
-        // Checked before anything changes, as Toxiproxy does.
+    /// Creates or replaces each proxy (one with the same listen and upstream is kept as it
+    /// is, toxics and all). All or nothing: the batch is checked whole (required fields,
+    /// addresses, no name twice) and every new listener bound before any proxy changes;
+    /// on an error nothing has changed.
+    pub async fn populate(&self, specs: Vec<NewProxy>) -> Result<Vec<model::Proxy>, ApiError> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         for (index, spec) in specs.iter().enumerate() {
-            check_required(spec, Some(index + 1)).map_err(|err| (Vec::new(), err))?;
+            check_spec(spec, Some(index + 1))?;
+            if let Some(first) = seen.insert(spec.name.as_str(), index + 1) {
+                return Err(ApiError::duplicate_in_batch(&spec.name, first, index + 1));
+            }
         }
         let mut proxies = self.proxies.lock().await;
-        let mut done = Vec::new();
-        for spec in specs {
-            if let Some(existing) = proxies.get(&spec.name)
-                && existing.listen == spec.listen
-                && existing.upstream == spec.upstream
-            {
-                done.push(existing.view());
+        let kept: Vec<bool> = specs
+            .iter()
+            .map(|spec| {
+                proxies.get(&spec.name).is_some_and(|existing| {
+                    existing.listen == spec.listen && existing.upstream == spec.upstream
+                })
+            })
+            .collect();
+        let changed = || (0..specs.len()).filter(|&index| !kept[index]);
+        // Each new listener is bound while every proxy is as it was; an address taken by
+        // a proxy this batch replaces (its port, however spelt) is bound once that one
+        // has stopped.
+        let freed_ports: Vec<u16> = changed()
+            .filter_map(|index| proxies.get(&specs[index].name))
+            .filter(|proxy| proxy.enabled())
+            .filter_map(|proxy| port_of(&proxy.listen))
+            .collect();
+        let mut bound: Vec<Option<Bound>> = specs.iter().map(|_| None).collect();
+        let mut deferred = Vec::new();
+        for index in changed().filter(|&index| specs[index].enabled.unwrap_or(true)) {
+            let spec = &specs[index];
+            match proxy::bind(&spec.listen).await {
+                Ok(listener) => bound[index] = Some(listener),
+                Err(err)
+                    if err.in_use()
+                        && port_of(&spec.listen)
+                            .is_some_and(|port| freed_ports.contains(&port)) =>
+                {
+                    deferred.push(index);
+                }
+                Err(err) => return Err(ApiError::listen_failed(&spec.name, &err)),
+            }
+        }
+        let mut replaced = Vec::new();
+        for index in changed() {
+            if let Some(mut old) = proxies.remove(&specs[index].name) {
+                let was_enabled = old.enabled();
+                old.stop().await;
+                replaced.push((old, was_enabled));
+            }
+        }
+        for &index in &deferred {
+            let spec = &specs[index];
+            match proxy::bind(&spec.listen).await {
+                Ok(listener) => bound[index] = Some(listener),
+                Err(err) => {
+                    let error = ApiError::listen_failed(&spec.name, &err);
+                    drop(bound);
+                    let unrestored = restore(&mut proxies, replaced).await;
+                    return Err(with_unrestored(error, &unrestored));
+                }
+            }
+        }
+        // Nothing fails from here.
+        let mut done = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.into_iter().enumerate() {
+            if kept[index] {
+                done.extend(proxies.get(&spec.name).map(Proxy::view));
                 continue;
             }
-            if let Some(mut replaced) = proxies.remove(&spec.name) {
-                replaced.stop().await;
-            }
             let mut proxy = self.new_proxy(&spec);
-            if spec.enabled.unwrap_or(true)
-                && let Err(err) = start(&mut proxy).await
-            {
-                return Err((done, err));
+            if let Some(listener) = bound[index].take() {
+                proxy.run(listener);
             }
             done.push(proxy.view());
             proxies.insert(spec.name, proxy);
@@ -122,30 +171,71 @@ impl Registry {
     }
 
     /// A new listen address or upstream restarts the proxy (closing its connections);
-    /// `enabled: false` is a hard down, `true` listens again.
+    /// `enabled: false` is a hard down, `true` listens again. All or nothing: a new
+    /// address is bound before the old listener closes (after, if it is the same one);
+    /// if it cannot be, the proxy stays as it was.
     pub async fn update(&self, name: &str, update: ProxyUpdate) -> Result<model::Proxy, ApiError> {
+        if let Some(listen) = &update.listen {
+            check_listen(listen, None)?;
+        }
+        if let Some(upstream) = &update.upstream {
+            check_upstream(upstream, None)?;
+        }
         let mut proxies = self.proxies.lock().await;
         let proxy = find_mut(&mut proxies, name)?;
         let was_enabled = proxy.enabled();
-        let moved = update.listen.as_ref().is_some_and(|l| *l != proxy.listen)
-            || update
-                .upstream
-                .as_ref()
-                .is_some_and(|u| *u != proxy.upstream);
-        if moved {
-            proxy.stop().await;
-            if let Some(listen) = update.listen {
-                proxy.listen = listen;
+        let enable = update.enabled.unwrap_or(was_enabled);
+        let listen = update.listen.unwrap_or_else(|| proxy.listen.clone());
+        let upstream = update.upstream.unwrap_or_else(|| proxy.upstream.clone());
+        let moved = listen != proxy.listen || upstream != proxy.upstream;
+        if !moved {
+            if enable {
+                start(proxy).await?;
+            } else {
+                proxy.stop().await;
             }
-            if let Some(upstream) = update.upstream {
-                proxy.upstream = upstream;
-            }
+            return Ok(proxy.view());
         }
-        if update.enabled.unwrap_or(was_enabled) {
-            start(proxy).await?;
+        if !enable {
+            proxy.stop().await;
+            proxy.listen = listen;
+            proxy.upstream = upstream;
+            return Ok(proxy.view());
+        }
+        let early = if was_enabled && listen == proxy.listen {
+            None
         } else {
-            proxy.stop().await;
-        }
+            match proxy::bind(&listen).await {
+                Ok(bound) => Some(bound),
+                // Perhaps its own address, spelt otherwise: tried again once it is free.
+                Err(err)
+                    if was_enabled
+                        && err.in_use()
+                        && port_of(&listen) == port_of(&proxy.listen) =>
+                {
+                    None
+                }
+                Err(err) => return Err(ApiError::listen_failed(name, &err)),
+            }
+        };
+        proxy.stop().await;
+        let bound = match early {
+            Some(bound) => bound,
+            None => match proxy::bind(&listen).await {
+                Ok(bound) => bound,
+                Err(err) => {
+                    let error = ApiError::listen_failed(name, &err);
+                    let mut unrestored = Vec::new();
+                    if was_enabled && let Err(err) = proxy.start().await {
+                        unrestored.push(unrestored_message(proxy, &err));
+                    }
+                    return Err(with_unrestored(error, &unrestored));
+                }
+            },
+        };
+        proxy.listen = listen;
+        proxy.upstream = upstream;
+        proxy.run(bound);
         Ok(proxy.view())
     }
 
@@ -248,14 +338,24 @@ impl Registry {
         Ok(())
     }
 
-    /// Enables every proxy and removes every toxic.
+    /// Enables every proxy and removes every toxic. A proxy that cannot listen again
+    /// (its address taken meanwhile) does not stop the others: all are reset, then the
+    /// answer names those left down.
     pub async fn reset(&self) -> Result<(), ApiError> {
         let mut proxies = self.proxies.lock().await;
+        let mut failed: Option<ApiError> = None;
         for proxy in proxies.values_mut() {
-            start(proxy).await?;
             proxy.set_toxics(ToxicSet::default());
+            if let Err(err) = start(proxy).await {
+                failed = Some(match failed {
+                    None => err,
+                    Some(first) => {
+                        ApiError::new(first.status, format!("{}; {}", first.message, err.message))
+                    }
+                });
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Stops every proxy, waiting for its connections to close.
@@ -274,14 +374,53 @@ impl Registry {
 }
 
 async fn start(proxy: &mut Proxy) -> Result<(), ApiError> {
-    let listen = proxy.listen.clone();
     proxy
         .start()
         .await
-        .map_err(|err| ApiError::listen_failed(&proxy.name, &listen, &err))
+        .map_err(|err| ApiError::listen_failed(&proxy.name, &err))
 }
 
-fn check_required(spec: &NewProxy, position: Option<usize>) -> Result<(), ApiError> {
+/// Puts back the proxies a failed populate stopped, listening again where they did.
+/// Answers what could not listen again (its address taken meanwhile).
+async fn restore(
+    proxies: &mut BTreeMap<String, Proxy>,
+    replaced: Vec<(Proxy, bool)>,
+) -> Vec<String> {
+    let mut unrestored = Vec::new();
+    for (mut proxy, was_enabled) in replaced {
+        if was_enabled && let Err(err) = proxy.start().await {
+            unrestored.push(unrestored_message(&proxy, &err));
+        }
+        proxies.insert(proxy.name.clone(), proxy);
+    }
+    unrestored
+}
+
+fn unrestored_message(proxy: &Proxy, err: &ListenError) -> String {
+    format!("proxy {} is left disabled: it failed to {err}", proxy.name)
+}
+
+fn with_unrestored(error: ApiError, unrestored: &[String]) -> ApiError {
+    if unrestored.is_empty() {
+        return error;
+    }
+    let message = format!(
+        "{}; nothing else changed, but {}",
+        error.message,
+        unrestored.join("; ")
+    );
+    ApiError::new(error.status, message)
+}
+
+/// The port of a `host:port` address; None for port 0 (any free one) or no port.
+fn port_of(address: &str) -> Option<u16> {
+    let (_, port) = address.rsplit_once(':')?;
+    port.parse().ok().filter(|port| *port != 0)
+}
+
+/// The fields of a new proxy, checked before anything changes: `position` is its place in
+/// a populate batch (1-based).
+fn check_spec(spec: &NewProxy, position: Option<usize>) -> Result<(), ApiError> {
     let at = |field: &str| match position {
         Some(index) => format!("{field} at proxy {index}"),
         None => field.to_owned(),
@@ -291,6 +430,50 @@ fn check_required(spec: &NewProxy, position: Option<usize>) -> Result<(), ApiErr
     }
     if spec.upstream.is_empty() {
         return Err(ApiError::missing_field(&at("upstream")));
+    }
+    if !spec.listen.is_empty() {
+        check_listen(&spec.listen, position)?;
+    }
+    check_upstream(&spec.upstream, position)
+}
+
+fn check_listen(listen: &str, position: Option<usize>) -> Result<(), ApiError> {
+    check_address(&field_at("listen", position), listen, true)
+}
+
+fn check_upstream(upstream: &str, position: Option<usize>) -> Result<(), ApiError> {
+    check_address(&field_at("upstream", position), upstream, false)
+}
+
+fn field_at(field: &str, position: Option<usize>) -> String {
+    match position {
+        Some(index) => format!("{field} at proxy {index}"),
+        None => field.to_owned(),
+    }
+}
+
+/// `host:port`, as a listener binds and a client dials it: a host (a name, an IPv4
+/// address, or an IPv6 one in brackets) and a port up to 65535, 0 only where `port_zero`
+/// (a free one). Only the form is checked here: a name is resolved when used.
+fn check_address(field: &str, value: &str, port_zero: bool) -> Result<(), ApiError> {
+    let bad = |problem: &str| Err(ApiError::bad_address(field, value, problem));
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return bad("is not host:port");
+    };
+    match port.parse::<u16>() {
+        Err(_) => return bad("has no port from 0 to 65535 after its last `:`"),
+        Ok(0) if !port_zero => return bad("has port 0, on which nothing can be reached"),
+        Ok(_) => {}
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return match inner.strip_suffix(']').map(str::parse::<Ipv6Addr>) {
+            Some(Ok(_)) => Ok(()),
+            _ => bad("has no IPv6 address between brackets"),
+        };
+    }
+    let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if host.is_empty() || !host.chars().all(name_char) {
+        return bad("has no host (a name, an IPv4 address or a bracketed IPv6 one)");
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api;
+use crate::http::{self, ApiLimits};
 use crate::registry::Registry;
 
 /// Why the server did not start. Reads after "failed to".
@@ -34,8 +35,19 @@ pub struct Server {
 
 impl Server {
     /// Serves the API on `listen` (port 0: a free one); `seed` drives every random choice
-    /// (jitter, toxicity, slice sizes), so a run replays with the same seed.
+    /// (jitter, toxicity, slice sizes), so a run replays with the same seed. The API's
+    /// connections have Toxiproxy's limits ([`ApiLimits::default`]).
     pub async fn start(listen: SocketAddr, seed: u64) -> Result<Server, ServerError> {
+        Self::start_with_limits(listen, seed, ApiLimits::default()).await
+    }
+
+    /// As [`Server::start`], with other limits on the API's connections (tests shrink the
+    /// timeouts).
+    pub async fn start_with_limits(
+        listen: SocketAddr,
+        seed: u64,
+        limits: ApiLimits,
+    ) -> Result<Server, ServerError> {
         let bind_error = |source| ServerError::Bind {
             addr: listen,
             source,
@@ -43,18 +55,9 @@ impl Server {
         let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
         let registry = Arc::new(Registry::new(seed));
-        let app = api::router(registry.clone());
+        let app = api::router(registry.clone(), limits);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(err) = served {
-                tracing::error!("fault-proxy API stopped: {err}");
-            }
-        });
+        let task = tokio::spawn(http::serve(listener, app, limits, stopped));
         tracing::info!(%addr, seed, "fault-proxy API listening");
         Ok(Server {
             addr,
@@ -79,8 +82,9 @@ impl Server {
         self.seed
     }
 
-    /// Stops the API (answering requests in flight), then every proxy: listeners closed,
-    /// connections closed, all before returning.
+    /// Stops the API (answering requests in flight, within
+    /// [`ApiLimits::shutdown_grace`]), then every proxy: listeners closed, connections
+    /// closed, all before returning.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -248,12 +248,199 @@ async fn a_proxy_without_name_or_upstream_is_a_400() {
     );
 }
 
+// Regression: a listen address taken by another proxy was a 500, as in Toxiproxy, though
+// the caller's input, not the server, was at fault.
 #[tokio::test]
-async fn a_proxy_that_cannot_listen_is_a_500_naming_the_address() {
+async fn a_proxy_whose_listen_address_is_taken_is_a_409_naming_the_address() {
     let (rig, raw) = rig_with_proxy().await;
     let taken = rig.client.proxy("p").await.unwrap().listen;
     let body = json!({"name": "q", "listen": taken, "upstream": "127.0.0.1:1"}).to_string();
-    assert_error(raw.post("/proxies", &body).await, 500, &taken);
+    assert_error(raw.post("/proxies", &body).await, 409, &taken);
+    assert_error(raw.get("/proxies/q").await, 404, "proxy not found: q");
+}
+
+// Regression: a listen or upstream that was not `host:port` was taken as it came; a bad
+// listen address then failed as a 500, a bad upstream only at the first connection.
+#[tokio::test]
+async fn an_address_that_is_not_host_and_port_is_a_400_naming_the_field() {
+    let rig = Rig::new().await;
+    let raw = Raw::new(&rig);
+    let cases = [
+        (
+            json!({"name": "a", "listen": "nowhere", "upstream": "127.0.0.1:1"}),
+            "listen `nowhere` is not host:port",
+        ),
+        (
+            json!({"name": "a", "listen": "127.0.0.1:99999", "upstream": "127.0.0.1:1"}),
+            "listen `127.0.0.1:99999` has no port",
+        ),
+        (
+            json!({"name": "a", "listen": "bad host:1", "upstream": "127.0.0.1:1"}),
+            "listen `bad host:1` has no host",
+        ),
+        (
+            json!({"name": "a", "listen": "[::1:0", "upstream": "127.0.0.1:1"}),
+            "IPv6",
+        ),
+        (
+            json!({"name": "a", "upstream": "127.0.0.1"}),
+            "upstream `127.0.0.1` is not host:port",
+        ),
+        (
+            json!({"name": "a", "upstream": "127.0.0.1:0"}),
+            "upstream `127.0.0.1:0` has port 0",
+        ),
+    ];
+    for (body, says) in cases {
+        assert_error(raw.post("/proxies", &body.to_string()).await, 400, says);
+    }
+    let (rig, raw) = rig_with_proxy().await;
+    let before = raw.get("/proxies").await;
+    assert_error(
+        raw.post("/proxies/p", r#"{"upstream": "nowhere"}"#).await,
+        400,
+        "upstream `nowhere` is not host:port",
+    );
+    assert_eq!(raw.get("/proxies").await, before);
+    assert_eq!(rig.client.proxies().await.unwrap().len(), 1);
+}
+
+// Regression: moving a proxy to an address it could not listen on stopped it first, so
+// the failed update left it down, on the new address, with its connections closed.
+#[tokio::test]
+async fn an_update_to_an_address_that_cannot_listen_leaves_the_proxy_as_it_was() {
+    let rig = Rig::new().await;
+    let proxy = rig.proxy("p").await;
+    let mut conn = rig.connect(&proxy).await;
+    let taken = rig.proxy("q").await.listen;
+    let update = ProxyUpdate {
+        listen: Some(taken.clone()),
+        upstream: Some("127.0.0.1:1".into()),
+        enabled: None,
+    };
+    let err = rig.client.update_proxy("p", &update).await.unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert!(err.to_string().contains(&taken), "{err}");
+    assert_eq!(rig.client.proxy("p").await.unwrap(), proxy);
+    conn.round_trip().await;
+}
+
+// Regression: a reset stopped at the first proxy that could not listen again, leaving
+// the proxies after it disabled and their toxics in place.
+#[tokio::test]
+async fn a_reset_resets_every_proxy_even_when_one_cannot_listen_again() {
+    let rig = Rig::new().await;
+    let a = rig.proxy("a").await;
+    rig.proxy("b").await;
+    for name in ["a", "b"] {
+        rig.add(name, Stream::Downstream, ToxicKind::Timeout { timeout: 0 })
+            .await;
+        rig.client.set_enabled(name, false).await.unwrap();
+    }
+    // Proxy a's address, taken by someone else while it was down.
+    let _squatter = tokio::net::TcpListener::bind(&a.listen).await.unwrap();
+
+    let err = rig.client.reset().await.unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert!(
+        err.to_string().contains("proxy a failed to listen on"),
+        "{err}"
+    );
+    let a = rig.client.proxy("a").await.unwrap();
+    let b = rig.client.proxy("b").await.unwrap();
+    assert!(!a.enabled && a.toxics.is_empty(), "{a:?}");
+    assert!(b.enabled && b.toxics.is_empty(), "{b:?}");
+    rig.connect(&b).await.round_trip().await;
+}
+
+// Regression: two proxies of one name in a populate answered 201, the last one winning.
+#[tokio::test]
+async fn a_populate_naming_a_proxy_twice_is_a_400_and_changes_nothing() {
+    let (rig, raw) = rig_with_proxy().await;
+    rig.add("p", Stream::Upstream, ToxicKind::LimitData { bytes: 9 })
+        .await;
+    let before = raw.get("/proxies").await;
+    let upstream = rig.upstream_addr().to_string();
+    let batch = json!([
+        {"name": "new", "upstream": upstream},
+        {"name": "p", "upstream": "127.0.0.1:1"},
+        {"name": "new", "upstream": "127.0.0.1:2"},
+    ]);
+    assert_error(
+        raw.post("/populate", &batch.to_string()).await,
+        400,
+        "duplicate proxy name new at proxy 3 (also at proxy 1)",
+    );
+    assert_eq!(raw.get("/proxies").await, before);
+}
+
+// Regression: a populate applied its proxies one by one, so one that could not listen
+// left those before it created or replaced.
+#[tokio::test]
+async fn a_populate_with_a_proxy_that_cannot_listen_changes_nothing() {
+    let (rig, raw) = rig_with_proxy().await;
+    rig.add("p", Stream::Upstream, ToxicKind::LimitData { bytes: 9 })
+        .await;
+    let p = rig.client.proxy("p").await.unwrap();
+    let mut live = rig.connect(&p).await;
+    let before = raw.get("/proxies").await;
+    let squatter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let taken = squatter.local_addr().unwrap().to_string();
+    let upstream = rig.upstream_addr().to_string();
+    let batch = json!([
+        {"name": "p", "upstream": "127.0.0.1:1"},
+        {"name": "new", "upstream": upstream},
+        {"name": "late", "listen": taken, "upstream": upstream},
+    ]);
+    assert_error(
+        raw.post("/populate", &batch.to_string()).await,
+        409,
+        &format!("proxy late failed to listen on {taken}"),
+    );
+    assert_eq!(raw.get("/proxies").await, before);
+    // Refused before any proxy was touched: p's connection lives on.
+    live.pass(Stream::Upstream, b"ping").await;
+}
+
+// A proxy this batch replaces hands its address over: the refusal comes only after it
+// has stopped, and it is put back as it was.
+#[tokio::test]
+async fn a_populate_that_fails_after_stopping_a_proxy_puts_it_back() {
+    let (rig, raw) = rig_with_proxy().await;
+    rig.add("p", Stream::Upstream, ToxicKind::LimitData { bytes: 9 })
+        .await;
+    let p = rig.client.proxy("p").await.unwrap();
+    let before = raw.get("/proxies").await;
+    let upstream = rig.upstream_addr().to_string();
+    let batch = json!([
+        {"name": "p", "listen": p.listen, "upstream": "127.0.0.1:1"},
+        {"name": "twin", "listen": p.listen, "upstream": upstream},
+    ]);
+    assert_error(
+        raw.post("/populate", &batch.to_string()).await,
+        409,
+        &format!("proxy twin failed to listen on {}", p.listen),
+    );
+    assert_eq!(raw.get("/proxies").await, before);
+    rig.connect(&p).await.round_trip().await;
+}
+
+#[tokio::test]
+async fn a_populate_may_move_a_proxy_onto_the_address_another_it_replaces_frees() {
+    let rig = Rig::new().await;
+    let upstream = rig.upstream_addr().to_string();
+    let old = rig.proxy("old").await;
+    let moved = rig
+        .client
+        .populate(&[
+            NewProxy::new("old", "127.0.0.1:0", upstream.clone()),
+            NewProxy::new("heir", old.listen.clone(), upstream),
+        ])
+        .await
+        .unwrap();
+    assert_ne!(moved[0].listen, old.listen);
+    assert_eq!(moved[1].listen, old.listen);
+    rig.connect(&moved[1]).await.round_trip().await;
 }
 
 #[tokio::test]
@@ -335,16 +522,27 @@ async fn the_client_names_the_call_and_the_servers_message() {
     );
 }
 
+// Regression: errors from outside the handlers (a method a path does not take, a path
+// that does not decode, a browser) were plain text or empty, where the API's errors are
+// `{"error": "...", "status": N}`.
 #[tokio::test]
-async fn a_browser_is_refused() {
-    let rig = Rig::new().await;
+async fn errors_from_outside_the_handlers_have_the_apis_json_shape() {
+    let (rig, raw) = rig_with_proxy().await;
+    assert_error(
+        raw.call(reqwest::Method::DELETE, "/version", None).await,
+        405,
+        "method not allowed: DELETE /version",
+    );
+    assert_error(raw.get("/proxies/%FF").await, 400, "bad request");
     let response = reqwest::Client::new()
         .get(format!("{}/proxies", rig.server.url()))
         .header("User-Agent", "Mozilla/5.0")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_error((status, body), 403, "User agent not allowed");
 }
 
 #[tokio::test]
@@ -363,4 +561,41 @@ async fn names_with_colons_work_as_link_names() {
         rig.client.proxy("bot:m1:redis").await.unwrap().listen,
         proxy.listen
     );
+}
+
+// Regression: a toxic time of up to 2^64 - 1 ms was accepted; such delays summed over
+// several toxics overflowed the pipeline's clock arithmetic and panicked its task.
+#[tokio::test]
+async fn a_toxic_time_beyond_a_year_is_a_400_naming_the_bound() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let year = fault_proxy::model::MAX_TOXIC_MILLIS;
+    let cases = [
+        json!({"type": "latency", "attributes": {"latency": year + 1}}),
+        json!({"type": "latency", "attributes": {"jitter": u64::MAX}}),
+        json!({"type": "slow_close", "attributes": {"delay": year + 1}}),
+        json!({"type": "timeout", "attributes": {"timeout": year + 1}}),
+        json!({"type": "reset_peer", "attributes": {"timeout": year + 1}}),
+        json!({"type": "slicer", "attributes": {"average_size": 2, "delay": year * 1000 + 1}}),
+    ];
+    for body in cases {
+        assert_error(
+            raw.post("/proxies/p/toxics", &body.to_string()).await,
+            400,
+            "a year",
+        );
+    }
+    let at_most = json!({"type": "latency", "attributes": {"latency": year}});
+    assert_eq!(
+        raw.post("/proxies/p/toxics", &at_most.to_string()).await.0,
+        200
+    );
+    let update = json!({"attributes": {"latency": year + 1}});
+    assert_error(
+        raw.post("/proxies/p/toxics/latency_downstream", &update.to_string())
+            .await,
+        400,
+        "at most",
+    );
+    let (_, toxic) = raw.get("/proxies/p/toxics/latency_downstream").await;
+    assert_eq!(toxic["attributes"]["latency"], year);
 }

@@ -7,6 +7,13 @@
 //! can shrink them. An unknown `MOCK_BOT_*` variable, an unknown value or a non-number is
 //! an error naming the variable and the value (the bot then exits 1).
 //!
+//! Every number has a range, checked here, before the bot does anything: a time (`ms`) is
+//! at most a day ([`Behaviour::MAX_MS`]; the start delay 10 minutes), a count at most
+//! [`Behaviour::MAX_COUNT`], the reconnect skew within ten years either way
+//! ([`Behaviour::MAX_SKEW_MS`]), the backoff list at most [`Behaviour::MAX_BACKOFFS`]
+//! waits. A value out of its range is an error naming the variable, the value and the
+//! range, so no later arithmetic on it (deadlines, timestamps) can overflow.
+//!
 //! | variable | values (default) | effect |
 //! |---|---|---|
 //! | `MOCK_BOT_START_DELAY_MS` | ms, at most 600000 (200) | the earliest time, from the bot's start, of its first report (`joining`); the subscription still comes first, so the report waits for whichever is later. The service records the connectionId session row after the container start, fire-and-forget (protocol.md section 11): a first report that overtakes that write is answered "session not found" and the meeting stays `requested`. The default keeps the bot on the safe side of that race; `0` reports as soon as it has subscribed |
@@ -32,7 +39,7 @@
 //! | `MOCK_BOT_RESTART_NEW_UID_AFTER_MS` | ms (never) | this long after `active`, switch to a fresh connection uid: move the subscription, open a session, use it in later callbacks |
 //! | `MOCK_BOT_RECONNECTS` | count (0) | transcription sessions after the first, each with a fresh uid |
 //! | `MOCK_BOT_RECONNECT_INTERVAL_MS` | ms (50) | time between transcription sessions |
-//! | `MOCK_BOT_RECONNECT_SKEW_MS` | signed ms (0) | added to the client timestamp of reconnect sessions (negative: earlier than the first) |
+//! | `MOCK_BOT_RECONNECT_SKEW_MS` | signed ms, within ±315360000000 (0) | added to the client timestamp of reconnect sessions (negative: earlier than the first) |
 //! | `MOCK_BOT_CRASH` | `<phase>:<code>` (none) | phase `joining`\|`awaiting_admission`\|`active`\|`leaving`: exit with `code` (0-255) `MOCK_BOT_CRASH_AFTER_MS` after entering the phase, with no terminal callback |
 //! | `MOCK_BOT_CRASH_AFTER_MS` | ms (0) | delay of the crash after entering its phase |
 //! | `MOCK_BOT_EXIT_DELAY_MS` | ms (0) | slow exit: wait this long after the terminal callback |
@@ -337,6 +344,17 @@ impl Behaviour {
     pub const DEFAULT_START_DELAY_MS: u64 = 200;
     /// The largest `MOCK_BOT_START_DELAY_MS` (10 minutes, the longest scripted time).
     pub const MAX_START_DELAY_MS: u64 = 600_000;
+    /// The largest time any other `MOCK_BOT_*_MS` variable may give: a day, longer than
+    /// any run, and far from overflowing a clock whatever it is added to.
+    pub const MAX_MS: u64 = 86_400_000;
+    /// The largest count (`MOCK_BOT_AWAITING_ADMISSION_REPEATS`,
+    /// `MOCK_BOT_DUPLICATE_TERMINAL`, `MOCK_BOT_RECONNECTS`).
+    pub const MAX_COUNT: u32 = 1000;
+    /// The largest `MOCK_BOT_RECONNECT_SKEW_MS`, either way: ten years, a clock far off
+    /// that a timestamp still holds.
+    pub const MAX_SKEW_MS: i64 = 10 * 365 * 86_400_000;
+    /// The most waits `MOCK_BOT_CALLBACK_BACKOFF_MS` may list.
+    pub const MAX_BACKOFFS: usize = 100;
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, BehaviourError> {
@@ -378,7 +396,7 @@ impl Behaviour {
             )?,
             join_delay: vars.millis("MOCK_BOT_JOIN_DELAY_MS", 100)?,
             admission_delay: vars.millis("MOCK_BOT_ADMISSION_DELAY_MS", 100)?,
-            awaiting_admission_repeats: vars.number("MOCK_BOT_AWAITING_ADMISSION_REPEATS", 1)?,
+            awaiting_admission_repeats: vars.count("MOCK_BOT_AWAITING_ADMISSION_REPEATS", 1)?,
             leave: vars.choice(
                 "MOCK_BOT_LEAVE",
                 LeaveMode::Normal,
@@ -431,12 +449,12 @@ impl Behaviour {
                 backoff: vars.millis_list("MOCK_BOT_CALLBACK_BACKOFF_MS", &[1000, 2000])?,
             },
             completion_reason: vars.text("MOCK_BOT_COMPLETION_REASON")?,
-            duplicate_terminal: vars.number("MOCK_BOT_DUPLICATE_TERMINAL", 0)?,
+            duplicate_terminal: vars.count("MOCK_BOT_DUPLICATE_TERMINAL", 0)?,
             late_joining_after_leave: vars.flag("MOCK_BOT_LATE_JOINING_AFTER_LEAVE", false)?,
             restart_new_uid_after: vars.optional_millis("MOCK_BOT_RESTART_NEW_UID_AFTER_MS")?,
-            reconnects: vars.number("MOCK_BOT_RECONNECTS", 0)?,
+            reconnects: vars.count("MOCK_BOT_RECONNECTS", 0)?,
             reconnect_interval: vars.millis("MOCK_BOT_RECONNECT_INTERVAL_MS", 50)?,
-            reconnect_skew_ms: vars.number("MOCK_BOT_RECONNECT_SKEW_MS", 0)?,
+            reconnect_skew_ms: vars.skew("MOCK_BOT_RECONNECT_SKEW_MS")?,
             crash: vars.crash("MOCK_BOT_CRASH")?,
             crash_after: vars.millis("MOCK_BOT_CRASH_AFTER_MS", 0)?,
             exit_delay: vars.millis("MOCK_BOT_EXIT_DELAY_MS", 0)?,
@@ -467,17 +485,42 @@ impl Vars {
         }
     }
 
-    fn number<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, BehaviourError> {
-        match self.get(var) {
-            None => Ok(default),
-            Some(value) => value
-                .parse()
-                .map_err(|_| Self::invalid(var, value, "expected a whole number")),
-        }
+    /// A whole number from `min` to `max`; the error names the range.
+    fn number_in<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        min: T,
+        max: T,
+        unit: &str,
+    ) -> Result<T, BehaviourError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(value) = self.get(var) else {
+            return Ok(default);
+        };
+        value
+            .parse::<T>()
+            .ok()
+            .filter(|number| (min..=max).contains(number))
+            .ok_or_else(|| {
+                Self::invalid(
+                    var,
+                    value,
+                    format!("expected a whole number {unit}from {min} to {max}"),
+                )
+            })
     }
 
+    /// A count, at most [`Behaviour::MAX_COUNT`].
+    fn count(&self, var: &'static str, default: u32) -> Result<u32, BehaviourError> {
+        self.number_in(var, default, 0, Behaviour::MAX_COUNT, "")
+    }
+
+    /// Milliseconds, at most [`Behaviour::MAX_MS`].
     fn millis(&self, var: &'static str, default_ms: u64) -> Result<Duration, BehaviourError> {
-        self.number(var, default_ms).map(Duration::from_millis)
+        self.bounded_millis(var, default_ms, Behaviour::MAX_MS)
     }
 
     /// Milliseconds no larger than `max_ms`.
@@ -487,16 +530,8 @@ impl Vars {
         default_ms: u64,
         max_ms: u64,
     ) -> Result<Duration, BehaviourError> {
-        let ms = self.number(var, default_ms)?;
-        if ms > max_ms {
-            let value = self.get(var).unwrap_or_default();
-            return Err(Self::invalid(
-                var,
-                value,
-                format!("expected a whole number of milliseconds, at most {max_ms}"),
-            ));
-        }
-        Ok(Duration::from_millis(ms))
+        self.number_in(var, default_ms, 0, max_ms, "of milliseconds ")
+            .map(Duration::from_millis)
     }
 
     fn optional_millis(&self, var: &'static str) -> Result<Option<Duration>, BehaviourError> {
@@ -504,6 +539,12 @@ impl Vars {
             None => Ok(None),
             Some(_) => self.millis(var, 0).map(Some),
         }
+    }
+
+    /// Signed milliseconds, within [`Behaviour::MAX_SKEW_MS`] either way.
+    fn skew(&self, var: &'static str) -> Result<i64, BehaviourError> {
+        let max = Behaviour::MAX_SKEW_MS;
+        self.number_in(var, 0, -max, max, "of milliseconds ")
     }
 
     fn millis_list(
@@ -518,19 +559,30 @@ impl Vars {
                 .map(Duration::from_millis)
                 .collect());
         };
-        value
-            .split(',')
+        let invalid = || {
+            Self::invalid(
+                var,
+                value,
+                format!(
+                    "expected comma-separated milliseconds (1000,2000), each from 0 to {}, at most {} of them",
+                    Behaviour::MAX_MS,
+                    Behaviour::MAX_BACKOFFS
+                ),
+            )
+        };
+        let items: Vec<&str> = value.split(',').collect();
+        if items.len() > Behaviour::MAX_BACKOFFS {
+            return Err(invalid());
+        }
+        items
+            .into_iter()
             .map(|item| {
                 item.trim()
                     .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= Behaviour::MAX_MS)
                     .map(Duration::from_millis)
-                    .map_err(|_| {
-                        Self::invalid(
-                            var,
-                            value,
-                            "expected comma-separated milliseconds (1000,2000)",
-                        )
-                    })
+                    .ok_or_else(invalid)
             })
             .collect()
     }
@@ -687,6 +739,94 @@ mod tests {
             err.contains("MOCK_BOT_START_DELAY_MS=\"600001\"") && err.contains("600000"),
             "{err}"
         );
+    }
+
+    /// Every numeric variable, its largest value and one past it.
+    fn numeric_vars() -> Vec<(&'static str, String, String)> {
+        let day = Behaviour::MAX_MS;
+        let count = u64::from(Behaviour::MAX_COUNT);
+        let mut vars = vec![(
+            "MOCK_BOT_START_DELAY_MS",
+            Behaviour::MAX_START_DELAY_MS,
+            Behaviour::MAX_START_DELAY_MS + 1,
+        )];
+        for var in KNOWN_VARS.iter().filter(|var| var.ends_with("_MS")) {
+            if !matches!(
+                *var,
+                "MOCK_BOT_START_DELAY_MS" | "MOCK_BOT_RECONNECT_SKEW_MS"
+            ) {
+                vars.push((var, day, day + 1));
+            }
+        }
+        for var in [
+            "MOCK_BOT_AWAITING_ADMISSION_REPEATS",
+            "MOCK_BOT_DUPLICATE_TERMINAL",
+            "MOCK_BOT_RECONNECTS",
+        ] {
+            vars.push((var, count, count + 1));
+        }
+        let mut vars: Vec<_> = vars
+            .into_iter()
+            .map(|(var, max, above)| (var, max.to_string(), above.to_string()))
+            .collect();
+        let skew = Behaviour::MAX_SKEW_MS;
+        vars.push((
+            "MOCK_BOT_RECONNECT_SKEW_MS",
+            skew.to_string(),
+            (skew + 1).to_string(),
+        ));
+        vars.push((
+            "MOCK_BOT_RECONNECT_SKEW_MS",
+            (-skew).to_string(),
+            (-skew - 1).to_string(),
+        ));
+        vars
+    }
+
+    // Regression: numbers were parsed to their type's full range, so an extreme
+    // `MOCK_BOT_RECONNECT_SKEW_MS` passed and later panicked the bot (exit 101, no
+    // terminal callback) when it computed a reconnect timestamp.
+    #[test]
+    fn every_number_is_taken_up_to_its_bound_and_refused_past_it_naming_the_range() {
+        for (var, max, above) in numeric_vars() {
+            let at_bound = parse(&[(var, max.as_str())]);
+            assert!(at_bound.is_ok(), "{var}={max}: {at_bound:?}");
+            for bad in [
+                above.as_str(),
+                "99999999999999999999",
+                "-99999999999999999999",
+            ] {
+                let err = parse(&[(var, bad)]).unwrap_err().to_string();
+                assert!(err.contains(&format!("{var}={bad:?}")), "{err}");
+                assert!(
+                    err.contains(&format!("to {}", max.trim_start_matches('-'))),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_numeric_variable_has_a_bound() {
+        let bounded: Vec<&str> = numeric_vars().iter().map(|(var, ..)| *var).collect();
+        for var in KNOWN_VARS.iter().filter(|var| var.ends_with("_MS")) {
+            assert!(bounded.contains(var), "{var} has no bound in numeric_vars");
+        }
+    }
+
+    #[test]
+    fn a_backoff_list_is_bounded_in_each_wait_and_in_length() {
+        let day = Behaviour::MAX_MS;
+        let b = parse(&[("MOCK_BOT_CALLBACK_BACKOFF_MS", &format!("0,{day}"))]).unwrap();
+        assert_eq!(b.callback.backoff_after(2), Duration::from_millis(day));
+        let too_long = vec!["1"; Behaviour::MAX_BACKOFFS + 1].join(",");
+        for bad in [format!("10,{}", day + 1), too_long] {
+            let err = parse(&[("MOCK_BOT_CALLBACK_BACKOFF_MS", &bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MOCK_BOT_CALLBACK_BACKOFF_MS"), "{err}");
+            assert!(err.contains(&format!("each from 0 to {day}")), "{err}");
+        }
     }
 
     #[test]

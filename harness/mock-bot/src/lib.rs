@@ -37,6 +37,12 @@ pub enum StartupError {
     BotConfig(#[from] BotConfigError),
     #[error("read {BOT_CONFIG_VAR}: the value is not valid UTF-8")]
     BotConfigNotUnicode,
+    #[error("validate {BOT_CONFIG_VAR}: {field} is {value}, expected {expected}")]
+    BotConfigOutOfRange {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
     #[error(transparent)]
     Behaviour(#[from] BehaviourError),
     #[error(transparent)]
@@ -66,6 +72,7 @@ impl Setup {
                 return Err(StartupError::BotConfigNotUnicode);
             }
         };
+        check_config_numbers(&config)?;
         let behaviour = Behaviour::from_env()?;
         // Every connection reads these two fields, so overriding them here covers all.
         config.redis_url = behaviour.endpoints.redis_url(&config.redis_url);
@@ -78,6 +85,48 @@ impl Setup {
             aliases: HostAliases::from_env()?,
         })
     }
+}
+
+/// The largest `automaticLeave` timeout the bot takes, in milliseconds (a day, as for
+/// every `MOCK_BOT_*_MS`).
+pub const MAX_AUTOMATIC_LEAVE_MS: u64 = Behaviour::MAX_MS;
+
+/// Every number of `BOT_CONFIG` within its range, before the bot does anything with it:
+/// a meeting id is positive (a database row's), a timeout at most
+/// [`MAX_AUTOMATIC_LEAVE_MS`].
+pub fn check_config_numbers(config: &BotConfig) -> Result<(), StartupError> {
+    if config.meeting_id < 1 {
+        return Err(StartupError::BotConfigOutOfRange {
+            field: "meeting_id",
+            value: config.meeting_id.to_string(),
+            expected: format!("a meeting id from 1 to {}", i64::MAX),
+        });
+    }
+    let leave = &config.automatic_leave;
+    let timeouts = [
+        (
+            "automaticLeave.waitingRoomTimeout",
+            leave.waiting_room_timeout,
+        ),
+        (
+            "automaticLeave.noOneJoinedTimeout",
+            leave.no_one_joined_timeout,
+        ),
+        (
+            "automaticLeave.everyoneLeftTimeout",
+            leave.everyone_left_timeout,
+        ),
+    ];
+    for (field, ms) in timeouts {
+        if ms > MAX_AUTOMATIC_LEAVE_MS {
+            return Err(StartupError::BotConfigOutOfRange {
+                field,
+                value: ms.to_string(),
+                expected: format!("milliseconds from 0 to {MAX_AUTOMATIC_LEAVE_MS}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The whole program: logs, runtime, bot, exit code.

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::future::{Future, pending};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::signal::unix::Signal;
@@ -149,7 +149,7 @@ impl Bot {
     async fn join_and_stay(&self) -> LeaveTrigger {
         // The first report comes no earlier than the start delay (a leave or a SIGTERM
         // meanwhile is handled as in any phase).
-        sleep_until(self.started_at + self.behaviour.start_delay).await;
+        sleep_until(later(self.started_at, self.behaviour.start_delay)).await;
         self.report(CallbackStatus::Joining).await;
         self.enter(Phase::Joining).await;
         sleep(self.behaviour.join_delay).await;
@@ -235,11 +235,10 @@ impl Bot {
     }
 
     async fn open_session(&self, session_uid: String, reconnect_skew_ms: Option<i64>) {
-        let skew = chrono::Duration::milliseconds(reconnect_skew_ms.unwrap_or(0));
         let payload = protocol::SessionStartPayload {
             meeting_id: self.config.meeting_id,
             session_uid,
-            session_start_time: rfc3339(Utc::now() + skew),
+            session_start_time: rfc3339(skewed(Utc::now(), reconnect_skew_ms.unwrap_or(0))),
         };
         let delivery = self
             .callbacks
@@ -463,8 +462,28 @@ fn set_once(cell: &mut Option<Instant>, after: Duration) -> bool {
     if cell.is_some() {
         return false;
     }
-    *cell = Some(Instant::now() + after);
+    *cell = Some(later(Instant::now(), after));
     true
+}
+
+/// How far off a time that would overflow lands: far enough never to come.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `at + after`, or a time that never comes if that overflows. The parser bounds every
+/// delay (`Behaviour::MAX_MS`), so this is a guard, not a path a run takes.
+fn later(at: Instant, after: Duration) -> Instant {
+    at.checked_add(after)
+        .or_else(|| at.checked_add(FAR_FUTURE))
+        .unwrap_or(at)
+}
+
+/// `now` moved by `skew_ms`, the client clock of a reconnect session. The parser bounds
+/// the skew (`Behaviour::MAX_SKEW_MS`) so that this never overflows; were it to, the
+/// unskewed time is sent rather than the bot panicking.
+fn skewed(now: DateTime<Utc>, skew_ms: i64) -> DateTime<Utc> {
+    TimeDelta::try_milliseconds(skew_ms)
+        .and_then(|skew| now.checked_add_signed(skew))
+        .unwrap_or(now)
 }
 
 /// The value once it is set; `None` if the sender is gone (it lives as long as the bot).

@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Serialize;
 
 use super::error::ApiError;
 use super::parse;
-use crate::model::{self, ErrorBody, NewProxy, Populated, ProxyUpdate, Version};
+use crate::model::{self, NewProxy, Populated, ProxyUpdate, Version};
 
 pub(super) async fn version() -> Json<Version> {
     Json(Version {
@@ -38,29 +36,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(registry.create(spec).await?)))
 }
 
-/// Like Toxiproxy, an error answer still lists the proxies handled before it.
-#[derive(Serialize)]
-struct PopulateError {
-    #[serde(flatten)]
-    error: ErrorBody,
-    proxies: Vec<model::Proxy>,
-}
-
-pub(super) async fn populate(State(registry): State<super::State>, body: Bytes) -> Response {
-    let specs: Vec<NewProxy> = match parse(&body) {
-        Ok(specs) => specs,
-        Err(err) => return err.into_response(),
-    };
-    match registry.populate(specs).await {
-        Ok(proxies) => (StatusCode::CREATED, Json(Populated { proxies })).into_response(),
-        Err((proxies, err)) => {
-            let body = PopulateError {
-                error: err.body(),
-                proxies,
-            };
-            (err.status, Json(body)).into_response()
-        }
-    }
+/// All or nothing: on an error nothing has changed, so the answer is a plain error.
+pub(super) async fn populate(
+    State(registry): State<super::State>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Populated>), ApiError> {
+    let specs: Vec<NewProxy> = parse(&body)?;
+    let proxies = registry.populate(specs).await?;
+    Ok((StatusCode::CREATED, Json(Populated { proxies })))
 }
 
 pub(super) async fn show(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Key, Piece};
+use super::{Key, Piece, later};
 
 /// When the bytes sent so far would have crossed a link of `rate` KB/s.
 fn transmission_time(bytes: u64, rate: u64) -> Duration {
@@ -36,12 +36,12 @@ pub(super) fn apply(
             let mut delayed_by = piece.delayed_by.clone();
             delayed_by.push(key);
             out.push(Piece {
-                at: start + transmission_time(sent as u64, rate),
+                at: later(start, transmission_time(sent as u64, rate)),
                 data: part,
                 delayed_by,
             });
         }
-        *clock = Some(start + transmission_time(sent as u64, rate));
+        *clock = Some(later(start, transmission_time(sent as u64, rate)));
     }
     out
 }

@@ -19,7 +19,7 @@ pub(super) fn apply(pieces: &mut [Piece], latency: u64, jitter: u64, rng: &mut R
     for piece in pieces {
         let wait = delay(latency, jitter, rng);
         if !wait.is_zero() {
-            piece.at += wait;
+            piece.at = super::later(piece.at, wait);
             piece.delayed_by.push(key);
         }
     }

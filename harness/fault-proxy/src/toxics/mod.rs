@@ -241,8 +241,20 @@ impl Chain {
                 ToxicKind::SlowClose { delay } => Some(slow_close::delay(delay)),
                 _ => None,
             })
-            .sum()
+            .fold(Duration::ZERO, Duration::saturating_add)
     }
+}
+
+/// How far off a time that overflows lands: far enough to never come (tokio's own
+/// "far future" is 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `at + by`, or a time that never comes if that overflows. The API bounds every toxic's
+/// times, but delays add up across toxics, pieces and slices: no sum may panic a pipe.
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by)
+        .or_else(|| at.checked_add(FAR_FUTURE))
+        .unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -295,6 +307,37 @@ mod tests {
         let blocking = chain.blocking();
         assert!(!blocking.drop_data);
         assert_eq!(blocking.reset_at, Some(now + Duration::from_millis(5)));
+    }
+
+    // Regression: delays were added with `+`, which panics on overflow: each toxic's time
+    // could be up to 2^64 - 1 ms, and a few hundred such toxics summed past what an
+    // `Instant` holds, panicking the connection's pipe.
+    #[test]
+    fn delays_that_add_up_past_any_clock_never_panic() {
+        let mut chain = chain();
+        let now = Instant::now();
+        let huge = |id, kind| installed(id, id, 1.0, kind);
+        let set = ToxicSet {
+            toxics: (1..=2000)
+                .flat_map(|id| {
+                    [
+                        huge(
+                            2 * id,
+                            ToxicKind::Latency {
+                                latency: u64::MAX,
+                                jitter: u64::MAX,
+                            },
+                        ),
+                        huge(2 * id + 1, ToxicKind::SlowClose { delay: u64::MAX }),
+                    ]
+                })
+                .collect(),
+        };
+        chain.sync(&set, now);
+        let applied = chain.apply(Bytes::from_static(b"late"), now);
+        assert!(applied.pieces.iter().all(|piece| piece.at > now));
+        assert!(chain.close_delay() > Duration::from_secs(1 << 60));
+        assert!(later(now, chain.close_delay()) > now);
     }
 
     #[test]

@@ -10,5 +10,5 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub(super) fn resets_at(since: Instant, timeout: u64) -> Instant {
-    since + Duration::from_millis(timeout)
+    super::later(since, Duration::from_millis(timeout))
 }

@@ -27,7 +27,7 @@ fn split(start: usize, end: usize, avg: u64, var: u64, rng: &mut Rng, cuts: &mut
         return;
     }
     let offset = if var > 0 {
-        rng.below(var * 2) as i64 - var as i64
+        rng.below(var.saturating_mul(2)) as i64 - var as i64
     } else {
         0
     };
@@ -51,7 +51,10 @@ pub(super) fn apply(
             let mut delayed_by = piece.delayed_by.clone();
             delayed_by.push(key);
             out.push(Piece {
-                at: piece.at + Duration::from_micros(delay_us.saturating_mul(index as u64)),
+                at: super::later(
+                    piece.at,
+                    Duration::from_micros(delay_us.saturating_mul(index as u64)),
+                ),
                 data: piece.data.slice(window[0]..window[1]),
                 delayed_by,
             });

@@ -8,5 +8,5 @@ use tokio::time::Instant;
 
 /// When a connection stalled since `since` closes; None: never.
 pub(super) fn closes_at(since: Instant, timeout: u64) -> Option<Instant> {
-    (timeout > 0).then(|| since + Duration::from_millis(timeout))
+    (timeout > 0).then(|| super::later(since, Duration::from_millis(timeout)))
 }

@@ -7,9 +7,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fault_proxy::Server;
 use fault_proxy::client::Client;
 use fault_proxy::model::{NewProxy, NewToxic, Proxy, Stream, ToxicKind};
+use fault_proxy::{ApiLimits, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -42,7 +42,16 @@ impl Rig {
     }
 
     pub async fn with_seed(seed: u64) -> Self {
-        let server = Server::start("127.0.0.1:0".parse().unwrap(), seed)
+        Self::with(seed, ApiLimits::default()).await
+    }
+
+    /// A rig whose API has other limits (shorter timeouts, fewer connections).
+    pub async fn with_limits(limits: ApiLimits) -> Self {
+        Self::with(1, limits).await
+    }
+
+    async fn with(seed: u64, limits: ApiLimits) -> Self {
+        let server = Server::start_with_limits("127.0.0.1:0".parse().unwrap(), seed, limits)
             .await
             .expect("start the fault proxy");
         let client = Client::new(server.url());

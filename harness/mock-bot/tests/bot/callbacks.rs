@@ -198,3 +198,41 @@ async fn reconnect_sessions_get_fresh_uids_and_skewed_earlier_client_timestamps(
         assert!(time(reconnect) < time(first), "{reconnect:?} vs {first:?}");
     }
 }
+
+// A reconnect timestamp far off used to panic the bot (exit 101, no terminal callback);
+// the parser now bounds the skew, and at that bound the timestamp is still computed and
+// sent, and the bot leaves cleanly.
+#[tokio::test]
+async fn a_reconnect_skew_at_its_bound_sends_its_session_and_the_bot_still_leaves_cleanly() {
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    let config = bot_config(&server.exited_url(), &redis.url());
+    let skew = -mock_bot::behaviour::Behaviour::MAX_SKEW_MS;
+    let skew_text = skew.to_string();
+    let mut bot = Bot::spawn(
+        &config,
+        &[
+            ("MOCK_BOT_RECONNECTS", "1"),
+            ("MOCK_BOT_RECONNECT_INTERVAL_MS", "0"),
+            ("MOCK_BOT_RECONNECT_SKEW_MS", skew_text.as_str()),
+        ],
+    );
+
+    bot.wait_nth(2, "session_started", |_| true).await;
+    bot.wait_ready().await;
+    assert_eq!(redis.leave(&bot.uid).await, 1);
+    bot.expect_exit_code(0).await;
+
+    assert_eq!(server.terminal().len(), 1);
+    let sessions = server.sessions();
+    let time = |s: &protocol::SessionStartPayload| {
+        chrono::DateTime::parse_from_rfc3339(&s.session_start_time).expect("an RFC 3339 time")
+    };
+    // Ten years back, less the moments between the two sessions.
+    let behind = time(&sessions[0]) - time(&sessions[1]);
+    let hour = chrono::TimeDelta::hours(1);
+    assert!(
+        behind > chrono::TimeDelta::milliseconds(-skew) - hour,
+        "{sessions:?}"
+    );
+}

@@ -20,6 +20,13 @@ fn invalid_redis_url_config() -> String {
     serde_json::to_string(&bot_config(CALLBACK_URL, "http://redis:6379")).expect("JSON")
 }
 
+/// A valid `BOT_CONFIG` with `change` applied to it.
+fn config_with(change: fn(&mut protocol::BotConfig)) -> String {
+    let mut config = bot_config(CALLBACK_URL, "redis://redis:6379/0");
+    change(&mut config);
+    serde_json::to_string(&config).expect("JSON")
+}
+
 #[rstest]
 #[case::missing_config(None, &[], "BOT_CONFIG")]
 #[case::malformed_config(Some("{".to_owned()), &[], "parse BOT_CONFIG")]
@@ -32,6 +39,11 @@ fn invalid_redis_url_config() -> String {
 #[case::redis_url_not_a_url(Some(valid_config()), &[("MOCK_BOT_REDIS_URL", "127.0.0.1:6379")], "MOCK_BOT_REDIS_URL=\"127.0.0.1:6379\"")]
 #[case::callback_base_with_a_path(Some(valid_config()), &[("MOCK_BOT_CALLBACK_BASE", "http://127.0.0.1:4567/bots")], "MOCK_BOT_CALLBACK_BASE=\"http://127.0.0.1:4567/bots\"")]
 #[case::callback_base_not_http(Some(valid_config()), &[("MOCK_BOT_CALLBACK_BASE", "127.0.0.1:4567")], "MOCK_BOT_CALLBACK_BASE=\"127.0.0.1:4567\"")]
+#[case::extreme_skew(Some(valid_config()), &[("MOCK_BOT_RECONNECT_SKEW_MS", "-9223372036854775808")], "MOCK_BOT_RECONNECT_SKEW_MS=\"-9223372036854775808\"")]
+#[case::delay_beyond_a_day(Some(valid_config()), &[("MOCK_BOT_SIGTERM_GRACE_MS", "18446744073709551615")], "MOCK_BOT_SIGTERM_GRACE_MS=\"18446744073709551615\"")]
+#[case::count_beyond_its_bound(Some(valid_config()), &[("MOCK_BOT_DUPLICATE_TERMINAL", "4294967295")], "MOCK_BOT_DUPLICATE_TERMINAL=\"4294967295\"")]
+#[case::config_timeout_beyond_a_day(Some(config_with(|c| c.automatic_leave.waiting_room_timeout = u64::MAX)), &[], "automaticLeave.waitingRoomTimeout is 18446744073709551615")]
+#[case::config_meeting_id_not_positive(Some(config_with(|c| c.meeting_id = i64::MIN)), &[], "meeting_id is -9223372036854775808")]
 #[tokio::test]
 async fn bad_environment_exits_1_with_one_line_naming_the_problem(
     #[case] config: Option<String>,
@@ -57,9 +69,40 @@ async fn bad_environment_exits_1_with_one_line_naming_the_problem(
     assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
     assert!(stderr.contains(named), "stderr: {stderr}");
     assert!(stderr.contains("failed to"), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     let event: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("one JSON event on stdout");
     assert_eq!(event["event"], "config_error");
+}
+
+// Regression: an extreme `MOCK_BOT_RECONNECT_SKEW_MS` passed the parser; the bot then
+// panicked at its first reconnect session (exit 101), without a terminal callback.
+#[tokio::test]
+async fn an_extreme_reconnect_skew_stops_the_bot_at_its_start_naming_the_variable_and_range() {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mock-bot"));
+    cmd.env_clear()
+        .env("BOT_CONFIG", valid_config())
+        .env("MOCK_BOT_RECONNECTS", "1")
+        .env("MOCK_BOT_RECONNECT_SKEW_MS", i64::MAX.to_string())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    infra::process::die_with_parent_tokio(&mut cmd);
+    let output = tokio::time::timeout(DEADLINE, cmd.output())
+        .await
+        .expect("the bot exits")
+        .expect("run mock-bot");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    let max = mock_bot::behaviour::Behaviour::MAX_SKEW_MS;
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "mock-bot: failed to parse MOCK_BOT_RECONNECT_SKEW_MS=\"{}\": expected a whole \
+             number of milliseconds from -{max} to {max}",
+            i64::MAX
+        )
+    );
 }
 
 #[tokio::test]
