@@ -170,7 +170,7 @@ pub async fn create_bot(
                 // Production announces the `error` once stored (protocol.md section 11).
                 tracing::warn!(meeting_id = meeting.id, error = %err, "failed to publish the error status");
             }
-            return Err(ApiError::internal(err));
+            return Err(ApiError::hidden("start the bot's container", &err));
         }
     };
     if !state.fixes.session_before_start {

@@ -5,6 +5,7 @@
 mod api_conformance;
 mod faithful;
 mod fixed;
+mod hostile;
 mod incident;
 mod lifecycle;
 mod service;
