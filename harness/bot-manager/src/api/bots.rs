@@ -1,7 +1,7 @@
 //! `/bots`: start a bot, stop it, reconfigure it, list running containers.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use protocol::{
@@ -11,7 +11,7 @@ use protocol::{
 use serde_json::{Map, Value, json};
 
 use super::auth::AuthUser;
-use super::extract::{ApiJson, parse_platform};
+use super::extract::{ApiJson, MeetingPath};
 use crate::app::AppState;
 use crate::bus::Wire;
 use crate::containers;
@@ -215,9 +215,11 @@ fn default_bot_name() -> String {
 pub async fn stop_bot(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
-    Path((platform, native_id)): Path<(String, String)>,
+    MeetingPath {
+        platform,
+        native_id,
+    }: MeetingPath,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
-    let platform = parse_platform(&platform)?;
     let Some(meeting) = db::latest_meeting(&state.pool, user.id, platform, &native_id).await?
     else {
         return Err(ApiError::new(
@@ -235,10 +237,12 @@ pub async fn stop_bot(
 pub async fn update_config(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
-    Path((platform, native_id)): Path<(String, String)>,
+    MeetingPath {
+        platform,
+        native_id,
+    }: MeetingPath,
     ApiJson(req): ApiJson<ConfigUpdateRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
-    let platform = parse_platform(&platform)?;
     let Some(meeting) = db::latest_meeting(&state.pool, user.id, platform, &native_id).await?
     else {
         return Err(ApiError::new(
