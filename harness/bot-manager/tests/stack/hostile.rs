@@ -246,3 +246,55 @@ async fn a_nul_in_any_text_is_refused_with_422_naming_where_it_is_and_writes_not
         assert!(!log.contains(postgres_said), "Postgres saw a NUL: {log}");
     }
 }
+
+// Pins issue 12's hunt for other 5xx: a session uid longer than a Postgres btree entry
+// (about 2.7 kB) failed its insert with a 500 carrying Postgres's "index row size"
+// error, through the session-start route and, with current-uid routing, through a
+// restarted bot's adopted uid. Both are a 422 that says how long a uid may be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_session_uid_is_refused_with_422_instead_of_failing_the_insert() {
+    let stack = Stack::start_with(StackOptions {
+        profile: "route-current-uid".into(),
+        ..StackOptions::default()
+    })
+    .await;
+    let (id, _) = settled_meeting(&stack, "route-current-uid").await;
+    let name = stack.container_name(id).await;
+    // Random, so Postgres cannot compress it under the limit.
+    let long: String = (0..3000)
+        .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
+        .collect();
+    let before = snapshot(&stack).await;
+    let (code, body) = stack
+        .post_json(
+            "/bots/internal/callback/status_change",
+            &json!({"connection_id": long, "container_id": name, "status": "awaiting_admission"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "connection_id"]));
+    assert_eq!(body["detail"][0]["type"], "string_too_long");
+    let (code, body) = stack
+        .post_json(
+            "/bots/internal/session_start",
+            &json!({"meeting_id": id, "session_uid": long, "session_start_time": "2024-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "session_uid"]));
+    assert_eq!(snapshot(&stack).await, before, "a refused uid was written");
+    // A uid of an ordinary length is still adopted.
+    let (code, body) = stack
+        .post_json(
+            "/bots/internal/callback/status_change",
+            &json!({"connection_id": "a-restarted-bot", "container_id": name, "status": "awaiting_admission"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        stack
+            .sessions(id)
+            .await
+            .contains(&"a-restarted-bot".to_owned())
+    );
+}
