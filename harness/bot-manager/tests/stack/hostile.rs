@@ -298,3 +298,24 @@ async fn an_overlong_session_uid_is_refused_with_422_instead_of_failing_the_inse
             .contains(&"a-restarted-bot".to_owned())
     );
 }
+
+// Pins issue 12's "a 4xx with a clear message": a route asked with a method it does not
+// take answered 405 with an empty body (axum's default), where FastAPI answers
+// `{"detail": "Method Not Allowed"}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_route_does_not_take_is_answered_405_with_a_message() {
+    let stack = Stack::start().await;
+    for (method, path) in [
+        ("GET", "/bots"),
+        ("PUT", "/bots/zoom/123456789"),
+        ("GET", "/bots/internal/callback/status_change"),
+    ] {
+        let (code, body) = send(&stack, method, path, None).await;
+        assert_eq!(code, 405, "{method} {path}: {body}");
+        assert_eq!(
+            body,
+            json!({"detail": "Method Not Allowed"}),
+            "{method} {path}"
+        );
+    }
+}
