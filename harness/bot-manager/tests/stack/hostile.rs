@@ -319,3 +319,19 @@ async fn a_method_a_route_does_not_take_is_answered_405_with_a_message() {
         );
     }
 }
+
+// Pins the meeting path's decoding: a native id whose escapes are not UTF-8 was refused
+// by axum with a plain-text 400; uvicorn decodes it with U+FFFD for the bad bytes, and
+// production then finds no meeting. So does the service now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_path_that_is_not_utf8_finds_no_meeting_as_uvicorn_decodes_it() {
+    let stack = Stack::start().await;
+    for path in ["/bots/zoom/%FF%FE", "/bots/google_meet/abc%C3%28"] {
+        let (code, body) = stack.delete_bot_path(path).await;
+        assert_eq!(code, 404, "{path}: {body}");
+        assert_eq!(body["detail"], "No meeting found to stop.", "{path}");
+    }
+    let (code, body) = stack.delete_bot_path("/bots/%FF/123456789").await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["path", "platform"]));
+}
