@@ -9,6 +9,7 @@ mod fixed;
 mod hostile;
 mod incident;
 mod lifecycle;
+mod properties;
 mod service;
 mod support;
 mod wire;
