@@ -1,8 +1,8 @@
 //! Errors as the API answers them: FastAPI's `{"detail": ...}` with the production codes.
 //! A 422 is pydantic's list, `{"detail": [{"loc": [...], "msg", "type", "ctx"?}]}`, which
 //! clients read as `detail[0].loc` (protocol.md section 11); anything else carries a text.
-//! A dependency's error text (Postgres's above all) never reaches an answer: it is logged,
-//! and the 500 says what failed in the service's own words, with an id to find the log line.
+//! Postgres's error text never reaches an answer: it is logged, and the 500 says what
+//! failed in the service's own words, with an id to find the log line.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -53,8 +53,9 @@ impl ApiError {
         }
     }
 
-    /// A 500 in the service's own words (`failed to <detail>`): for a state the service
-    /// cannot handle, never for an error a dependency reported (see [`ApiError::hidden`]).
+    /// A 500 that says `failed to <detail>`: for a state the service cannot handle, and
+    /// for the runtime's and Redis's errors (whose texts the harness's recorded histories
+    /// keep). Never for a database error (see [`ApiError::hidden`]).
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "request failed");
         Self::new(
@@ -63,10 +64,9 @@ impl ApiError {
         )
     }
 
-    /// A 500 for an error a dependency (Postgres, Redis, the container runtime) reported:
-    /// the answer names only what failed, in the service's words, and an error id; the
-    /// dependency's own text (a query, a constraint, an echo of the input, a URL) stays in
-    /// the log, under that id.
+    /// A 500 for an error the database reported: the answer names only what failed, in
+    /// the service's words, and an error id; the database's own text (a query, a
+    /// constraint, an index, an echo of the input) stays in the log, under that id.
     pub fn hidden(what: &'static str, err: &(dyn std::error::Error + 'static)) -> Self {
         let error_id = uuid::Uuid::new_v4();
         tracing::error!(%error_id, error = %ErrorChain(err), "request failed: failed to {what}");
@@ -113,12 +113,12 @@ impl From<DbError> for ApiError {
 
 impl From<BusError> for ApiError {
     fn from(err: BusError) -> Self {
-        ApiError::hidden("talk to Redis", &err)
+        ApiError::internal(err)
     }
 }
 
 impl From<RuntimeError> for ApiError {
     fn from(err: RuntimeError) -> Self {
-        ApiError::hidden("call the container runtime", &err)
+        ApiError::internal(err)
     }
 }

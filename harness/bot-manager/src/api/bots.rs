@@ -148,7 +148,14 @@ pub async fn create_bot(
             if state.fixes.start_failure_fails {
                 let details = crate::transitions::TransitionDetails {
                     source: "container_start",
-                    reason: Some(format!("the container did not start: {err}")),
+                    // The row is an answer too (GET /meetings): no database text in it.
+                    reason: Some(match &err {
+                        StartError::Runtime(_) => format!("the container did not start: {err}"),
+                        StartError::Session(_) => "the container was not started: its \
+                            session could not be recorded (a database error; the service \
+                            log has it)"
+                            .to_owned(),
+                    }),
                     failure_stage: Some(protocol::FailureStage::Requested),
                     ..Default::default()
                 };
@@ -170,7 +177,12 @@ pub async fn create_bot(
                 // Production announces the `error` once stored (protocol.md section 11).
                 tracing::warn!(meeting_id = meeting.id, error = %err, "failed to publish the error status");
             }
-            return Err(ApiError::hidden("start the bot's container", &err));
+            return Err(match &err {
+                StartError::Session(db) => {
+                    ApiError::hidden("record the bot's session before its start", db)
+                }
+                StartError::Runtime(_) => ApiError::internal(err),
+            });
         }
     };
     if !state.fixes.session_before_start {
