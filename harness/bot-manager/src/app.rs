@@ -166,80 +166,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         publish_lock: Arc::default(),
         instance,
     };
-    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, wire = ?state.config.wire, "bot-manager ready");
+    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, wire = ?state.config.wire, http = ?state.config.http, "bot-manager ready");
     let mut workers = crate::workers::spawn(&state);
+    let limits = state.config.http.clone();
     println!("bot-manager listening on {addr}");
-    serve(listener, crate::api::router(state)).await;
+    crate::server::serve(listener, crate::api::router(state), &limits).await;
     workers.abort_all();
     tracing::info!("bot-manager stopped; scheduled container stops are dropped with it");
     Ok(())
-}
-
-/// Serves HTTP/1 until SIGTERM, then lets requests in flight finish (for a bounded time).
-///
-/// Half-closed connections are served, as uvicorn serves them: a bot killed right after
-/// its callback left closes its side with the request already sent, and the request is
-/// still handled. (hyper's default, through `axum::serve`, drops a request whose client
-/// closed before it was dispatched, which made that outcome a matter of timing.)
-async fn serve(listener: TcpListener, router: axum::Router) {
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "failed to accept a connection");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let router = router.clone();
-                let service = hyper::service::service_fn(move |request| {
-                    tower_service::Service::call(&mut router.clone(), request)
-                });
-                let mut stopping = stopping.clone();
-                connections.spawn(async move {
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .half_close(true)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                    tokio::pin!(connection);
-                    let stop_asked = async move {
-                        let _ = stopping.wait_for(|s| *s).await;
-                    };
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        () = stop_asked => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(std::time::Duration::from_secs(5), drained)
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still in flight after 5 s; stopping anyway");
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
-    }
 }

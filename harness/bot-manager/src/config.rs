@@ -100,6 +100,58 @@ pub struct Config {
 
     #[command(flatten)]
     pub timers: Timers,
+
+    #[command(flatten)]
+    pub http: HttpLimits,
+}
+
+/// Bounds on the HTTP server's connections, so that slow or idle clients cannot hold it
+/// (issue 12: slowloris connections were still open after 150 s). The timeouts default
+/// to those of Toxiproxy's API server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpLimits {
+    /// A client must send a request's whole head (request line and headers) within this
+    /// long of the server starting to wait for it (the connection's accept, or the end of
+    /// the previous answer): otherwise the connection is closed (hyper's
+    /// `header_read_timeout`). An idle keep-alive connection waits for its next request
+    /// this long, too.
+    #[arg(
+        long,
+        env = "BOT_MANAGER_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 15_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// A connection on which no byte has moved either way for this long while the server
+    /// waits on its client (for a request, the rest of a request's body, or to take an
+    /// answer) is closed. Time the server spends working on a request does not count.
+    #[arg(
+        long,
+        env = "BOT_MANAGER_IDLE_TIMEOUT_MS",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// The most connections served at once; past it, new connections wait in the
+    /// listen backlog until one closes.
+    #[arg(
+        long,
+        env = "BOT_MANAGER_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+}
+
+impl HttpLimits {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
 }
 
 /// A bind mount, `SOURCE:TARGET`, both absolute paths.
@@ -224,5 +276,44 @@ impl Config {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "bot-manager".to_owned());
         format!("{host}-{}", std::process::id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Config {
+        let args = ["bot-manager", "--database-url", "d", "--redis-url", "r"];
+        Config::try_parse_from(args.iter().chain(extra)).expect("the arguments parse")
+    }
+
+    #[test]
+    fn http_limits_default_to_toxiproxys_timeouts_and_flags_override_them() {
+        let http = parse(&[]).http;
+        assert_eq!(http.header_read_timeout(), Duration::from_secs(15));
+        assert_eq!(http.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(http.max_connections, 512);
+        let http = parse(&[
+            "--header-read-timeout-ms",
+            "300",
+            "--idle-timeout-ms",
+            "400",
+            "--max-connections",
+            "2",
+        ])
+        .http;
+        assert_eq!(http.header_read_timeout(), Duration::from_millis(300));
+        assert_eq!(http.idle_timeout(), Duration::from_millis(400));
+        assert_eq!(http.max_connections, 2);
+        let args = ["bot-manager", "--database-url", "d", "--redis-url", "r"];
+        for zero in [
+            "--header-read-timeout-ms",
+            "--idle-timeout-ms",
+            "--max-connections",
+        ] {
+            let refused = Config::try_parse_from(args.iter().chain(&[zero, "0"]));
+            assert!(refused.is_err(), "{zero} 0 was taken");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Errors as the API answers them: FastAPI's `{"detail": ...}` with the production codes.
 //! A 422 is pydantic's list, `{"detail": [{"loc": [...], "msg", "type", "ctx"?}]}`, which
 //! clients read as `detail[0].loc` (protocol.md section 11); anything else carries a text.
+//! Postgres's error text never reaches an answer: it is logged, and the 500 says what
+//! failed in the service's own words, with an id to find the log line.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -51,12 +53,49 @@ impl ApiError {
         }
     }
 
+    /// A 500 that says `failed to <detail>`: for a state the service cannot handle, and
+    /// for the runtime's and Redis's errors (whose texts the harness's recorded histories
+    /// keep). Never for a database error (see [`ApiError::hidden`]).
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to {detail}"),
         )
+    }
+
+    /// A 500 for an error the database reported: the answer names only what failed, in
+    /// the service's words, and an error id; the database's own text (a query, a
+    /// constraint, an index, an echo of the input) stays in the log, under that id.
+    pub fn hidden(what: &'static str, err: &(dyn std::error::Error + 'static)) -> Self {
+        let error_id = uuid::Uuid::new_v4();
+        tracing::error!(%error_id, error = %ErrorChain(err), "request failed: failed to {what}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Internal Server Error: failed to {what} (error id {error_id}; the service log has the details)"
+            ),
+        )
+    }
+}
+
+/// An error and its sources, `a: b: c`, for the log (each level once: a level whose text
+/// already ends with its source's is not repeated).
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            let next = err.to_string();
+            if !text.ends_with(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
+            source = err.source();
+        }
+        f.write_str(&text)
     }
 }
 
@@ -68,7 +107,7 @@ impl IntoResponse for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        ApiError::internal(err)
+        ApiError::hidden("query the database", &err)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod containers;
 pub mod db;
 pub mod error;
 pub mod profile;
+pub mod server;
 pub mod stop;
 pub mod transitions;
 pub mod workers;

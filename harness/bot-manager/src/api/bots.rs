@@ -1,7 +1,7 @@
 //! `/bots`: start a bot, stop it, reconfigure it, list running containers.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use protocol::{
@@ -11,7 +11,7 @@ use protocol::{
 use serde_json::{Map, Value, json};
 
 use super::auth::AuthUser;
-use super::extract::{ApiJson, parse_platform};
+use super::extract::{ApiJson, MeetingPath};
 use crate::app::AppState;
 use crate::bus::Wire;
 use crate::containers;
@@ -148,7 +148,14 @@ pub async fn create_bot(
             if state.fixes.start_failure_fails {
                 let details = crate::transitions::TransitionDetails {
                     source: "container_start",
-                    reason: Some(format!("the container did not start: {err}")),
+                    // The row is an answer too (GET /meetings): no database text in it.
+                    reason: Some(match &err {
+                        StartError::Runtime(_) => format!("the container did not start: {err}"),
+                        StartError::Session(_) => "the container was not started: its \
+                            session could not be recorded (a database error; the service \
+                            log has it)"
+                            .to_owned(),
+                    }),
                     failure_stage: Some(protocol::FailureStage::Requested),
                     ..Default::default()
                 };
@@ -170,7 +177,12 @@ pub async fn create_bot(
                 // Production announces the `error` once stored (protocol.md section 11).
                 tracing::warn!(meeting_id = meeting.id, error = %err, "failed to publish the error status");
             }
-            return Err(ApiError::internal(err));
+            return Err(match &err {
+                StartError::Session(db) => {
+                    ApiError::hidden("record the bot's session before its start", db)
+                }
+                StartError::Runtime(_) => ApiError::internal(err),
+            });
         }
     };
     if !state.fixes.session_before_start {
@@ -215,9 +227,11 @@ fn default_bot_name() -> String {
 pub async fn stop_bot(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
-    Path((platform, native_id)): Path<(String, String)>,
+    MeetingPath {
+        platform,
+        native_id,
+    }: MeetingPath,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
-    let platform = parse_platform(&platform)?;
     let Some(meeting) = db::latest_meeting(&state.pool, user.id, platform, &native_id).await?
     else {
         return Err(ApiError::new(
@@ -235,10 +249,12 @@ pub async fn stop_bot(
 pub async fn update_config(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
-    Path((platform, native_id)): Path<(String, String)>,
+    MeetingPath {
+        platform,
+        native_id,
+    }: MeetingPath,
     ApiJson(req): ApiJson<ConfigUpdateRequest>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
-    let platform = parse_platform(&platform)?;
     let Some(meeting) = db::latest_meeting(&state.pool, user.id, platform, &native_id).await?
     else {
         return Err(ApiError::new(

@@ -25,6 +25,22 @@ fn session_not_found(connection_id: &str) -> Json<Value> {
     )
 }
 
+/// The longest session uid the service stores (a bot's uid is a 36-character uuid). A
+/// Postgres btree entry holds about 2.7 kB, so a much longer uid would fail the insert
+/// with a 500: it is refused as pydantic refuses a too-long string.
+const MAX_SESSION_UID_CHARS: usize = 255;
+
+fn session_uid_too_long(field: &str, uid: &str) -> Option<ApiError> {
+    (uid.chars().count() > MAX_SESSION_UID_CHARS).then(|| {
+        ApiError::validation(
+            &["body", field],
+            "string_too_long",
+            format!("String should have at most {MAX_SESSION_UID_CHARS} characters"),
+            Some(json!({"max_length": MAX_SESSION_UID_CHARS})),
+        )
+    })
+}
+
 fn update_failed() -> Json<Value> {
     Json(json!({"status": "error", "detail": "Failed to update meeting status"}))
 }
@@ -54,6 +70,9 @@ async fn callback_meeting(
         return Ok(None);
     };
     drop(conn);
+    if let Some(err) = session_uid_too_long("connection_id", connection_id) {
+        return Err(err);
+    }
     db::insert_session(&state.pool, id, connection_id, None).await?;
     if let Some(platform) = meeting.platform() {
         let ttl = state.config.timers.current_uid_ttl_s;
@@ -306,6 +325,9 @@ pub async fn session_start(
             "String should have at least 1 character",
             Some(json!({"min_length": 1})),
         ));
+    }
+    if let Some(err) = session_uid_too_long("session_uid", &payload.session_uid) {
+        return Err(err);
     }
     let Ok(meeting_id) = i32::try_from(payload.meeting_id) else {
         return Err(ApiError::new(

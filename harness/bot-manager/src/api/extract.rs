@@ -1,14 +1,19 @@
 //! Extractors that answer bad input as FastAPI does: 422 with pydantic's list of errors
 //! (`{"detail": [{"loc", "msg", "type", "ctx"?}]}`, the first invalid input), 413 for an
 //! oversized body.
+//!
+//! No text with a NUL character gets past them, in a body or a path: Postgres stores no
+//! NUL in `text` or `jsonb`, so such an input is refused here, as a 422 naming where it
+//! is, under every profile (production answered it with a 500 carrying Postgres's error).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use protocol::Platform;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
 
@@ -79,7 +84,44 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if !json.is_object() {
         return Err(not_an_object());
     }
+    if let Some(err) = nul_in(&json, &mut vec![json!("body")]) {
+        return Err(err);
+    }
     serde_path_to_error::deserialize(json).map_err(|err| body_error(bytes, &err))
+}
+
+/// pydantic's `value_error` for a text holding a NUL character, located at `loc`.
+fn nul_error(loc: &[Value], what: &str) -> ApiError {
+    ApiError::validation(
+        loc,
+        "value_error",
+        format!("Value error, {what} must not contain a NUL character (\\u0000)"),
+        Some(json!({"error": {}})),
+    )
+}
+
+/// The first string (or object key) in `value` that holds a NUL, as a 422 located at its
+/// path (`["body", "error_details", "trace", 2]`); `None` when there is none.
+fn nul_in(value: &Value, loc: &mut Vec<Value>) -> Option<ApiError> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(nul_error(loc, "text")),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            loc.push(json!(i));
+            let found = nul_in(item, loc);
+            loc.pop();
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(nul_error(loc, "a key"));
+            }
+            loc.push(json!(key));
+            let found = nul_in(item, loc);
+            loc.pop();
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// Syntax: pydantic's `json_invalid`, located at the character where decoding failed.
@@ -206,6 +248,42 @@ fn byte_offset(bytes: &[u8], err: &serde_json::Error) -> usize {
     offset
 }
 
+/// The `{platform}/{native_meeting_id}` of `/bots/{platform}/{native_meeting_id}[/...]`,
+/// percent-decoded as uvicorn decodes a path: an invalid UTF-8 sequence becomes U+FFFD
+/// (production then finds no meeting), not a rejection. A platform that is not one is
+/// pydantic's enum error at `["path", "platform"]`; a native id with a NUL character a
+/// `value_error` at `["path", "native_meeting_id"]`.
+pub struct MeetingPath {
+    pub platform: Platform,
+    pub native_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for MeetingPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut segments = parts.uri.path().trim_start_matches('/').split('/').skip(1);
+        let mut next = || {
+            let raw = segments.next().unwrap_or("");
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let (platform, native_id) = (next(), next());
+        let platform = parse_platform(&platform)?;
+        if native_id.contains('\0') {
+            return Err(nul_error(
+                &[json!("path"), json!("native_meeting_id")],
+                "a text",
+            ));
+        }
+        Ok(MeetingPath {
+            platform,
+            native_id,
+        })
+    }
+}
+
 /// A `{platform}` path parameter; anything else is pydantic's enum error at
 /// `["path", "platform"]`.
 pub fn parse_platform(raw: &str) -> Result<Platform, ApiError> {
@@ -271,6 +349,27 @@ mod tests {
         let d = detail::<StatusChangePayload>(r#"[1, 2]"#);
         assert_eq!(d[0]["type"], "model_attributes_type");
         assert_eq!(d[0]["loc"], json!(["body"]));
+    }
+
+    // Pins issue 12: a NUL reached Postgres, which refused it with a 500 carrying its
+    // own error text. It is refused where it is, before any handler runs.
+    #[test]
+    fn a_nul_anywhere_in_a_body_is_refused_where_it_is() {
+        let d = detail::<CreateBotRequest>(
+            r#"{"platform": "zoom", "native_meeting_id": "123456789", "passcode": "a\u0000b"}"#,
+        );
+        assert_eq!(d[0]["loc"], json!(["body", "passcode"]));
+        assert_eq!(d[0]["type"], "value_error");
+        assert!(d[0]["msg"].as_str().unwrap().contains("NUL"), "{d}");
+        let d = detail::<StatusChangePayload>(
+            r#"{"connection_id": "u", "status": "failed", "error_details": {"trace": ["ok", "x\u0000"]}}"#,
+        );
+        assert_eq!(d[0]["loc"], json!(["body", "error_details", "trace", 1]));
+        let d = detail::<StatusChangePayload>(
+            r#"{"connection_id": "u", "status": "failed", "error_details": {"k\u0000": 1}}"#,
+        );
+        assert_eq!(d[0]["loc"], json!(["body", "error_details"]));
+        assert!(d[0]["msg"].as_str().unwrap().contains("key"), "{d}");
     }
 
     #[test]

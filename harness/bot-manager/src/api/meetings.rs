@@ -1,4 +1,4 @@
-//! `GET /meetings`, health and the fallback.
+//! `GET /meetings`, health and the fallbacks.
 
 use axum::Json;
 use axum::extract::State;
@@ -41,4 +41,10 @@ pub async fn not_found(method: Method, uri: Uri) -> ApiError {
         StatusCode::NOT_FOUND,
         format!("No route for {method} {}", uri.path()),
     )
+}
+
+/// A route that exists, asked with a method it does not take: FastAPI's answer (with
+/// the `Allow` header axum adds), not an empty body.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }

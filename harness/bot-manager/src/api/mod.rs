@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             "/bots/internal/session_start",
             post(callbacks::session_start),
         )
+        .method_not_allowed_fallback(meetings::method_not_allowed)
         .fallback(meetings::not_found)
         .layer(middleware::from_fn(run_to_completion))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -3,10 +3,13 @@
 //! for) and one `mock-bot` per meeting.
 
 mod api_conformance;
+mod connections;
 mod faithful;
 mod fixed;
+mod hostile;
 mod incident;
 mod lifecycle;
+mod properties;
 mod service;
 mod support;
 mod wire;
