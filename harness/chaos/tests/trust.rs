@@ -31,6 +31,23 @@ fn results(run_dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap()).unwrap()
 }
 
+/// The events of `scenario`'s legacy run in `run_dir`.
+fn history(run_dir: &Path, scenario: &str) -> Vec<Value> {
+    let path = run_dir.join(scenario).join("legacy-1/history.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A scenario of one well-behaved meeting under the short timers, with `steps`.
+fn one_meeting(description: &str, steps: &str) -> String {
+    format!(
+        "description = \"{description}\"\n[service]\ndelayed_stop_ms = 1000\nstop_grace_s = 1\npre_active_window_ms = 0\n[[meetings]]\nname = \"m1\"\n{steps}\n[convergence]\nstep_timeout_ms = 4000\n[expect]\nlegacy = \"holds\"\n"
+    )
+}
+
 const BASE: &str = r#"
 description = "a well-behaved bot is stopped once it is active"
 [service]
@@ -315,20 +332,13 @@ fn a_service_restart_is_a_fault_period_from_the_signal_to_the_new_process() {
         &[],
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let history = std::fs::read_to_string(
-        run_dir.join("service-restart-loses-delayed-stop/legacy-1/history.jsonl"),
-    )
-    .unwrap();
-    let events: Vec<Value> = history
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = history(&run_dir, "service-restart-loses-delayed-stop");
     let at = |pred: &dyn Fn(&Value) -> bool| {
         events
             .iter()
             .find(|e| pred(e))
             .and_then(|e| e["at_us"].as_i64())
-            .unwrap_or_else(|| panic!("missing event in {history}"))
+            .unwrap_or_else(|| panic!("missing event in {events:?}"))
     };
     let fault = |phase: &'static str| {
         move |e: &Value| {
@@ -355,15 +365,9 @@ fn a_restart_that_fires_during_another_waits_for_it_and_then_restarts() {
     // failed the second with "the bot-manager is not running", and the run was
     // inconclusive: service-restarts-around-stop under fixed at 32 runs at once.
     let dir = tempfile::tempdir().unwrap();
-    let body = r#"
-description = "two restarts of the service overlap while the bot is active; then a stop"
-[service]
-delayed_stop_ms = 1000
-stop_grace_s = 1
-pre_active_window_ms = 0
-[[meetings]]
-name = "m1"
-[[steps]]
+    let body = one_meeting(
+        "two restarts of the service overlap while the bot is active; then a stop",
+        r#"[[steps]]
 name = "long-restart"
 when = { meeting = "m1", status = "active" }
 action = "restart_service"
@@ -377,46 +381,30 @@ down_ms = 100
 name = "stop"
 when = { meeting = "m1", status = "active", after_ms = 5000 }
 action = "stop"
-meeting = "m1"
-[convergence]
-step_timeout_ms = 4000
-[expect]
-legacy = "holds"
-"#;
-    let path = scenario(dir.path(), "overlapping-restarts", body);
+meeting = "m1""#,
+    );
+    let path = scenario(dir.path(), "overlapping-restarts", &body);
     let (output, run_dir) = run(dir.path(), &path, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let history =
-        std::fs::read_to_string(run_dir.join("overlapping-restarts/legacy-1/history.jsonl"))
-            .unwrap();
-    let faults: Vec<(String, i64)> = history
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let events = history(&run_dir, "overlapping-restarts");
+    let phases: Vec<&str> = events
+        .iter()
         .filter(|e| e["type"] == "fault" && e["name"] == "restart_service")
-        .map(|e| {
-            (
-                e["phase"].as_str().unwrap().to_owned(),
-                e["at_us"].as_i64().unwrap(),
-            )
-        })
+        .map(|e| e["phase"].as_str().unwrap())
         .collect();
-    let phases: Vec<&str> = faults.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         phases,
         ["applied", "healed", "applied", "healed"],
-        "one restart after the other: {history}"
+        "one restart after the other: {events:?}"
     );
-    let steps: Vec<Value> = history
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["type"] == "step")
+    let restarts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "step" && e["action"] == "restart_service")
         .collect();
+    assert_eq!(restarts.len(), 2, "{events:?}");
     assert!(
-        steps
-            .iter()
-            .filter(|s| s["action"] == "restart_service")
-            .all(|s| s["outcome"] == "ok"),
-        "{steps:?}"
+        restarts.iter().all(|s| s["outcome"] == "ok"),
+        "{restarts:?}"
     );
 }
 
@@ -427,15 +415,9 @@ fn a_service_restarted_while_its_redis_is_unreachable_is_started_again_until_it_
     // run was inconclusive (explore under fixed, seed 200, plan 17); a supervisor starts
     // it again until it answers.
     let dir = tempfile::tempdir().unwrap();
-    let body = r#"
-description = "the service restarts while its Redis link is down, then a stop"
-[service]
-delayed_stop_ms = 1000
-stop_grace_s = 1
-pre_active_window_ms = 0
-[[meetings]]
-name = "m1"
-[[steps]]
+    let body = one_meeting(
+        "the service restarts while its Redis link is down, then a stop",
+        r#"[[steps]]
 name = "redis-down"
 when = { meeting = "m1", status = "active" }
 action = "link_down"
@@ -450,23 +432,16 @@ down_ms = 100
 name = "stop"
 when = { meeting = "m1", status = "active", after_ms = 3000 }
 action = "stop"
-meeting = "m1"
-[convergence]
-step_timeout_ms = 4000
-[expect]
-legacy = "holds"
-"#;
-    let path = scenario(dir.path(), "restart-without-redis", body);
+meeting = "m1""#,
+    );
+    let path = scenario(dir.path(), "restart-without-redis", &body);
     let (output, run_dir) = run(dir.path(), &path, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let history =
-        std::fs::read_to_string(run_dir.join("restart-without-redis/legacy-1/history.jsonl"))
-            .unwrap();
-    let restart = history
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let events = history(&run_dir, "restart-without-redis");
+    let restart = events
+        .iter()
         .find(|e| e["type"] == "step" && e["name"] == "restart")
-        .unwrap_or_else(|| panic!("no restart step: {history}"));
+        .unwrap_or_else(|| panic!("no restart step: {events:?}"));
     assert_eq!(restart["outcome"], "ok", "{restart}");
     let log =
         std::fs::read_to_string(run_dir.join("restart-without-redis/legacy-1/logs/service.log"))

@@ -25,6 +25,15 @@ pub(crate) fn is_terminal(status: &str) -> bool {
 }
 
 /// Milliseconds since the run started, for summaries.
+/// When a grace from [`Timeline::after_service_time`] runs out, for a finding's text.
+pub(crate) fn grace_end(at_us: i64) -> String {
+    if at_us == i64::MAX {
+        "never: the scenario kept the service down or cut off to the end".to_owned()
+    } else {
+        ms(at_us)
+    }
+}
+
 pub(crate) fn ms(us: i64) -> String {
     if us % 1000 == 0 {
         format!("{} ms", us / 1000)

@@ -75,18 +75,7 @@ impl Scenario {
     /// downtime, a fault's heal) and then the checkers' longest window and the quiet
     /// period. A trigger's own wait is unknown and counted as nothing.
     pub fn expected_ms(&self) -> u64 {
-        let steps = self
-            .steps
-            .iter()
-            .map(|s| {
-                let down = match s.action {
-                    Action::RestartService { down_ms } => down_ms,
-                    _ => 0,
-                };
-                s.when.after_ms + down + s.heal_after_ms.unwrap_or(0)
-            })
-            .max()
-            .unwrap_or(0);
+        let steps = self.steps.iter().map(Step::scripted_ms).max().unwrap_or(0);
         steps + self.deadline_ms.max(self.grace_ms) + self.quiet_ms
     }
 
@@ -103,17 +92,7 @@ impl Scenario {
         let steps = self
             .steps
             .iter()
-            .map(|s| {
-                let down = match s.action {
-                    Action::RestartService { down_ms } => down_ms,
-                    _ => 0,
-                };
-                self.step_timeout_ms
-                    + s.when.after_ms
-                    + ACTION_MS
-                    + down
-                    + s.heal_after_ms.unwrap_or(0)
-            })
+            .map(|s| self.step_timeout_ms + ACTION_MS + s.scripted_ms())
             .max()
             .unwrap_or(0);
         let derived = STARTUP_MS
@@ -297,6 +276,18 @@ pub enum Action {
     LinkDown {
         link: String,
     },
+}
+
+impl Step {
+    /// The step's own scripted time once triggered: its delay, a restart's downtime and
+    /// its fault's heal.
+    pub fn scripted_ms(&self) -> u64 {
+        let down = match self.action {
+            Action::RestartService { down_ms } => down_ms,
+            _ => 0,
+        };
+        self.when.after_ms + down + self.heal_after_ms.unwrap_or(0)
+    }
 }
 
 impl Action {

@@ -9,7 +9,7 @@
 //! meeting is terminal by the end.
 
 use super::Findings;
-use crate::check::timeline::{Gone, Timeline, is_terminal, ms};
+use crate::check::timeline::{Gone, Timeline, grace_end, is_terminal, ms};
 use crate::check::{CheckConfig, CheckResult, Invariant};
 use crate::history::History;
 
@@ -63,7 +63,7 @@ fn check_meeting(tl: &Timeline<'_>, config: &CheckConfig, id: i64, findings: &mu
                 "Meeting {id}: container gone at {}, the run ended at {} before the grace ran out ({}).",
                 ms(gone_us),
                 ms(tl.end_us),
-                ms(window_end)
+                grace_end(window_end)
             ));
         }
         return;
@@ -103,6 +103,8 @@ mod tests {
     use super::super::testkit::{H, config, container_name};
     use super::*;
     use crate::check::Outcome;
+
+    use crate::history::EventKind;
 
     fn active_meeting() -> H {
         H::new()
@@ -167,27 +169,16 @@ mod tests {
         );
     }
 
-    /// The scenario keeps the service down from `from` to `to` (a restart).
-    fn restart(h: H, from: i64, to: i64) -> H {
-        let fault = |phase| crate::history::EventKind::Fault {
-            name: "restart_service".into(),
-            phase,
-            target: "service".into(),
-            detail: serde_json::Value::Null,
-        };
-        h.at(from)
-            .push(fault(crate::history::FaultPhase::Applied))
-            .at(to)
-            .push(fault(crate::history::FaultPhase::Healed))
-    }
-
     #[test]
     fn the_grace_does_not_run_while_the_scenario_keeps_the_service_down() {
         // Pins: three service restarts in a row kept the service down for 3 s after the
         // bot exited; it completed the row 0.2 s after it came back, and the grace,
         // counted through the outage, called that a violation under fixed (explore,
         // seed 200, plan 25).
-        let h = restart(active_meeting().at(2000).die(1), 2100, 4000)
+        let h = active_meeting()
+            .at(2000)
+            .die(1)
+            .fault_period("restart_service", "service", 2100, 4000)
             .at(4500)
             .status(1, "active", "completed")
             .at(10_000)
@@ -196,7 +187,10 @@ mod tests {
             no_active_without_container(&h, &config()).outcome,
             Outcome::Holds
         );
-        let h = restart(active_meeting().at(2000).die(1), 2100, 4000)
+        let h = active_meeting()
+            .at(2000)
+            .die(1)
+            .fault_period("restart_service", "service", 2100, 4000)
             .at(10_000)
             .end();
         let r = no_active_without_container(&h, &config());
@@ -212,18 +206,10 @@ mod tests {
         // Pins: a 6 s latency on the service's Postgres link, applied as the container
         // died, made every write late and the grace ran through it (explore under fixed,
         // seed 200, plan 88).
-        let fault = |phase| crate::history::EventKind::Fault {
-            name: "network".into(),
-            phase,
-            target: "service:postgres".into(),
-            detail: serde_json::Value::Null,
-        };
         let h = active_meeting()
             .at(2000)
             .die(1)
-            .push(fault(crate::history::FaultPhase::Applied))
-            .at(5100)
-            .push(fault(crate::history::FaultPhase::Healed))
+            .fault_period("network", "service:postgres", 2000, 5100)
             .at(5800)
             .status(1, "active", "completed")
             .at(10_000)
@@ -231,6 +217,31 @@ mod tests {
         assert_eq!(
             no_active_without_container(&h, &config()).outcome,
             Outcome::Holds
+        );
+    }
+
+    #[test]
+    fn a_service_cut_off_to_the_end_leaves_no_active_without_container_unknown_never_held() {
+        // A fault whose heal never came (the heal failed) must not make the grace
+        // endless in a way that reads as a pass.
+        let h = active_meeting()
+            .at(2000)
+            .die(1)
+            .push(EventKind::Fault {
+                name: "link_down".into(),
+                phase: crate::history::FaultPhase::Applied,
+                target: "service:redis".into(),
+                detail: serde_json::Value::Null,
+            })
+            .at(10_000)
+            .end();
+        let r = no_active_without_container(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(
+            r.summary
+                .contains("never: the scenario kept the service down"),
+            "{}",
+            r.summary
         );
     }
 

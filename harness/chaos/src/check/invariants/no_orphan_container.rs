@@ -8,7 +8,7 @@
 //! the runtime or not) runs to the end. Unknown when the run ended inside the grace.
 
 use super::Findings;
-use crate::check::timeline::{ContainerLife, Life, LifeEnd, StatusAt, Timeline, ms};
+use crate::check::timeline::{ContainerLife, Life, LifeEnd, StatusAt, Timeline, grace_end, ms};
 use crate::check::{CheckConfig, CheckResult, Invariant};
 use crate::history::{Event, EventKind, History};
 
@@ -82,7 +82,7 @@ fn check_life(
         LifeEnd::Running if tl.end_us < due => findings.unknown(format!(
             "{head}; the run ended at {} before the grace ran out ({}).",
             ms(tl.end_us),
-            ms(due)
+            grace_end(due)
         )),
         LifeEnd::Running => findings.violated(
             format!(

@@ -291,6 +291,21 @@ impl H {
         )
     }
 
+    /// A fault period of the scenario: `name` on `target`, applied at `from` ms and
+    /// healed at `to` ms.
+    pub fn fault_period(self, name: &str, target: &str, from: i64, to: i64) -> Self {
+        let fault = |phase| EventKind::Fault {
+            name: name.into(),
+            phase,
+            target: target.into(),
+            detail: Value::Null,
+        };
+        self.at(from)
+            .push(fault(FaultPhase::Applied))
+            .at(to)
+            .push(fault(FaultPhase::Healed))
+    }
+
     pub fn healed(self, fault: &str) -> Self {
         self.push(EventKind::Fault {
             name: fault.into(),
