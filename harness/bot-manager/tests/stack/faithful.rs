@@ -273,7 +273,11 @@ async fn a_bots_completion_is_audited_as_production_writes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_create_request_carries_productions_environment_and_bot_config() {
     let stack = Stack::start().await;
-    let (_, meeting) = stack.bot_at(&[], "joining").await;
+    // Held in joining: a bot left to itself passes through it in a few milliseconds, and
+    // a loaded machine's poll saw it already active (24 tests at once).
+    let (_, meeting) = stack
+        .bot_at(&[("MOCK_BOT_JOIN_DELAY_MS", "600000")], "joining")
+        .await;
     let container = inspect(&stack, meeting.id).await;
     let env: Vec<&str> = container["Config"]["Env"]
         .as_array()
