@@ -376,14 +376,21 @@ fn rule_case() -> impl Strategy<Value = (Value, Verdict)> {
     ];
     let name_with_equals = prop_oneof![9 => Just(false), 1 => Just(true)];
     (vars, matcher, name_with_equals).prop_map(|(vars, matcher, name_with_equals)| {
-        let mut verdict = Some(matcher.get("colour").is_some());
-        let mut env = serde_json::Map::new();
+        // A name drawn twice keeps its last value, as the JSON object does: the verdict is
+        // of what is sent (an oversized `BIG` overwritten by a small one was judged
+        // refused and then, rightly, accepted).
+        let mut drawn: std::collections::BTreeMap<String, (String, Verdict)> = Default::default();
         for (name, value, alone) in vars {
             let name = if name_with_equals {
                 format!("{name}=x")
             } else {
                 name
             };
+            drawn.insert(name, (value, alone));
+        }
+        let mut verdict = Some(matcher.get("colour").is_some());
+        let mut env = serde_json::Map::new();
+        for (name, (value, alone)) in drawn {
             verdict = match (verdict, alone, name.contains('=')) {
                 (Some(true), _, _) | (_, Some(true), _) | (_, _, true) => Some(true),
                 (Some(false), Some(false), false) => Some(false),
@@ -410,6 +417,10 @@ fn any_rule_is_answered_2xx_or_4xx_and_an_accepted_one_never_stops_a_matching_st
     fuzz.run(96, rule_case(), |(rule, verdict)| {
         fuzz.rt.block_on(async {
             let h = &fuzz.h;
+            // From no rule: a case that failed half-way (as shrinking replays it) left its
+            // rule behind, and every later case then failed on the count instead.
+            let cleared = send(h.http.delete(h.url("/_runtime/rules"))).await?;
+            prop_assert_eq!(cleared.status, 204);
             let answer = send(h.http.post(h.url("/_runtime/rules")).json(&rule)).await?;
             check_answer("add a rule", &answer)?;
             prop_assert!([201, 400].contains(&answer.status), "{answer:?}");
@@ -433,10 +444,7 @@ fn any_rule_is_answered_2xx_or_4xx_and_an_accepted_one_never_stops_a_matching_st
             )
             .await?;
             prop_assert_eq!(created.status, 201, "{:?}", created);
-            start_and_remove(h, &name).await?;
-            let cleared = send(h.http.delete(h.url("/_runtime/rules"))).await?;
-            prop_assert_eq!(cleared.status, 204);
-            Ok(())
+            start_and_remove(h, &name).await
         })
     });
 }
