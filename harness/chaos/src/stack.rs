@@ -829,6 +829,13 @@ impl Stack {
         Ok(env)
     }
 
+    /// Where bots report their sessions: the collector's stand-in, else the service.
+    pub fn session_base(&self) -> Option<String> {
+        self.session_standin
+            .as_ref()
+            .map(|standin| format!("http://{}", standin.addr))
+    }
+
     pub fn database_url(&self) -> &str {
         self.db.url()
     }

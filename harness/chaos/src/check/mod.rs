@@ -35,10 +35,12 @@ pub enum Invariant {
     StatusAgrees,
     #[serde(rename = "INV-NO-LOSS")]
     NoLoss,
+    #[serde(rename = "INV-OWN-CHANGES")]
+    OwnChanges,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::Terminal,
         Invariant::NoActiveWithoutContainer,
         Invariant::NoOrphanContainer,
@@ -47,6 +49,7 @@ impl Invariant {
         Invariant::LeaveRouted,
         Invariant::StatusAgrees,
         Invariant::NoLoss,
+        Invariant::OwnChanges,
     ];
 
     pub fn id(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Invariant {
             Invariant::LeaveRouted => "INV-LEAVE-ROUTED",
             Invariant::StatusAgrees => "INV-STATUS-AGREES",
             Invariant::NoLoss => "INV-NO-LOSS",
+            Invariant::OwnChanges => "INV-OWN-CHANGES",
         }
     }
 
@@ -86,6 +90,9 @@ impl Invariant {
             Invariant::NoLoss => {
                 "no meeting row, session row or transition record disappears; every terminal row has its reason"
             }
+            Invariant::OwnChanges => {
+                "a meeting's status, container and sessions change only by its own bot or its own user (beyond the incident: a forged callback changes nothing)"
+            }
         }
     }
 }
@@ -98,7 +105,7 @@ impl fmt::Display for Invariant {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "parse invariant {0:?}: not one of INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER, INV-NO-ORPHAN-CONTAINER, INV-TRANSITIONS, INV-TERMINAL-FINAL, INV-LEAVE-ROUTED, INV-STATUS-AGREES, INV-NO-LOSS"
+    "parse invariant {0:?}: not one of INV-TERMINAL, INV-NO-ACTIVE-WITHOUT-CONTAINER, INV-NO-ORPHAN-CONTAINER, INV-TRANSITIONS, INV-TERMINAL-FINAL, INV-LEAVE-ROUTED, INV-STATUS-AGREES, INV-NO-LOSS, INV-OWN-CHANGES"
 )]
 pub struct UnknownInvariant(pub String);
 
@@ -190,6 +197,7 @@ pub fn check(invariant: Invariant, history: &History, config: &CheckConfig) -> C
         Invariant::LeaveRouted => invariants::leave_routed(history, config),
         Invariant::StatusAgrees => invariants::status_agrees(history, config),
         Invariant::NoLoss => invariants::no_loss(history, config),
+        Invariant::OwnChanges => invariants::own_changes(history, config),
     }
 }
 

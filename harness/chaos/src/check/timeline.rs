@@ -241,11 +241,51 @@ impl BotLog<'_> {
 
 /// An HTTP exchange about a scenario meeting: from its `invoke` to its answer.
 #[derive(Debug, Clone)]
-pub(crate) struct Exchange {
+pub(crate) struct Exchange<'h> {
     pub method: String,
     pub label: String,
     pub from_us: i64,
     pub until_us: i64,
+    pub path: String,
+    /// Who sent it when not the meeting's user (the history's `by`).
+    pub by: Option<String>,
+    /// What was sent.
+    pub body: Option<Value>,
+    /// The answer's status; `None` when none came (failed, timed out or never answered).
+    pub status: Option<u16>,
+    pub invoke: &'h Event,
+}
+
+impl<'h> Exchange<'h> {
+    fn new(invoke: &'h Event, until_us: i64, status: Option<u16>) -> Self {
+        let EventKind::Http {
+            method,
+            path,
+            meeting,
+            body,
+            by,
+            ..
+        } = &invoke.kind
+        else {
+            unreachable!("an exchange starts with an HTTP invoke");
+        };
+        Exchange {
+            method: method.clone(),
+            label: meeting.clone().unwrap_or_default(),
+            from_us: invoke.at_us,
+            until_us,
+            path: path.clone(),
+            by: by.clone(),
+            body: body.clone(),
+            status,
+            invoke,
+        }
+    }
+
+    /// Sent by neither the meeting's user nor its own bot.
+    pub fn forged(&self) -> bool {
+        self.by.as_deref().is_some_and(|by| by != "bot")
+    }
 }
 
 #[derive(Debug)]
@@ -264,7 +304,7 @@ pub(crate) struct Timeline<'h> {
     /// `service:redis`, `service:runtime`); in order of start, possibly overlapping; the
     /// end is `None` while it lasted to the end of the run.
     pub service_impaired: Vec<(i64, Option<i64>)>,
-    pub exchanges: Vec<Exchange>,
+    pub exchanges: Vec<Exchange<'h>>,
     /// How the service spoke on Redis.
     pub wire: protocol::Wire,
     uids: HashMap<String, i64>,
@@ -317,7 +357,7 @@ impl<'h> Timeline<'h> {
             wire: history.wire(),
             uids: HashMap::new(),
         };
-        let mut invoked: HashMap<u64, (i64, String, String)> = HashMap::new();
+        let mut invoked: HashMap<u64, &'h Event> = HashMap::new();
         // Service faults applied and not healed yet: name, target, index.
         let mut impairing: Vec<(&str, &str, usize)> = Vec::new();
         for e in &history.events {
@@ -448,22 +488,17 @@ impl<'h> Timeline<'h> {
                 EventKind::Http {
                     op,
                     phase,
-                    method,
                     meeting,
+                    status,
                     ..
                 } => match (phase, meeting) {
-                    (HttpPhase::Invoke, Some(label)) => {
-                        invoked.insert(*op, (e.at_us, method.clone(), label.clone()));
+                    (HttpPhase::Invoke, Some(_)) => {
+                        invoked.insert(*op, e);
                     }
                     (HttpPhase::Invoke, None) => {}
                     (_, _) => {
-                        if let Some((from_us, method, label)) = invoked.remove(op) {
-                            tl.exchanges.push(Exchange {
-                                method,
-                                label,
-                                from_us,
-                                until_us: e.at_us,
-                            });
+                        if let Some(invoke) = invoked.remove(op) {
+                            tl.exchanges.push(Exchange::new(invoke, e.at_us, *status));
                         }
                     }
                 },
@@ -475,13 +510,8 @@ impl<'h> Timeline<'h> {
             }
         }
         // An exchange never answered lasts to the end of the run.
-        for (from_us, method, label) in invoked.into_values() {
-            tl.exchanges.push(Exchange {
-                method,
-                label,
-                from_us,
-                until_us: tl.end_us,
-            });
+        for invoke in invoked.into_values() {
+            tl.exchanges.push(Exchange::new(invoke, tl.end_us, None));
         }
         tl.resolve_bot_uids();
         tl.attach_final_containers();

@@ -90,6 +90,11 @@ pub enum EventKind {
         body: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Who sent it, when not the meeting's own user: `bot` (the harness speaking as
+        /// the meeting's own bot, with its credentials), `attacker` (no credentials) or
+        /// `bot:<label>` (another meeting's bot, with that bot's credentials).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// A message seen on Redis (the recorder PSUBSCRIBEs to everything).
     Published {
@@ -118,6 +123,9 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure_stage: Option<String>,
         stop_requested: bool,
+        /// The row's container after the change (recorded since the attacker scenarios).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bot_container_id: Option<String>,
     },
     /// A `meetings` row changed without a status change (data, container id, ...).
     MeetingUpdated {
@@ -374,6 +382,7 @@ mod tests {
                     completion_reason: Some("stopped".into()),
                     failure_stage: None,
                     stop_requested: false,
+                    bot_container_id: None,
                 },
             },
             Event {

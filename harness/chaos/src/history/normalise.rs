@@ -172,6 +172,7 @@ pub fn normalise(history: &History) -> BTreeMap<String, Vec<String>> {
                 completion_reason,
                 failure_stage,
                 stop_requested,
+                ..
             } => (
                 format!("database meeting {meeting_id}"),
                 format!(

@@ -230,6 +230,7 @@ impl Recorder {
                 completion_reason: text("completion_reason"),
                 failure_stage: text("failure_stage"),
                 stop_requested: v["stop_requested"].as_bool().unwrap_or(false),
+                bot_container_id: text("container"),
             },
             Some("updated") => EventKind::MeetingUpdated {
                 meeting_id: id,

@@ -61,6 +61,7 @@ pub(crate) fn sample_history() -> History {
                 status: None,
                 body: None,
                 error: None,
+                by: None,
             },
         ),
         ev(
@@ -85,6 +86,7 @@ pub(crate) fn sample_history() -> History {
                 status: Some(201),
                 body: Some(json!({"id": 1, "status": "requested"})),
                 error: None,
+                by: None,
             },
         ),
         ev(
@@ -138,6 +140,7 @@ pub(crate) fn sample_history() -> History {
                 completion_reason: None,
                 failure_stage: None,
                 stop_requested: true,
+                bot_container_id: None,
             },
         ),
         ev(

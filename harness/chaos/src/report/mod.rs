@@ -297,6 +297,7 @@ pub(crate) fn key_fields(kind: &EventKind) -> String {
             status,
             body: _,
             error,
+            by,
         } => {
             let phase = match phase {
                 HttpPhase::Invoke => "invoke",
@@ -307,6 +308,9 @@ pub(crate) fn key_fields(kind: &EventKind) -> String {
             parts.push(format!("op={op} {phase} {method} {path}"));
             if let Some(m) = meeting {
                 parts.push(format!("meeting={m}"));
+            }
+            if let Some(by) = by {
+                parts.push(format!("by={by}"));
             }
             if let Some(s) = status {
                 parts.push(format!("status={s}"));
@@ -339,6 +343,7 @@ pub(crate) fn key_fields(kind: &EventKind) -> String {
             completion_reason,
             failure_stage,
             stop_requested,
+            ..
         } => {
             parts.push(format!("meeting {meeting_id}: {from} -> {to}"));
             if let Some(r) = completion_reason {

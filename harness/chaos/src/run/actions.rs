@@ -7,11 +7,11 @@ use nix::sys::signal::Signal;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::Client;
+use super::client::{Caller, Client};
 use super::world::Labels;
 use super::{RunError, rule_body};
 use crate::history::{EventKind, FaultPhase, Recorder};
-use crate::scenario::{Action, Meeting, Scenario};
+use crate::scenario::{Action, Meeting, Scenario, Sender};
 use crate::stack::Stack;
 
 /// Everything a step needs.
@@ -397,13 +397,16 @@ impl Ctx {
                 completion_reason,
                 exit_code,
                 path,
+                from,
+                container,
             } => {
                 let (events, _) = self.recorder.since(0);
                 let uid = self
                     .labels
                     .bot_uid(meeting, &events)
                     .ok_or_else(|| format!("meeting {meeting:?} has no bot uid yet"))?;
-                let container = self.labels.container(meeting, &events).unwrap_or_default();
+                let named = container.as_deref().unwrap_or(meeting);
+                let container = self.labels.container(named, &events).unwrap_or_default();
                 let body = if path == "exited" {
                     let mut b = json!({"connection_id": uid, "exit_code": exit_code.unwrap_or(0), "reason": "harness"});
                     if let Some(r) = completion_reason {
@@ -421,12 +424,51 @@ impl Ctx {
                     }
                     b
                 };
+                let caller = self.caller(from, meeting, &events).await?;
                 let answer = self
                     .client
-                    .call(
+                    .call_as(
+                        &caller,
                         Method::POST,
-                        &format!("/bots/internal/callback/{path}"),
                         None,
+                        &format!("/bots/internal/callback/{path}"),
+                        Some(&body),
+                        Some(meeting),
+                    )
+                    .await;
+                expect_answer(answer.map(|(s, _)| s))
+            }
+            Action::ForgeSession {
+                meeting,
+                from,
+                session_uid,
+                earlier_ms,
+            } => {
+                let (events, _) = self.recorder.since(0);
+                let id = self
+                    .labels
+                    .meeting_ids(meeting, &events)
+                    .last()
+                    .copied()
+                    .ok_or_else(|| format!("meeting {meeting:?} has no row yet"))?;
+                let start = chrono::Utc::now()
+                    - chrono::Duration::milliseconds(
+                        i64::try_from(*earlier_ms).unwrap_or(i64::MAX),
+                    );
+                let body = json!({
+                    "meeting_id": id,
+                    "session_uid": session_uid,
+                    "session_start_time": start.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                });
+                let caller = self.caller(from, meeting, &events).await?;
+                let base = self.stack.session_base();
+                let answer = self
+                    .client
+                    .call_as(
+                        &caller,
+                        Method::POST,
+                        base.as_deref(),
+                        "/bots/internal/session_start",
                         Some(&body),
                         Some(meeting),
                     )
@@ -434,6 +476,51 @@ impl Ctx {
                 expect_answer(answer.map(|(s, _)| s))
             }
         }
+    }
+
+    /// Who a callback is from, with the credentials that sender holds: a bot's own
+    /// (its `BOT_CONFIG`'s `callbackSecret`, read from its container as the runtime holds
+    /// it; none when the service gives bots no secret), or none for an attacker.
+    async fn caller(
+        &self,
+        from: &Sender,
+        meeting: &str,
+        events: &[crate::history::Event],
+    ) -> Result<Caller, String> {
+        let bot = match from {
+            Sender::Attacker => None,
+            Sender::OwnBot => Some(meeting),
+            Sender::Bot(label) => Some(label.as_str()),
+        };
+        let secret = match bot {
+            None => None,
+            Some(label) => {
+                let container = self
+                    .labels
+                    .container(label, events)
+                    .ok_or_else(|| format!("meeting {label:?} has no container yet"))?;
+                self.bot_secret(&container).await?
+            }
+        };
+        Ok(Caller {
+            by: from.by(),
+            secret,
+        })
+    }
+
+    /// The `callbackSecret` of the bot in `container`, if its service gave it one.
+    async fn bot_secret(&self, container: &str) -> Result<Option<String>, String> {
+        let (status, body) = self
+            .stack
+            .runtime_call(Method::GET, &format!("/containers/{container}/json"), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!(
+                "read container {container}'s config: the runtime answered {status}"
+            ));
+        }
+        Ok(bot_secret_in(&body))
     }
 
     /// Every meeting row terminal and no container running for any of them.
@@ -457,11 +544,45 @@ impl Ctx {
     }
 }
 
+/// The `callbackSecret` in a container inspect's `BOT_CONFIG` variable.
+fn bot_secret_in(inspect: &Value) -> Option<String> {
+    let env = inspect["Config"]["Env"].as_array()?;
+    let config = env
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|var| var.strip_prefix("BOT_CONFIG="))?;
+    let config: Value = serde_json::from_str(config).ok()?;
+    config["callbackSecret"].as_str().map(str::to_owned)
+}
+
 /// Any answer counts as the action done (a 409 or 500 is the system's behaviour, kept in
 /// the history); no answer at all is a failed step.
 fn expect_answer(status: Option<u16>) -> Result<Option<Heal>, String> {
     match status {
         Some(_) => Ok(None),
         None => Err("no answer".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bots_secret_is_read_from_the_bot_config_its_container_was_given() {
+        let config = json!({"meeting_id": 1, "callbackSecret": "s3cret"}).to_string();
+        let inspect = json!({"Config": {"Env": ["A=1", format!("BOT_CONFIG={config}")]}});
+        assert_eq!(bot_secret_in(&inspect).as_deref(), Some("s3cret"));
+        let without =
+            json!({"Config": {"Env": [format!("BOT_CONFIG={}", json!({"meeting_id": 1}))]}});
+        assert_eq!(
+            bot_secret_in(&without),
+            None,
+            "a service that gives no secret"
+        );
+        assert_eq!(
+            bot_secret_in(&json!({"Config": {"Env": ["BOT_CONFIG=not json"]}})),
+            None
+        );
     }
 }

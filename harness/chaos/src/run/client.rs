@@ -15,6 +15,19 @@ pub struct Client {
     next_op: AtomicU64,
 }
 
+/// Who sends a request that is not a user's: `by` as recorded (`bot`, `bot:<label>`,
+/// `attacker`) and the bot credentials it presents, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub by: String,
+    pub secret: Option<String>,
+}
+
+struct Target<'a> {
+    base: &'a str,
+    path: &'a str,
+}
+
 /// What an exchange gave: the status and body, or nothing when it failed or timed out.
 pub type Answer = Option<(u16, Value)>;
 
@@ -31,6 +44,7 @@ impl Client {
         }
     }
 
+    /// A request of a meeting's user (`token` is its API key).
     pub async fn call(
         &self,
         method: Method,
@@ -38,6 +52,48 @@ impl Client {
         token: Option<&str>,
         body: Option<&Value>,
         meeting: Option<&str>,
+    ) -> Answer {
+        let auth = token.map(|t| ("X-API-Key", t.to_owned()));
+        let target = Target {
+            base: &self.base_url,
+            path,
+        };
+        self.exchange(method, target, auth, body, meeting, None)
+            .await
+    }
+
+    /// A request as someone other than the meeting's user: a bot (its own or another
+    /// meeting's) or an attacker, recorded with who sent it.
+    /// `base` is another server than the service's (the collector's stand-in).
+    pub async fn call_as(
+        &self,
+        caller: &Caller,
+        method: Method,
+        base: Option<&str>,
+        path: &str,
+        body: Option<&Value>,
+        meeting: Option<&str>,
+    ) -> Answer {
+        let auth = caller
+            .secret
+            .as_ref()
+            .map(|s| ("Authorization", format!("Bearer {s}")));
+        let target = Target {
+            base: base.unwrap_or(&self.base_url),
+            path,
+        };
+        self.exchange(method, target, auth, body, meeting, Some(&caller.by))
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        Target { base, path }: Target<'_>,
+        auth: Option<(&str, String)>,
+        body: Option<&Value>,
+        meeting: Option<&str>,
+        by: Option<&str>,
     ) -> Answer {
         let op = self.next_op.fetch_add(1, Ordering::SeqCst);
         let event = |phase, status, body, error| EventKind::Http {
@@ -49,14 +105,13 @@ impl Client {
             status,
             body,
             error,
+            by: by.map(str::to_owned),
         };
         self.recorder
             .record(event(HttpPhase::Invoke, None, body.cloned(), None));
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base_url));
-        if let Some(token) = token {
-            req = req.header("X-API-Key", token);
+        let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+        if let Some((name, value)) = auth {
+            req = req.header(name, value);
         }
         if let Some(body) = body {
             req = req.json(body);

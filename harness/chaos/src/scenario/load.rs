@@ -7,7 +7,7 @@ use protocol::Platform;
 use toml::Spanned;
 
 use super::model::{MeetingSpec, ScenarioFile, StepSpec, Trigger};
-use super::{Action, Condition, Meeting, Scenario, Step, When};
+use super::{Action, Condition, Meeting, Scenario, Sender, Step, When};
 use crate::check::Invariant;
 use crate::verdict::Expectation;
 
@@ -16,6 +16,8 @@ use crate::verdict::Expectation;
 pub const MAX_SCENARIO_MS: u64 = 600_000;
 /// The longest timer the service may be given, in ms: a day.
 pub const MAX_SERVICE_MS: u64 = 86_400_000;
+/// The longest a forged session may claim to have started before now.
+const MAX_EARLIER_MS: u64 = 31_536_000_000;
 
 /// One problem in a scenario file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -634,6 +636,10 @@ impl Validator<'_> {
             ("heal_after_ms", spec.heal_after_ms.is_some()),
             ("link", spec.link.is_some()),
             ("toxic", spec.toxic.is_some()),
+            ("from", spec.from.is_some()),
+            ("container", spec.container.is_some()),
+            ("session_uid", spec.session_uid.is_some()),
+            ("earlier_ms", spec.earlier_ms.is_some()),
         ];
         let (takes, needs_meeting): (&[&str], bool) = match spec.action.as_str() {
             "create" | "stop" | "reconfigure" => (&["meeting"], true),
@@ -663,13 +669,16 @@ impl Validator<'_> {
                     "completion_reason",
                     "exit_code",
                     "path",
+                    "from",
+                    "container",
                 ],
                 true,
             ),
+            "forge_session" => (&["meeting", "from", "session_uid", "earlier_ms"], true),
             "network" => (&["link", "toxic", "heal_after_ms"], false),
             "link_down" => (&["link", "heal_after_ms"], false),
             other => {
-                self.error(at, format!("step {step:?}: unknown action {other:?} (create, stop, reconfigure, restart_bot, kill_bot, pause_bot, resume_bot, runtime_faults, forget_containers, restart_service, stop_service, start_service, pause_redis, callback, network, link_down)"));
+                self.error(at, format!("step {step:?}: unknown action {other:?} (create, stop, reconfigure, restart_bot, kill_bot, pause_bot, resume_bot, runtime_faults, forget_containers, restart_service, stop_service, start_service, pause_redis, callback, forge_session, network, link_down)"));
                 return None;
             }
         };
@@ -744,12 +753,64 @@ impl Validator<'_> {
                 if !matches!(path.as_str(), "status_change" | "exited") {
                     self.error(at, format!("step {step:?}: callback path {path:?} is not one of status_change, exited"));
                 }
+                let meeting = m();
+                let from = self.sender(
+                    at,
+                    step,
+                    spec.from.as_deref(),
+                    &meeting,
+                    labels,
+                    Sender::OwnBot,
+                )?;
+                let container = match &spec.container {
+                    Some(label) if !labels.contains(label) => {
+                        let at = self.key_at(at, "container");
+                        self.error(at, format!("step {step:?}: `container` names meeting {label:?}, which is not defined"));
+                        None
+                    }
+                    other => other.clone(),
+                };
                 Action::Callback {
-                    meeting: m(),
+                    meeting,
                     status,
                     completion_reason: spec.completion_reason.clone(),
                     exit_code: spec.exit_code,
                     path,
+                    from,
+                    container,
+                }
+            }
+            "forge_session" => {
+                let meeting = m();
+                let from = self.sender(
+                    at,
+                    step,
+                    spec.from.as_deref(),
+                    &meeting,
+                    labels,
+                    Sender::Attacker,
+                )?;
+                let session_uid = spec
+                    .session_uid
+                    .clone()
+                    .unwrap_or_else(|| format!("forged-{step}"));
+                if session_uid.trim().is_empty() || session_uid.len() > 255 {
+                    let at = self.key_at(at, "session_uid");
+                    self.error(
+                        at,
+                        format!("step {step:?}: `session_uid` must have 1 to 255 characters"),
+                    );
+                }
+                let earlier_ms = spec.earlier_ms.unwrap_or(3_600_000);
+                if earlier_ms > MAX_EARLIER_MS {
+                    let at = self.key_at(at, "earlier_ms");
+                    self.error(at, format!("step {step:?}: `earlier_ms` {earlier_ms} is more than a year ({MAX_EARLIER_MS})"));
+                }
+                Action::ForgeSession {
+                    meeting,
+                    from,
+                    session_uid,
+                    earlier_ms,
                 }
             }
             "network" => {
@@ -768,6 +829,42 @@ impl Validator<'_> {
             },
             _ => unreachable!("checked above"),
         })
+    }
+
+    /// `bot`, `attacker` or `bot:<label>` of another defined meeting.
+    fn sender(
+        &mut self,
+        at: usize,
+        step: &str,
+        from: Option<&str>,
+        meeting: &str,
+        labels: &BTreeSet<String>,
+        default: Sender,
+    ) -> Option<Sender> {
+        let Some(from) = from else {
+            return Some(default);
+        };
+        let at = self.key_at(at, "from");
+        match from.split_once(':') {
+            None if from == "bot" => Some(Sender::OwnBot),
+            None if from == "attacker" => Some(Sender::Attacker),
+            Some(("bot", label)) if label == meeting => {
+                self.error(at, format!("step {step:?}: `from = \"bot:{label}\"` is the meeting's own bot: write `from = \"bot\"`"));
+                None
+            }
+            Some(("bot", label)) if labels.contains(label) => Some(Sender::Bot(label.to_owned())),
+            Some(("bot", label)) => {
+                self.error(
+                    at,
+                    format!("step {step:?}: `from` names meeting {label:?}, which is not defined"),
+                );
+                None
+            }
+            _ => {
+                self.error(at, format!("step {step:?}: `from` {from:?} is not one of \"bot\", \"attacker\", \"bot:<meeting>\""));
+                None
+            }
+        }
     }
 
     /// `service:postgres|redis|runtime` or `bot:<meeting>:redis|callbacks`.

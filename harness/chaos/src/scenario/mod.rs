@@ -257,12 +257,24 @@ pub enum Action {
     StopService,
     StartService,
     PauseRedis,
+    /// A callback about `meeting`'s bot session, sent by `from`, naming the container of
+    /// `container` (default `meeting`'s own).
     Callback {
         meeting: String,
         status: String,
         completion_reason: Option<String>,
         exit_code: Option<i32>,
         path: String,
+        from: Sender,
+        container: Option<String>,
+    },
+    /// A session row for `meeting` reported by `from` on the session-start path (the
+    /// service's or the collector's), claiming a start `earlier_ms` ago.
+    ForgeSession {
+        meeting: String,
+        from: Sender,
+        session_uid: String,
+        earlier_ms: u64,
     },
     /// A toxic on a link (fault proxy), removed when healed.
     Network {
@@ -276,6 +288,33 @@ pub enum Action {
     LinkDown {
         link: String,
     },
+}
+
+/// Who sends a callback or a session report the harness makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// The meeting's own bot, with its credentials (the harness standing in for it).
+    OwnBot,
+    /// Another meeting's bot, with that bot's credentials (a compromised bot).
+    Bot(String),
+    /// Anyone on the network, with no credentials.
+    Attacker,
+}
+
+impl Sender {
+    /// As recorded in the history's `by`.
+    pub fn by(&self) -> String {
+        match self {
+            Sender::OwnBot => "bot".into(),
+            Sender::Bot(label) => format!("bot:{label}"),
+            Sender::Attacker => "attacker".into(),
+        }
+    }
+
+    /// Not the meeting's own bot: a forged request.
+    pub fn is_forged(&self) -> bool {
+        !matches!(self, Sender::OwnBot)
+    }
 }
 
 impl Step {
@@ -307,6 +346,7 @@ impl Action {
             Action::StartService => "start_service",
             Action::PauseRedis => "pause_redis",
             Action::Callback { .. } => "callback",
+            Action::ForgeSession { .. } => "forge_session",
             Action::Network { .. } => "network",
             Action::LinkDown { .. } => "link_down",
         }
@@ -321,7 +361,8 @@ impl Action {
             | Action::KillBot { meeting, .. }
             | Action::PauseBot { meeting }
             | Action::ResumeBot { meeting }
-            | Action::Callback { meeting, .. } => Some(meeting),
+            | Action::Callback { meeting, .. }
+            | Action::ForgeSession { meeting, .. } => Some(meeting),
             _ => None,
         }
     }
@@ -402,6 +443,93 @@ focus = ["INV-TERMINAL"]
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// GOOD with a second meeting and its last step replaced by `step` (a TOML body).
+    fn with_step(step: &str) -> String {
+        GOOD.replace(
+            "[[steps]]\nname = \"stop\"\nwhen = { meeting = \"m1\", status = \"active\" }\naction = \"stop\"\nmeeting = \"m1\"\n",
+            &format!("[[meetings]]\nname = \"m2\"\n\n[[steps]]\nname = \"forge\"\n{step}\n"),
+        )
+    }
+
+    #[test]
+    fn callbacks_and_session_reports_name_their_sender() {
+        let s = parse(
+            Path::new("s.toml"),
+            &with_step("action = \"callback\"\nmeeting = \"m1\"\nstatus = \"active\"\nfrom = \"bot:m2\"\ncontainer = \"m2\""),
+        )
+        .unwrap();
+        let Action::Callback {
+            from, container, ..
+        } = &s.steps[0].action
+        else {
+            panic!("{:?}", s.steps[0].action);
+        };
+        assert_eq!(from, &Sender::Bot("m2".into()));
+        assert_eq!(from.by(), "bot:m2");
+        assert!(from.is_forged());
+        assert_eq!(container.as_deref(), Some("m2"));
+
+        let own = parse(
+            Path::new("s.toml"),
+            &with_step("action = \"callback\"\nmeeting = \"m1\"\nstatus = \"active\""),
+        )
+        .unwrap();
+        let Action::Callback { from, .. } = &own.steps[0].action else {
+            panic!();
+        };
+        assert_eq!(
+            from,
+            &Sender::OwnBot,
+            "a callback is the bot's own unless it says"
+        );
+        assert!(!from.is_forged());
+
+        let session = parse(
+            Path::new("s.toml"),
+            &with_step("action = \"forge_session\"\nmeeting = \"m1\""),
+        )
+        .unwrap();
+        assert_eq!(
+            session.steps[0].action,
+            Action::ForgeSession {
+                meeting: "m1".into(),
+                from: Sender::Attacker,
+                session_uid: "forged-forge".into(),
+                earlier_ms: 3_600_000,
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_sender_is_an_error_naming_the_step_and_line() {
+        for (from, says) in [
+            ("bot:m1", "the meeting's own bot"),
+            ("bot:m9", "\"m9\", which is not defined"),
+            ("mallory", "is not one of"),
+        ] {
+            let errs = errors(&with_step(&format!(
+                "action = \"callback\"\nmeeting = \"m1\"\nstatus = \"active\"\nfrom = \"{from}\""
+            )));
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].contains(says), "{from}: {errs:?}");
+            assert!(errs[0].starts_with("s.toml:21:"), "{from}: {errs:?}");
+        }
+        let errs = errors(&with_step(
+            "action = \"forge_session\"\nmeeting = \"m1\"\nstatus = \"active\"",
+        ));
+        assert!(
+            errs.iter().any(|e| e.contains("does not take `status`")),
+            "{errs:?}"
+        );
+        let errs = errors(&with_step(
+            "action = \"forge_session\"\nmeeting = \"m1\"\nearlier_ms = 99999999999999",
+        ));
+        assert!(
+            errs.iter().any(|e| e.contains("more than a year")),
+            "{errs:?}"
+        );
     }
 
     #[test]

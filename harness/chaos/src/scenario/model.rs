@@ -109,6 +109,18 @@ pub struct StepSpec {
     pub exit_code: Option<i32>,
     /// `callback`: `status_change` (default) or `exited`.
     pub path: Option<String>,
+    /// `callback`, `forge_session`: who sends it: `bot` (the meeting's own bot, with its
+    /// credentials; the default of `callback`), `attacker` (no credentials; the default of
+    /// `forge_session`) or `bot:<label>` (another meeting's bot, with that bot's
+    /// credentials).
+    pub from: Option<String>,
+    /// `callback`: the meeting whose container the callback names (default its own).
+    pub container: Option<String>,
+    /// `forge_session`: the session uid to record (default `forged-<step name>`).
+    pub session_uid: Option<String>,
+    /// `forge_session`: how much earlier than now the forged session claims to have
+    /// started (default an hour, so it is the meeting's earliest).
+    pub earlier_ms: Option<u64>,
     /// Fault steps: heal this long after applying (else at the end of the fault phase).
     pub heal_after_ms: Option<TimeValue>,
     /// Network faults (the fault-proxy issue): the link and toxic to apply.

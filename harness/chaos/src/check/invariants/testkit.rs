@@ -112,6 +112,7 @@ impl H {
             completion_reason: (to == "completed").then(|| "stopped".into()),
             failure_stage: (to == "failed").then(|| "active".into()),
             stop_requested: false,
+            bot_container_id: None,
         })
     }
 
@@ -160,6 +161,7 @@ impl H {
             status,
             body: None,
             error: None,
+            by: None,
         };
         self.push(http(HttpPhase::Invoke, None))
             .push(http(HttpPhase::Ok, Some(status)))
@@ -182,6 +184,7 @@ impl H {
             status: None,
             body: None,
             error: None,
+            by: None,
         })
     }
 
@@ -196,6 +199,7 @@ impl H {
             status: Some(status),
             body: None,
             error: None,
+            by: None,
         })
     }
 

@@ -24,6 +24,7 @@ fn http(op: u64, phase: HttpPhase, method: &str, path: &str, status: Option<u16>
         status,
         body: status.map(|_| json!({"message": "Stop request accepted and is being processed."})),
         error: (phase == HttpPhase::Fail).then(|| "connection refused".to_owned()),
+        by: None,
     }
 }
 
@@ -65,6 +66,7 @@ fn stored(from: &str, to: &str) -> EventKind {
         completion_reason: (to == "completed").then(|| "stopped".to_owned()),
         failure_stage: None,
         stop_requested: false,
+        bot_container_id: None,
     }
 }
 
