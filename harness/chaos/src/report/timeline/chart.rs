@@ -481,9 +481,15 @@ impl<'a> Builder<'a> {
                 status,
                 body,
                 error,
+                by,
                 ..
             } => {
-                let request = format!("{method} {path}");
+                // Who sent it when not the user: a forgery reads as one on the chart.
+                let request = match by.as_deref() {
+                    Some("bot") => format!("{method} {path} (as the bot)"),
+                    Some(by) => format!("{method} {path} (forged by {by})"),
+                    None => format!("{method} {path}"),
+                };
                 let error = error.as_deref().unwrap_or("no detail");
                 match phase {
                     HttpPhase::Invoke => {
