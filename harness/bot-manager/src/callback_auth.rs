@@ -22,6 +22,11 @@ pub fn new_secret() -> String {
     hex(&bytes)
 }
 
+/// The SHA-256 of a secret's text, hex: what the service stores of it.
+pub fn secret_digest(secret: &str) -> String {
+    hex(&sha256(secret))
+}
+
 /// Whether `token` has a secret's shape (64 hex digits); anything else cannot be one.
 pub fn looks_like_secret(token: &str) -> bool {
     token.len() == SECRET_HEX_DIGITS && token.bytes().all(|b| b.is_ascii_hexdigit())
@@ -39,7 +44,7 @@ pub struct Binding {
 impl Binding {
     pub fn new(secret: &str, container_name: &str, container_id: &str) -> Binding {
         Binding {
-            secret_sha256: hex(&sha256(secret)),
+            secret_sha256: secret_digest(secret),
             container_name: container_name.to_owned(),
             container_id: container_id.to_owned(),
         }

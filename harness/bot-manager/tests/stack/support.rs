@@ -300,7 +300,7 @@ impl Stack {
     /// written.
     pub async fn known_secret(&self, meeting_id: i64) -> String {
         let secret = bot_manager::callback_auth::new_secret();
-        let digest = bot_manager::callback_auth::Binding::new(&secret, "", "").secret_sha256;
+        let digest = bot_manager::callback_auth::secret_digest(&secret);
         sqlx::query(
             "UPDATE meetings SET data = jsonb_set(data, '{callback_auth,secret_sha256}', to_jsonb($2::text)) \
              WHERE id = $1 AND data ? 'callback_auth'",
