@@ -349,6 +349,7 @@ mod tests {
             automatic_leave: protocol::AutomaticLeave::default(),
             bot_manager_callback_url: "http://bot-manager:8080/bots/internal/callback/exited"
                 .into(),
+            callback_secret: None,
         };
         let mount = crate::config::BindMount {
             source: "/srv/bot".into(),

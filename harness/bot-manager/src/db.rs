@@ -69,6 +69,15 @@ impl Meeting {
         self.data.get("stop_requested").and_then(Value::as_bool) == Some(true)
     }
 
+    /// `data` as users may see it: without the callback secret's digest and binding.
+    fn public_data(&self) -> Value {
+        let mut data = self.data.clone();
+        if let Value::Object(map) = &mut data {
+            map.remove(crate::callback_auth::DATA_KEY);
+        }
+        data
+    }
+
     pub fn to_json(&self) -> MeetingJson {
         let platform = self.platform().unwrap_or(Platform::GoogleMeet);
         let passcode = self.data.get("passcode").and_then(Value::as_str);
@@ -82,7 +91,7 @@ impl Meeting {
             bot_container_id: self.bot_container_id.clone(),
             start_time: self.start_time.map(rfc3339),
             end_time: self.end_time.map(rfc3339),
-            data: self.data.clone(),
+            data: self.public_data(),
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
         }

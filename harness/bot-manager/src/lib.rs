@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod bus;
+pub mod callback_auth;
 pub mod config;
 pub mod containers;
 pub mod db;

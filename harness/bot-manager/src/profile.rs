@@ -41,6 +41,11 @@ pub struct Fixes {
     /// starts, so the bot's first callback always finds it (legacy writes it after the
     /// start, fire-and-forget, and a fast bot's first report is lost).
     pub session_before_start: bool,
+    /// Each bot gets a secret of its own (`BOT_CONFIG.callbackSecret`), and every
+    /// internal callback must carry it (`Authorization: Bearer`), bound to the meeting
+    /// and container it is about (legacy: no auth at all, anyone can finish anyone's
+    /// meeting).
+    pub callback_auth: bool,
 }
 
 impl Fixes {
@@ -56,6 +61,7 @@ impl Fixes {
         runtime_exit_evidence: false,
         start_failure_fails: false,
         session_before_start: false,
+        callback_auth: false,
     };
 }
 
@@ -83,6 +89,7 @@ struct ProfileFile {
     runtime_exit_evidence: Option<bool>,
     start_failure_fails: Option<bool>,
     session_before_start: Option<bool>,
+    callback_auth: Option<bool>,
 }
 
 impl ProfileFile {
@@ -101,7 +108,8 @@ impl ProfileFile {
             stop_all_rows,
             runtime_exit_evidence,
             start_failure_fails,
-            session_before_start
+            session_before_start,
+            callback_auth
         );
     }
 }
@@ -130,6 +138,7 @@ builtin!(
     "runtime-exit-evidence",
     "start-failure-fails",
     "session-before-start",
+    "callback-auth",
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -303,7 +312,7 @@ mod tests {
         assert!(fixed.persist_stopping && fixed.durable_stop && fixed.reconcile && fixed.row_locks);
         assert!(fixed.idempotent_callbacks && fixed.stop_all_rows && fixed.runtime_exit_evidence);
         assert!(fixed.finalize_after_forced_stop && fixed.start_failure_fails);
-        assert!(fixed.session_before_start);
+        assert!(fixed.session_before_start && fixed.callback_auth);
     }
 
     #[test]
@@ -326,6 +335,7 @@ mod tests {
                 fixes.runtime_exit_evidence != l.runtime_exit_evidence,
                 fixes.start_failure_fails != l.start_failure_fails,
                 fixes.session_before_start != l.session_before_start,
+                fixes.callback_auth != l.callback_auth,
             ];
             assert_eq!(differences.iter().filter(|d| **d).count(), 1, "{name}");
         }

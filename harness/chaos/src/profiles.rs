@@ -14,6 +14,7 @@ pub enum ProfileListError {
 /// The profiles the reference bot-manager has built in (`fixtures/profiles/*.toml`; a
 /// test keeps this list and that folder the same), so an installed `chaos` needs no files.
 const NAMES: &[&str] = &[
+    "callback-auth",
     "durable-stop",
     "finalize-after-forced-stop",
     "fixed",

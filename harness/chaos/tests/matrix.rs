@@ -84,6 +84,7 @@ macro_rules! single_fixes {
 }
 
 single_fixes! {
+    scenarios_give_their_stated_verdicts_under_callback_auth => "callback-auth",
     scenarios_give_their_stated_verdicts_under_durable_stop => "durable-stop",
     scenarios_give_their_stated_verdicts_under_finalize_after_forced_stop => "finalize-after-forced-stop",
     scenarios_give_their_stated_verdicts_under_idempotent_callbacks => "idempotent-callbacks",

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
@@ -12,6 +13,10 @@ use crate::hosts::HostAliases;
 pub enum CallbackError {
     #[error("build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error(
+        "put BOT_CONFIG.callbackSecret in an Authorization header: it holds a character a header cannot carry"
+    )]
+    Secret,
 }
 
 /// What became of one POST. The legacy bot ignores the answer's body, and so does this.
@@ -41,6 +46,9 @@ pub struct Callbacks {
     pub exited_url: String,
     pub status_change_url: String,
     pub session_start_url: String,
+    /// `Bearer <BOT_CONFIG.callbackSecret>`, sent on every request when the service gave
+    /// a secret; no header otherwise, as the legacy bot.
+    authorization: Option<HeaderValue>,
 }
 
 impl Callbacks {
@@ -57,6 +65,16 @@ impl Callbacks {
             .apply(builder)
             .build()
             .map_err(CallbackError::Client)?;
+        let authorization = match &config.callback_secret {
+            Some(secret) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {secret}"))
+                    .map_err(|_| CallbackError::Secret)?;
+                // Kept out of reqwest's debug output.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         Ok(Callbacks {
             client,
             exited_url: config.bot_manager_callback_url.clone(),
@@ -64,12 +82,16 @@ impl Callbacks {
             session_start_url: session_start_url(
                 session_base.map_or(config.bot_manager_callback_url.as_str(), Url::as_str),
             ),
+            authorization,
         })
     }
 
     /// One POST of `body`; `timeout: None` waits for ever, as the legacy bot does.
     pub async fn post(&self, url: &str, body: &Value, timeout: Option<Duration>) -> Delivery {
         let mut request = self.client.post(url).json(body);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }

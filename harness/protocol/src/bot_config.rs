@@ -35,6 +35,15 @@ pub struct BotConfig {
     /// The `/exited` callback URL; the bot derives `status_change` from it.
     #[serde(rename = "botManagerCallbackUrl")]
     pub bot_manager_callback_url: String,
+    /// The bot's own callback secret (64 hex digits), given only by a service that
+    /// authenticates callbacks: the bot sends it as `Authorization: Bearer <secret>` on
+    /// every callback. Absent in production's `BOT_CONFIG`.
+    #[serde(
+        rename = "callbackSecret",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub callback_secret: Option<String>,
 }
 
 /// Automatic-leave timeouts in milliseconds.
@@ -141,6 +150,7 @@ mod tests {
             automatic_leave: AutomaticLeave::default(),
             bot_manager_callback_url: "http://bot-manager:8080/bots/internal/callback/exited"
                 .into(),
+            callback_secret: None,
         }
     }
 
@@ -170,13 +180,22 @@ mod tests {
         let mut config = sample();
         config.meeting_url = None;
         let v = serde_json::to_value(&config).unwrap();
-        for key in ["meetingUrl", "language", "task"] {
+        for key in ["meetingUrl", "language", "task", "callbackSecret"] {
             assert!(v.get(key).is_none(), "{key} written as null: {v}");
         }
         assert_eq!(BotConfig::parse(&v.to_string()).unwrap(), config);
         config.language = Some("de".into());
         let v = serde_json::to_value(&config).unwrap();
         assert_eq!(v["language"], "de");
+    }
+
+    #[test]
+    fn callback_secret_is_written_as_callback_secret_only_when_given() {
+        let mut config = sample();
+        config.callback_secret = Some("ab".repeat(32));
+        let v = serde_json::to_value(&config).unwrap();
+        assert_eq!(v["callbackSecret"], "ab".repeat(32));
+        assert_eq!(BotConfig::parse(&v.to_string()).unwrap(), config);
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::stop;
 /// `POST /bots`, in production's order of effects: row, `requested` event, container
 /// create and start, the fire-and-forget session row, `current_uid`, container id; 201
 /// still `requested`. With `session_before_start` the session row is written, and waited
-/// for, between create and start instead.
+/// for, between create and start instead; with `callback_auth` the bot's `BOT_CONFIG`
+/// carries a secret of its own, whose digest is bound to the meeting and the container
+/// between create and start.
 pub async fn create_bot(
     State(state): State<AppState>,
     AuthUser(user, api_key): AuthUser,
@@ -100,6 +102,11 @@ pub async fn create_bot(
 
     let connection_id = uuid::Uuid::new_v4().to_string();
     let name = containers::container_name(meeting.id);
+    // The fix: a secret of this bot's own, which only its callbacks can carry.
+    let callback_secret = state
+        .fixes
+        .callback_auth
+        .then(crate::callback_auth::new_secret);
     let timers = &state.config.timers;
     let bot_config = BotConfig {
         meeting_id: meeting.id.into(),
@@ -119,6 +126,7 @@ pub async fn create_bot(
             everyone_left_timeout: timers.everyone_left_timeout_ms,
         },
         bot_manager_callback_url: state.config.callback_url.clone(),
+        callback_secret: callback_secret.clone(),
     };
     let spec = containers::BotSpec {
         image: &state.config.bot_image_name,
@@ -132,6 +140,18 @@ pub async fn create_bot(
     let runtime = &state.runtime;
     let started = async {
         let id = runtime.create_bot(&name, spec.create_body()).await?;
+        if let Some(secret) = &callback_secret {
+            // Bound to this meeting and the container just made, before the bot can call.
+            let binding = crate::callback_auth::Binding::new(secret, &name, &id);
+            db::set_data_flag(
+                &state.pool,
+                meeting.id,
+                crate::callback_auth::DATA_KEY,
+                binding.to_value(),
+            )
+            .await
+            .map_err(StartError::Binding)?;
+        }
         if state.fixes.session_before_start {
             // The fix: the bot's command address and callback key exist before the bot
             // does; a start without them would leave every callback unanswered.
@@ -154,6 +174,10 @@ pub async fn create_bot(
                         StartError::Session(_) => "the container was not started: its \
                             session could not be recorded (a database error; the service \
                             log has it)"
+                            .to_owned(),
+                        StartError::Binding(_) => "the container was not started: its \
+                            callback secret could not be recorded (a database error; the \
+                            service log has it)"
                             .to_owned(),
                     }),
                     failure_stage: Some(protocol::FailureStage::Requested),
@@ -180,6 +204,9 @@ pub async fn create_bot(
             return Err(match &err {
                 StartError::Session(db) => {
                     ApiError::hidden("record the bot's session before its start", db)
+                }
+                StartError::Binding(db) => {
+                    ApiError::hidden("record the bot's callback secret before its start", db)
                 }
                 StartError::Runtime(_) => ApiError::internal(err),
             });
@@ -215,6 +242,8 @@ enum StartError {
     Runtime(#[from] crate::containers::RuntimeError),
     #[error("record the bot's session before its start: {0}")]
     Session(#[source] crate::db::DbError),
+    #[error("record the bot's callback secret before its start: {0}")]
+    Binding(#[source] crate::db::DbError),
 }
 
 /// `VexaBot-<6 hex>`, production's name for a bot the request does not name.

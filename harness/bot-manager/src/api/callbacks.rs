@@ -1,4 +1,6 @@
-//! Internal callbacks from bots (protocol.md section 5). No auth, as in legacy.
+//! Internal callbacks from bots (protocol.md section 5). No auth in legacy; with
+//! `callback_auth`, each must carry its bot's secret ([`CallbackAuth`]), checked before
+//! the callback changes anything.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +12,7 @@ use protocol::{
 };
 use serde_json::{Value, json};
 
+use super::auth::CallbackAuth;
 use super::extract::ApiJson;
 use crate::app::AppState;
 use crate::db::{self, Meeting};
@@ -47,29 +50,24 @@ fn update_failed() -> Json<Value> {
 
 /// The meeting a callback is about: through its session row, or (with `current_uid`
 /// routing) a bot that restarted under a new uid, recognised by its container's name,
-/// whose new uid becomes a session and the meeting's `current_uid`.
+/// whose new uid becomes a session and the meeting's `current_uid`. The callback's
+/// secret is checked against the meeting found before the new uid is adopted.
 async fn callback_meeting(
     state: &AppState,
+    auth: &CallbackAuth,
     connection_id: &str,
     container: Option<&str>,
 ) -> Result<Option<Meeting>, ApiError> {
     if let Some(meeting) = db::meeting_by_session_uid(&state.pool, connection_id).await? {
+        auth.check(Some(&meeting), container)?;
         return Ok(Some(meeting));
     }
-    if state.fixes.route_leave != RouteLeave::CurrentUid {
-        return Ok(None);
-    }
-    let Some(id) = container
-        .and_then(crate::containers::meeting_id_from_name)
-        .and_then(|id| id.parse::<i32>().ok())
-    else {
+    let by_container = restarted_bot_meeting(state, container).await?;
+    auth.check(by_container.as_ref(), container)?;
+    let Some(meeting) = by_container else {
         return Ok(None);
     };
-    let mut conn = state.pool.acquire().await.map_err(db::DbError::from)?;
-    let Some(meeting) = db::meeting_by_id(&mut conn, id, false).await? else {
-        return Ok(None);
-    };
-    drop(conn);
+    let id = meeting.id;
     if let Some(err) = session_uid_too_long("connection_id", connection_id) {
         return Err(err);
     }
@@ -86,6 +84,25 @@ async fn callback_meeting(
     }
     tracing::info!(meeting_id = id, %connection_id, "adopted the new uid of a restarted bot");
     Ok(Some(meeting))
+}
+
+/// With `current_uid` routing, the meeting whose container a callback from an unknown
+/// uid names; reads only.
+async fn restarted_bot_meeting(
+    state: &AppState,
+    container: Option<&str>,
+) -> Result<Option<Meeting>, ApiError> {
+    if state.fixes.route_leave != RouteLeave::CurrentUid {
+        return Ok(None);
+    }
+    let Some(id) = container
+        .and_then(crate::containers::meeting_id_from_name)
+        .and_then(|id| id.parse::<i32>().ok())
+    else {
+        return Ok(None);
+    };
+    let mut conn = state.pool.acquire().await.map_err(db::DbError::from)?;
+    Ok(db::meeting_by_id(&mut conn, id, false).await?)
 }
 
 /// With `idempotent_callbacks`: a repeated terminal changes nothing (answered as
@@ -140,10 +157,12 @@ fn stop_dominates(
 /// duplicate key), except for a rejected joining/awaiting_admission.
 pub async fn status_change(
     State(state): State<AppState>,
+    auth: CallbackAuth,
     ApiJson(payload): ApiJson<StatusChangePayload>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(meeting) = callback_meeting(
         &state,
+        &auth,
         &payload.connection_id,
         payload.container_id.as_deref(),
     )
@@ -228,9 +247,10 @@ fn status_change_details(
 /// stops the container a little later.
 pub async fn exited(
     State(state): State<AppState>,
+    auth: CallbackAuth,
     ApiJson(payload): ApiJson<ExitedPayload>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(meeting) = callback_meeting(&state, &payload.connection_id, None).await? else {
+    let Some(meeting) = callback_meeting(&state, &auth, &payload.connection_id, None).await? else {
         return Ok(session_not_found(&payload.connection_id));
     };
     let (mut to, mut details) = if payload.exit_code == 0 {
@@ -306,8 +326,26 @@ pub async fn exited(
 /// `meeting_sessions` row per (re)connect, stamped with the client's clock.
 pub async fn session_start(
     State(state): State<AppState>,
+    auth: CallbackAuth,
     ApiJson(payload): ApiJson<SessionStartPayload>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if auth.is_on() {
+        let named = match i32::try_from(payload.meeting_id) {
+            Ok(id) => db::meetings_by_ids(&state.pool, &[id]).await?.pop(),
+            Err(_) => None,
+        };
+        auth.check(named.as_ref(), None)?;
+        // Callbacks find their meeting through the session uid: a bot's own secret must
+        // not claim another meeting's uid, or that meeting's callbacks would come here.
+        if let Some(owner) = db::meeting_by_session_uid(&state.pool, &payload.session_uid).await?
+            && Some(owner.id) != named.map(|m| m.id)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "The session uid belongs to another meeting",
+            ));
+        }
+    }
     let start = DateTime::parse_from_rfc3339(&payload.session_start_time)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|err| {

@@ -137,11 +137,12 @@ async fn stop_and_exit_callback_at_the_same_instant_end_the_meeting_once() {
     let stack = Stack::start_with(fixed()).await;
     let (native, meeting) = stack.bot_at(HUNG_LEAVE, "active").await;
     let uid = stack.connection_id(meeting.id).await;
+    let secret = stack.bot_secret(meeting.id).await;
     let exited = json!({"connection_id": uid, "exit_code": 0, "reason": "self_initiated_leave"});
 
     let ((stop_code, stop_body), (callback_code, callback_body)) = tokio::join!(
         stack.delete_bot(Platform::GoogleMeet, &native),
-        stack.post_json("/bots/internal/callback/exited", &exited),
+        stack.post_callback("/bots/internal/callback/exited", &exited, Some(&secret)),
     );
     assert_eq!(stop_code, 202, "{stop_body}");
     assert!(
@@ -276,12 +277,17 @@ async fn late_joining_after_the_stop_is_ignored_and_the_meeting_ends_once() {
     // stop was accepted.
     let (native, meeting) = stack.bot_at(HUNG_LEAVE, "active").await;
     let uid = stack.connection_id(meeting.id).await;
+    let (secret, container) = (
+        stack.bot_secret(meeting.id).await,
+        stack.container_name(meeting.id).await,
+    );
     let (code, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
     assert_eq!(code, 202, "{body}");
     let (code, body) = stack
-        .post_json(
+        .post_callback(
             "/bots/internal/callback/status_change",
-            &json!({"connection_id": uid, "status": "joining", "container_id": "c"}),
+            &json!({"connection_id": uid, "status": "joining", "container_id": container}),
+            Some(&secret),
         )
         .await;
     assert_eq!(

@@ -40,12 +40,23 @@ async fn settled_meeting(stack: &Stack, profile: &str) -> (i64, String) {
     (meeting.id, uid)
 }
 
-async fn send(stack: &Stack, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+/// A request as the dev user; a callback (`/bots/internal/...`) carries `secret` as its
+/// bearer, as its bot would under `callback_auth`.
+async fn send(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    secret: &str,
+) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
     let mut request = stack
         .http
         .request(method, stack.url(path))
         .header("X-API-Key", DEV_TOKEN);
+    if path.starts_with("/bots/internal/") {
+        request = request.bearer_auth(secret);
+    }
     if let Some(body) = body {
         request = request.json(body);
     }
@@ -80,15 +91,17 @@ async fn a_database_error_is_logged_in_full_and_answered_as_a_generic_500(
     })
     .await;
 
-    // Postgres fails the callback's lookup.
+    // Postgres fails the callback's lookup (which comes before its secret can be
+    // checked against a meeting: any well-formed secret gets that far).
     sqlx::query("ALTER TABLE meeting_sessions RENAME TO meeting_sessions_gone")
         .execute(&stack.pool)
         .await
         .unwrap();
     let (code, body) = stack
-        .post_json(
+        .post_callback(
             "/bots/internal/callback/status_change",
             &json!({"connection_id": "u", "status": "active"}),
+            Some(&"0".repeat(64)),
         )
         .await;
     assert_eq!(code, 500, "{body}");
@@ -129,6 +142,8 @@ async fn a_nul_in_any_text_is_refused_with_422_naming_where_it_is_and_writes_not
     })
     .await;
     let (id, uid) = settled_meeting(&stack, profile).await;
+    // Under `callback_auth` the callbacks get past their secret's check to the body's.
+    let secret = stack.known_secret(id).await;
     let status_change = "/bots/internal/callback/status_change";
     let exited = "/bots/internal/callback/exited";
     let cases: Vec<(&str, &str, Option<Value>, Value)> = vec![
@@ -207,7 +222,7 @@ async fn a_nul_in_any_text_is_refused_with_422_naming_where_it_is_and_writes_not
     ];
     let before = snapshot(&stack).await;
     for (method, path, body, loc) in cases {
-        let (code, answer) = send(&stack, method, path, body.as_ref()).await;
+        let (code, answer) = send(&stack, method, path, body.as_ref(), &secret).await;
         assert_eq!(code, 422, "{method} {path} {body:?}: {answer}");
         let error = &answer["detail"][0];
         assert_eq!(error["loc"], loc, "{method} {path}: {answer}");
@@ -287,7 +302,7 @@ async fn a_method_a_route_does_not_take_is_answered_405_with_a_message() {
         ("PUT", "/bots/zoom/123456789"),
         ("GET", "/bots/internal/callback/status_change"),
     ] {
-        let (code, body) = send(&stack, method, path, None).await;
+        let (code, body) = send(&stack, method, path, None, "").await;
         assert_eq!(code, 405, "{method} {path}: {body}");
         assert_eq!(
             body,

@@ -3,6 +3,7 @@
 //! for) and one `mock-bot` per meeting.
 
 mod api_conformance;
+mod callback_auth;
 mod connections;
 mod faithful;
 mod fixed;

@@ -77,6 +77,9 @@ struct Case {
     method: &'static str,
     path: String,
     body: Option<Body>,
+    /// An `Authorization` header (raw bytes: not always text), as a callback carries its
+    /// bot's secret under `callback_auth`.
+    authorization: Option<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -89,8 +92,16 @@ enum Body {
 impl std::fmt::Debug for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.body {
-            None => write!(f, "{} {}", self.method, short(&self.path)),
-            Some(body) => write!(f, "{} {} with {body:?}", self.method, short(&self.path)),
+            None => write!(f, "{} {}", self.method, short(&self.path))?,
+            Some(body) => write!(f, "{} {} with {body:?}", self.method, short(&self.path))?,
+        }
+        match &self.authorization {
+            Some(value) => write!(
+                f,
+                " and Authorization {}",
+                short(&String::from_utf8_lossy(value))
+            ),
+            None => Ok(()),
         }
     }
 }
@@ -120,6 +131,9 @@ fn short(text: &str) -> String {
 struct World {
     stack: Stack,
     targets: Vec<(i64, String)>,
+    /// A secret the test knows for each target (stored in place of its bot's under
+    /// `callback_auth`; unused otherwise).
+    secrets: Vec<String>,
     keys: Vec<(Platform, String)>,
 }
 
@@ -145,10 +159,12 @@ impl World {
             keys.push((Platform::GoogleMeet, native));
         }
         // The fixes end a crashed bot's meeting from its exit: let that happen first.
+        let mut secrets = Vec::new();
         for (id, _) in &targets {
             if profile == "fixed" {
                 stack.wait_terminal(*id).await;
             }
+            secrets.push(stack.known_secret(*id).await);
         }
         let digits = |n: usize| -> String {
             (0..n)
@@ -161,6 +177,7 @@ impl World {
         World {
             stack,
             targets,
+            secrets,
             keys,
         }
     }
@@ -179,6 +196,12 @@ impl World {
                 .body(bytes.clone()),
             None => request,
         };
+        if let Some(value) = &case.authorization {
+            let value = reqwest::header::HeaderValue::from_bytes(value).map_err(|err| {
+                TestCaseError::fail(format!("a header value ({err}) in {case:?}"))
+            })?;
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
         let resp = request
             .send()
             .await
@@ -609,6 +632,7 @@ fn create_case(keys: &[(Platform, String)]) -> BoxedStrategy<Case> {
                     method: "POST",
                     path: "/bots".into(),
                     body: Some(body),
+                    authorization: None,
                 }
             },
         )
@@ -660,6 +684,7 @@ fn path_case(keys: &[(Platform, String)]) -> BoxedStrategy<Case> {
                 format!("/bots/{platform}/{native}")
             },
             body: if method == "DELETE" { None } else { config },
+            authorization: None,
         })
         .boxed()
 }
@@ -704,17 +729,39 @@ fn callback_case(world: &World) -> BoxedStrategy<Case> {
             words(&["2024-01-01T00:00:00Z", "2999-12-31T23:59:59.999999+14:00"]),
         ),
     ]);
+    // Mostly a target's own secret (so that inputs get past it to the body), else a
+    // header no secret is in.
+    let bearers: Vec<Option<Vec<u8>>> = world
+        .secrets
+        .iter()
+        .map(|s| Some(format!("Bearer {s}").into_bytes()))
+        .collect();
+    let authorization = prop_oneof![
+        6 => select(bearers),
+        1 => select(vec![
+            None,
+            Some(Vec::new()),
+            Some(b"Bearer".to_vec()),
+            Some(b"Basic x".to_vec()),
+            Some("Bearer \u{e9}".as_bytes().to_vec()),
+            Some(format!("Bearer {}", "a".repeat(10_000)).into_bytes()),
+            Some(format!("Bearer {}", "0".repeat(64)).into_bytes()),
+        ]),
+    ]
+    .boxed();
     let to = |path: &'static str| {
-        move |body| Case {
+        move |(body, authorization)| Case {
             method: "POST",
             path: path.into(),
             body: Some(body),
+            authorization,
         }
     };
     prop_oneof![
-        3 => status_change.prop_map(to("/bots/internal/callback/status_change")),
-        2 => exited.prop_map(to("/bots/internal/callback/exited")),
-        1 => session_start.prop_map(to("/bots/internal/session_start")),
+        3 => (status_change, authorization.clone())
+            .prop_map(to("/bots/internal/callback/status_change")),
+        2 => (exited, authorization.clone()).prop_map(to("/bots/internal/callback/exited")),
+        1 => (session_start, authorization).prop_map(to("/bots/internal/session_start")),
     ]
     .boxed()
 }

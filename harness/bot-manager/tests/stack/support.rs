@@ -246,6 +246,73 @@ impl Stack {
         status_and_json(resp).await
     }
 
+    /// A callback in the name of a bot: `secret` as its `Authorization: Bearer` when
+    /// given (the `callback_auth` fix requires it), no header otherwise.
+    pub async fn post_callback(
+        &self,
+        path: &str,
+        body: &Value,
+        secret: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        status_and_json(request.send().await.expect("POST a callback")).await
+    }
+
+    /// The `BOT_CONFIG` the service gave the meeting's bot, as its container's create
+    /// request carried it (Docker's inspect): the container must still exist.
+    pub async fn bot_config(&self, meeting_id: i64) -> protocol::BotConfig {
+        let name = self.container_name(meeting_id).await;
+        let inspect: Value = self
+            .http
+            .get(format!("{}/containers/{name}/json", self.runtime_url))
+            .send()
+            .await
+            .expect("inspect the container")
+            .json()
+            .await
+            .expect("inspect JSON");
+        let raw = inspect["Config"]["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|e| e.strip_prefix("BOT_CONFIG="))
+            .unwrap_or_else(|| panic!("no BOT_CONFIG in the Env of {name}: {inspect}"))
+            .to_owned();
+        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("BOT_CONFIG of {name}: {e}: {raw}"))
+    }
+
+    /// The callback secret the service gave the meeting's bot; panics without one (the
+    /// container must still exist).
+    pub async fn bot_secret(&self, meeting_id: i64) -> String {
+        self.bot_config(meeting_id)
+            .await
+            .callback_secret
+            .unwrap_or_else(|| panic!("the bot of meeting {meeting_id} was given no secret"))
+    }
+
+    /// A callback secret the test knows, in place of the one the meeting's bot was given
+    /// (whose container may be gone): the stored digest is replaced, the binding to the
+    /// meeting and its container kept. Without a binding (callback auth off) nothing is
+    /// written.
+    pub async fn known_secret(&self, meeting_id: i64) -> String {
+        let secret = bot_manager::callback_auth::new_secret();
+        let digest = bot_manager::callback_auth::secret_digest(&secret);
+        sqlx::query(
+            "UPDATE meetings SET data = jsonb_set(data, '{callback_auth,secret_sha256}', to_jsonb($2::text)) \
+             WHERE id = $1 AND data ? 'callback_auth'",
+        )
+        .bind(meeting_id as i32)
+        .bind(digest)
+        .execute(&self.pool)
+        .await
+        .expect("replace the stored secret digest");
+        secret
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let resp = self
             .http
@@ -474,6 +541,36 @@ impl Stack {
             messages: Box::pin(pubsub.into_on_message()),
             seen: Vec::new(),
         }
+    }
+
+    /// The text Redis holds at `key`, if any.
+    pub async fn redis_get(&self, key: &str) -> Option<String> {
+        let client = redis::Client::open(self.redis_url()).expect("redis client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        redis::cmd("GET")
+            .arg(key)
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .expect("GET")
+    }
+
+    /// Publishes `payload` on `channel` (a marker a watch can wait for: whatever the
+    /// service published before it reaches a watcher first).
+    pub async fn redis_publish(&self, channel: &str, payload: &str) {
+        let client = redis::Client::open(self.redis_url()).expect("redis client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+            .expect("PUBLISH");
     }
 
     /// Whether Redis holds `key`.

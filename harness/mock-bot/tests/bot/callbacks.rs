@@ -3,7 +3,9 @@
 use rstest::rstest;
 use serde_json::json;
 
-use crate::support::{Bot, CallbackServer, EXITED_PATH, STATUS_CHANGE_PATH, TestRedis, bot_config};
+use crate::support::{
+    Bot, CallbackServer, EXITED_PATH, SESSION_START_PATH, STATUS_CHANGE_PATH, TestRedis, bot_config,
+};
 
 #[rstest]
 #[case::once("once", 1)]
@@ -235,4 +237,55 @@ async fn a_reconnect_skew_at_its_bound_sends_its_session_and_the_bot_still_leave
         behind > chrono::TimeDelta::milliseconds(-skew) - hour,
         "{sessions:?}"
     );
+}
+
+// A bot given `callbackSecret` (a service with the callback_auth fix) sends it as its
+// bearer on every request: each status, its session start, its terminal callback on
+// either path. Without it (legacy, production's BOT_CONFIG), no Authorization header.
+#[rstest]
+#[case::secret_on_exited(Some("5e".repeat(32)), "exited")]
+#[case::secret_on_status_change(Some("5e".repeat(32)), "status_change")]
+#[case::no_secret(None, "exited")]
+#[tokio::test]
+async fn every_request_carries_the_callback_secret_as_its_bearer_and_none_without_one(
+    #[case] secret: Option<String>,
+    #[case] callback_path: &str,
+) {
+    let redis = TestRedis::start();
+    let server = CallbackServer::start().await;
+    let mut config = bot_config(&server.exited_url(), &redis.url());
+    config.callback_secret = secret.clone();
+    let mut bot = Bot::spawn(&config, &[("MOCK_BOT_CALLBACK_PATH", callback_path)]);
+
+    bot.wait_ready().await;
+    server
+        .wait_until("the session start", |r| {
+            r.iter().any(|r| r.path == SESSION_START_PATH)
+        })
+        .await;
+    assert_eq!(redis.leave(&bot.uid).await, 1);
+    bot.expect_exit_code(0).await;
+
+    let records = server.records();
+    let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+    for path in [STATUS_CHANGE_PATH, SESSION_START_PATH] {
+        assert!(paths.contains(&path), "{paths:?}");
+    }
+    assert_eq!(server.terminal().len(), 1);
+    assert_eq!(
+        server.terminal()[0].path,
+        if callback_path == "exited" {
+            EXITED_PATH
+        } else {
+            STATUS_CHANGE_PATH
+        }
+    );
+    let expected = secret.map(|s| format!("Bearer {s}"));
+    for record in &records {
+        assert_eq!(
+            record.authorization, expected,
+            "{} {}",
+            record.path, record.body
+        );
+    }
 }

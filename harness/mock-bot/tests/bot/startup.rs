@@ -44,6 +44,7 @@ fn config_with(change: fn(&mut protocol::BotConfig)) -> String {
 #[case::count_beyond_its_bound(Some(valid_config()), &[("MOCK_BOT_DUPLICATE_TERMINAL", "4294967295")], "MOCK_BOT_DUPLICATE_TERMINAL=\"4294967295\"")]
 #[case::config_timeout_beyond_a_day(Some(config_with(|c| c.automatic_leave.waiting_room_timeout = u64::MAX)), &[], "automaticLeave.waitingRoomTimeout is 18446744073709551615")]
 #[case::config_meeting_id_not_positive(Some(config_with(|c| c.meeting_id = i64::MIN)), &[], "meeting_id is -9223372036854775808")]
+#[case::secret_no_header_can_carry(Some(config_with(|c| c.callback_secret = Some("a\nb".into()))), &[], "BOT_CONFIG.callbackSecret")]
 #[tokio::test]
 async fn bad_environment_exits_1_with_one_line_naming_the_problem(
     #[case] config: Option<String>,

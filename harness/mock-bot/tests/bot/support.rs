@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use protocol::{AutomaticLeave, BotConfig, Platform};
@@ -45,6 +45,8 @@ pub const FAST: &[(&str, &str)] = &[
 pub struct Recorded {
     pub path: String,
     pub body: Value,
+    /// The request's `Authorization` header, if it had one (lossy text).
+    pub authorization: Option<String>,
 }
 
 impl Recorded {
@@ -182,13 +184,22 @@ impl Drop for CallbackServer {
     }
 }
 
-async fn record(State(state): State<ServerState>, uri: Uri, body: Bytes) -> (StatusCode, String) {
+async fn record(
+    State(state): State<ServerState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
     let body = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     state.records.send_modify(|records| {
         records.push(Recorded {
             path: uri.path().to_owned(),
             body,
+            authorization,
         });
     });
     let status = StatusCode::from_u16(state.answer.load(Ordering::SeqCst))
@@ -372,6 +383,7 @@ pub fn bot_config(callback_url: &str, redis_url: &str) -> BotConfig {
         redis_url: redis_url.into(),
         automatic_leave: AutomaticLeave::default(),
         bot_manager_callback_url: callback_url.into(),
+        callback_secret: None,
     }
 }
 
