@@ -80,6 +80,16 @@ fn judged(invariant: Invariant, run: &str) -> CheckResult {
     "net-service-postgres-slow-during-exit-callback-finalize-after-forced-stop",
     "a transition record was lost"
 )]
+#[case::own_changes_container(
+    Invariant::OwnChanges,
+    "sec-forged-active-steals-container-legacy",
+    "forged status active"
+)]
+#[case::own_changes_session(
+    Invariant::OwnChanges,
+    "sec-forged-session-redirects-leave-legacy",
+    "forged session"
+)]
 fn recorded_run_that_breaks_an_invariant_is_judged_violated_with_a_witness(
     #[case] invariant: Invariant,
     #[case] run: &str,
@@ -107,6 +117,8 @@ fn recorded_run_that_breaks_an_invariant_is_judged_violated_with_a_witness(
     "net-service-postgres-slow-during-exit-callback-finalize-after-forced-stop+row-locks"
 )]
 #[case::leave_routed(Invariant::LeaveRouted, "h2-restart-new-uid-fixed")]
+#[case::own_changes_container(Invariant::OwnChanges, "sec-forged-active-steals-container-fixed")]
+#[case::own_changes_session(Invariant::OwnChanges, "sec-forged-session-redirects-leave-fixed")]
 #[case::status_agrees(Invariant::StatusAgrees, "h1-leave-hangs-fixed")]
 #[case::status_agrees_two_live_rows(Invariant::StatusAgrees, "two-live-rows-legacy")]
 #[case::no_loss(
@@ -130,6 +142,12 @@ fn recorded_happy_path_holds_every_invariant_with_its_precondition_met() {
     let judged: Vec<Invariant> = results.iter().map(|r| r.invariant).collect();
     assert_eq!(judged, Invariant::ALL, "every invariant judged, once");
     for r in results {
+        if r.invariant == Invariant::OwnChanges {
+            // Nobody forged anything: undecided, never a pass.
+            assert_eq!(r.outcome, Outcome::Unknown, "{}", r.summary);
+            assert!(!r.precondition_met, "{}", r.summary);
+            continue;
+        }
         assert_eq!(r.outcome, Outcome::Holds, "{}: {}", r.invariant, r.summary);
         assert!(r.precondition_met, "{}: {}", r.invariant, r.summary);
     }
@@ -196,5 +214,27 @@ fn recorded_second_delete_reads_as_two_stops_over_one_row() {
     assert_eq!(
         r.summary,
         "Both accepted stops (DELETEs answered 202, over 1 meeting row) reached completed/failed within the deadline."
+    );
+}
+
+#[test]
+fn recorded_forged_active_is_caught_twice_the_container_it_named_and_the_bot_stopped_for_it() {
+    // Pins the finding: a forged `active` pointed user B's meeting at user A's
+    // container, and B's stop then killed A's bot.
+    let r = judged(
+        Invariant::OwnChanges,
+        "sec-forged-active-steals-container-legacy",
+    );
+    let texts: Vec<&str> = r.violations.iter().map(|v| v.text.as_str()).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("forged status active")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Meeting a's container")
+                && t.contains("its user had asked for no stop")),
+        "{texts:?}"
     );
 }

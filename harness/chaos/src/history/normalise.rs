@@ -133,9 +133,19 @@ pub fn normalise(history: &History) -> BTreeMap<String, Vec<String>> {
                 status,
                 body,
                 error,
+                by,
                 ..
             } => {
                 let path = n.text(path);
+                // A forged request is the attacker's lane, not the user's.
+                let who = by
+                    .as_deref()
+                    .map_or("client".to_owned(), |by| format!("{by} (forged)"));
+                let who = if by.as_deref() == Some("bot") {
+                    "harness as the bot".to_owned()
+                } else {
+                    who
+                };
                 let detail = match (status, body, error) {
                     (Some(s), Some(b), _) => format!("{s} {}", n.value(&answer_gist(b))),
                     (Some(s), None, _) => s.to_string(),
@@ -144,7 +154,7 @@ pub fn normalise(history: &History) -> BTreeMap<String, Vec<String>> {
                     (None, None, None) => String::new(),
                 };
                 (
-                    format!("client {method} {path}"),
+                    format!("{who} {method} {path}"),
                     format!("{} {detail}", format!("{phase:?}").to_lowercase()),
                 )
             }
