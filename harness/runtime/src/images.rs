@@ -736,6 +736,92 @@ mod tests {
     }
 
     #[test]
+    fn a_star_tag_takes_every_tag_and_docker_hubs_long_names_are_the_short_ones() {
+        let images = parse(
+            "[images.\"redis:*\"]\ncommand = [\"sh\"]\n[images.\"redis:7\"]\ncommand = [\"true\"]\n",
+        )
+        .unwrap();
+        assert!(images.get("redis:5.0").unwrap().program.ends_with("sh"));
+        assert!(images.get("redis").unwrap().program.ends_with("sh"));
+        assert!(images.get("redis:7").unwrap().program.ends_with("true"));
+        assert!(
+            images
+                .get("docker.io/library/redis:5.0")
+                .unwrap()
+                .program
+                .ends_with("sh")
+        );
+        assert!(images.get("other/redis:5.0").is_none());
+    }
+
+    #[test]
+    fn ports_fill_their_placeholders_and_a_placeholder_must_name_a_listed_port() {
+        let images = parse(
+            "[images.db]\ncommand = [\"sh\", \"-c\", \"serve --port={port:5432}\"]\nports = [\"5432\"]\n",
+        )
+        .unwrap();
+        let image = images.get("db").unwrap();
+        assert_eq!(image.ports, ["5432/tcp"]);
+        let rendered = render(&image.args[1], |p| match p {
+            Placeholder::Port("5432") => Some("40001".to_owned()),
+            _ => None,
+        });
+        assert_eq!(rendered, "serve --port=40001");
+        let err = parse("[images.db]\ncommand = [\"sh\", \"{port:6379/tcp}\"]\n").unwrap_err();
+        assert!(err.to_string().contains("images.db.command[1]"), "{err}");
+        assert!(err.to_string().contains("6379/tcp"), "{err}");
+        let err = parse("[images.db]\ncommand = [\"sh\"]\nports = [\"99999/tcp\"]\n").unwrap_err();
+        assert!(err.to_string().contains("images.db.ports[0]"), "{err}");
+    }
+
+    #[test]
+    fn a_cmd_runs_only_as_a_listed_rule_with_its_named_groups() {
+        let images = parse(
+            r#"
+            [images.proxy]
+            command = ["sh", "--port", "{port:8474/tcp}"]
+            ports = ["8474/tcp"]
+            cmd = [
+                { match = ['-port=(?<port>[0-9]+)'], args = ["--port", "{port}"] },
+                { match = ["-v"] },
+            ]
+            "#,
+        )
+        .unwrap();
+        let image = images.get("proxy").unwrap();
+        let words = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(image.args_for(&[]).unwrap(), image.args);
+        assert_eq!(
+            image.args_for(&words(&["-port=9000"])).unwrap(),
+            ["--port", "9000"]
+        );
+        assert_eq!(image.args_for(&words(&["-v"])).unwrap(), image.args);
+        assert_eq!(image.args_for(&words(&["-port=x"])), None);
+        assert_eq!(image.args_for(&words(&["-port=1", "-v"])), None);
+        let err = parse(
+            "[images.p]\ncommand = [\"sh\"]\ncmd = [{ match = [\"a\"], args = [\"{nope}\"] }]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("images.p.cmd[0].args[0]"), "{err}");
+        let err =
+            parse("[images.p]\ncommand = [\"sh\"]\ncmd = [{ match = [\"(\"] }]\n").unwrap_err();
+        assert!(
+            err.to_string().contains("images.p.cmd[0].match[0]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_optional_image_without_its_program_is_unavailable_not_an_error() {
+        let images =
+            parse("[images.db]\ncommand = [\"no-such-program-here\"]\noptional = true\n").unwrap();
+        let reason = images.get("db").unwrap().unavailable.clone().unwrap();
+        assert!(reason.contains("no-such-program-here"), "{reason}");
+        let err = parse("[images.db]\ncommand = [\"sh\"]\noptional = \"yes\"\n").unwrap_err();
+        assert!(err.to_string().contains("images.db.optional"), "{err}");
+    }
+
+    #[test]
     fn syntax_error_names_the_file() {
         let err = parse("[images.bot\n").unwrap_err();
         assert!(

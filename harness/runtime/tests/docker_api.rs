@@ -368,10 +368,7 @@ async fn unsupported_paths_and_methods_answer_404_naming_them() {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
-    assert!(
-        message.contains("GET /v1.47/containers/x/top"),
-        "{message}"
-    );
+    assert!(message.contains("GET /v1.47/containers/x/top"), "{message}");
 
     let response = h
         .http
