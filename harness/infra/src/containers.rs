@@ -412,6 +412,16 @@ pub fn shared_toxiproxy() -> Result<&'static ContainerHandle, InfraError> {
     })
 }
 
+/// This process's [`OWNER_LABEL`] value.
+pub fn owner_label() -> String {
+    Owner::current().to_string()
+}
+
+/// [`sweep_containers`] for a caller without a runtime (blocks).
+pub fn sweep_leftover_containers() -> Result<Vec<String>, InfraError> {
+    block_on_service(sweep_containers())
+}
+
 async fn sweep_containers_once() {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
@@ -431,7 +441,7 @@ async fn sweep_containers_once() {
 /// Removes the containers labelled [`OWNER_LABEL`] whose owner is dead on this host (a
 /// killed run's); those of live processes and of other hosts are left alone. Answers
 /// the ids removed. Runs once per process before its first container.
-pub async fn sweep_containers() -> Result<Vec<String>, InfraError> {
+async fn sweep_containers() -> Result<Vec<String>, InfraError> {
     let failed = |reason: String| InfraError::Container {
         action: "sweep the containers of crashed runs".to_owned(),
         reason,

@@ -159,7 +159,7 @@ pub fn select(choice: Choice) -> Result<&'static Selection, InfraError> {
     if let Some(selected) = SELECTED.get() {
         return Ok(selected);
     }
-    let selection = decide(choice)?;
+    let selection = choose(choice, &|name| std::env::var(name).ok())?;
     Ok(SELECTED.get_or_init(|| selection))
 }
 
@@ -171,8 +171,12 @@ pub fn current() -> Result<&'static Selection, InfraError> {
     }
 }
 
-fn decide(choice: Choice) -> Result<Selection, InfraError> {
-    let set = |var: &str| std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
+/// What [`select`] would choose with the environment `var` reads (pure but for the ping).
+pub fn choose(
+    choice: Choice,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Selection, InfraError> {
+    let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
     let both_urls = set("DATABASE_URL") && set("REDIS_URL");
     let selection = |provider, reason| Selection {
         choice,
@@ -194,8 +198,8 @@ fn decide(choice: Choice) -> Result<Selection, InfraError> {
         }),
         Choice::Auto if both_urls => Ok(selection(Provider::Env, None)),
         Choice::Containers | Choice::Auto => {
-            let docker_host = docker_host();
-            match ping(&docker_host) {
+            let docker_host = docker_host_in(var);
+            match ping_in(&docker_host, var) {
                 Ok(()) => Ok(selection(Provider::Containers { docker_host }, None)),
                 Err(reason) if choice == Choice::Auto => {
                     Ok(selection(Provider::Local, Some(reason)))
@@ -232,13 +236,17 @@ pub fn toxiproxy_url() -> Result<Option<String>, InfraError> {
 /// The daemon address testcontainers uses: `DOCKER_HOST`, else the first of Docker's
 /// usual sockets that exists, else [`DEFAULT_DOCKER_HOST`].
 pub fn docker_host() -> String {
-    if let Ok(host) = std::env::var("DOCKER_HOST")
+    docker_host_in(&|name| std::env::var(name).ok())
+}
+
+fn docker_host_in(var: &dyn Fn(&str) -> Option<String>) -> String {
+    if let Some(host) = var("DOCKER_HOST")
         && !host.trim().is_empty()
     {
         return host.trim().to_owned();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let home = var("HOME").map(PathBuf::from);
+    let runtime_dir = var("XDG_RUNTIME_DIR").map(PathBuf::from);
     let candidates = [
         Some(PathBuf::from("/var/run/docker.sock")),
         runtime_dir.map(|d| d.join(".docker/run/docker.sock")),
@@ -258,13 +266,17 @@ pub fn docker_host() -> String {
 /// Asks the daemon at `host` for `GET /_ping` within [`PING_DEADLINE`]; the error says,
 /// in a phrase, why nothing usable answers (no socket, refused, not Docker, TLS asked).
 pub fn ping(host: &str) -> Result<(), String> {
-    let unset = std::env::var("DOCKER_HOST").map_or(true, |h| h.trim().is_empty());
+    ping_in(host, &|name| std::env::var(name).ok())
+}
+
+fn ping_in(host: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    let unset = var("DOCKER_HOST").is_none_or(|h| h.trim().is_empty());
     let named = if unset {
         format!("{host} (DOCKER_HOST is not set)")
     } else {
         host.to_owned()
     };
-    if std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0") {
+    if var("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty() && v != "0") {
         return Err(format!(
             "DOCKER_TLS_VERIFY is set, and the harness reaches a daemon over a socket or plain TCP only ({named})"
         ));
@@ -383,6 +395,74 @@ mod tests {
         let port = crate::process::free_port().unwrap();
         let reason = ping(&format!("tcp://127.0.0.1:{port}")).unwrap_err();
         assert!(reason.contains(&port.to_string()), "{reason}");
+    }
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn auto_without_a_daemon_takes_local_and_says_why() {
+        let selection = choose(
+            Choice::Auto,
+            &env(&[("DOCKER_HOST", "unix:///nonexistent/stopflow/docker.sock")]),
+        )
+        .unwrap();
+        assert_eq!(selection.provider, Provider::Local);
+        let reason = selection.reason.clone().unwrap();
+        assert!(
+            reason.contains("/nonexistent/stopflow/docker.sock"),
+            "{reason}"
+        );
+        let line = selection.to_string();
+        assert!(
+            line.starts_with("infra: local") && line.contains("not containers"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn containers_without_a_daemon_fail_naming_the_host() {
+        let err = choose(
+            Choice::Containers,
+            &env(&[("DOCKER_HOST", "unix:///nonexistent/stopflow/docker.sock")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--infra containers"), "{err}");
+    }
+
+    #[test]
+    fn the_environments_urls_come_first_and_env_needs_both() {
+        let both = env(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("REDIS_URL", "redis://x/"),
+        ]);
+        assert_eq!(choose(Choice::Auto, &both).unwrap().provider, Provider::Env);
+        assert_eq!(choose(Choice::Env, &both).unwrap().provider, Provider::Env);
+        let err = choose(Choice::Env, &env(&[("DATABASE_URL", "postgres://x/y")])).unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL is not set"), "{err}");
+        assert_eq!(
+            choose(Choice::Local, &env(&[])).unwrap().provider,
+            Provider::Local
+        );
+    }
+
+    #[test]
+    fn tls_is_not_spoken_and_is_said_so() {
+        let reason = ping_in(
+            "tcp://127.0.0.1:2376",
+            &env(&[
+                ("DOCKER_TLS_VERIFY", "1"),
+                ("DOCKER_HOST", "tcp://127.0.0.1:2376"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(reason.contains("DOCKER_TLS_VERIFY"), "{reason}");
     }
 
     #[test]
