@@ -1,8 +1,8 @@
 //! `chaos` on each infra provider: with containers (through testcontainers, on the
 //! project's `runtime` standing in for a Docker daemon) a catalogue subset gives the
-//! verdicts it gives on local servers, and every container goes at the end; with no
-//! daemon it runs on local servers and says why; `--infra containers` and `--infra env`
-//! refuse to run without what they need.
+//! verdicts it gives on local servers, and every container goes at the end, or, after a
+//! killed run, at the next start; with no daemon it runs on local servers and says why;
+//! `--infra containers` and `--infra env` refuse to run without what they need.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -16,8 +16,8 @@ use support::{chaos, root, text};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Scenarios of every kind of infra use: a plain run, Redis paused (a container's is
-/// paused through Docker), a link of the bot's Redis reset (the links on the Toxiproxy
-/// container), and the service's Postgres link reset.
+/// paused through Docker), a link to the bot's Redis reset, and the service's link to
+/// Postgres reset.
 const SUBSET: [&str; 4] = [
     "happy-path",
     "redis-down-during-delete",
@@ -188,22 +188,30 @@ fn the_containers_of_a_killed_run_are_swept_by_the_next_start() {
         .arg(dir.path().join("killed"))
         .arg(root().join("scenarios/redis-down-during-delete.toml"))
         .env("DOCKER_HOST", &daemon.host)
+        // The links on a Toxiproxy container too, so that it is used, and swept.
+        .env("STOPFLOW_TOXIPROXY", "container")
         .env_remove("STOPFLOW_INFRA")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .env_remove("TOXIPROXY_URL")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("killed.log")).unwrap())
         .spawn()
         .unwrap();
+    let log = || std::fs::read_to_string(dir.path().join("killed.log")).unwrap_or_default();
     // Its Postgres, Redis and Toxiproxy running is the evidence its run has begun.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while daemon.containers().len() < 3 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the run started no containers"
+            "the run started no containers: {}",
+            log()
         );
-        assert!(killed.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "the run ended early: {}",
+            log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     killed.kill().unwrap();
@@ -227,13 +235,17 @@ fn the_containers_of_a_killed_run_are_swept_by_the_next_start() {
         .arg(dir.path().join("next"))
         .arg(root().join("scenarios/happy-path.toml"))
         .env("DOCKER_HOST", &daemon.host)
+        .env("STOPFLOW_TOXIPROXY", "container")
+        .env("STOPFLOW_TOXIPROXY", "container")
         .env_remove("STOPFLOW_INFRA")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .env_remove("TOXIPROXY_URL")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("links through a Toxiproxy container"), "{all}");
     let left = daemon.containers();
     assert!(
         left.is_empty(),
