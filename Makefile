@@ -30,6 +30,10 @@ JOBS_FLAG := $(if $(JOBS),--jobs $(JOBS))
 bins: setup
 	$(CARGO) build --workspace --bins
 
+# Runs (not tests) start Postgres and Redis as containers when a Docker daemon answers
+# (chaos --infra auto): then setup need not install them.
+chaos matrix signoff explore repro sut-vexa: export STOPFLOW_SETUP_FOR := runs
+
 ## The main job: run the scenario catalogue under legacy and fixed, write reports/<run-id>/.
 chaos: bins
 	$(CHAOS) run scenarios/ --profile legacy,fixed $(JOBS_FLAG)

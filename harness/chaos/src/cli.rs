@@ -170,6 +170,17 @@ pub struct RunOptions {
     /// The user's checkout of the service, for adapters that run from one (`{sut_dir}`).
     #[arg(long, env = "STOPFLOW_SUT_DIR")]
     pub sut_dir: Option<PathBuf>,
+    /// Where Postgres, Redis and Toxiproxy come from when DATABASE_URL, REDIS_URL and
+    /// TOXIPROXY_URL do not say: containers (through testcontainers, on DOCKER_HOST or the
+    /// default socket), local (throwaway servers), env (the URLs only), or auto:
+    /// containers when a Docker daemon answers, else local.
+    #[arg(
+        long,
+        env = "STOPFLOW_INFRA",
+        default_value = "auto",
+        value_name = "PROVIDER"
+    )]
+    pub infra: infra::provider::Choice,
 }
 
 pub fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {

@@ -20,6 +20,8 @@ pub enum LinkError {
     Proxy(#[from] ClientError),
     #[error("read the address of link {link} from {listen:?}")]
     Listen { link: String, listen: String },
+    #[error("find the Toxiproxy for the links: {0}")]
+    Infra(String),
 }
 
 pub struct Links {
@@ -30,10 +32,15 @@ pub struct Links {
 }
 
 impl Links {
-    /// The embedded proxy on a free port, or the Toxiproxy at `TOXIPROXY_URL` (the first
-    /// time in this process, after sweeping the proxies killed runs left there).
+    /// The embedded proxy on a free port, or a Toxiproxy: `TOXIPROXY_URL`'s, else the
+    /// `containers` provider's (the first time in this process, after sweeping the
+    /// proxies killed runs left there).
     pub async fn start(seed: u64) -> Result<Links, LinkError> {
-        if let Ok(url) = std::env::var("TOXIPROXY_URL") {
+        let toxiproxy = tokio::task::spawn_blocking(infra::provider::toxiproxy_url)
+            .await
+            .map_err(|err| LinkError::Infra(err.to_string()))?
+            .map_err(|err| LinkError::Infra(err.to_string()))?;
+        if let Some(url) = toxiproxy {
             let client = Client::new(url);
             client.version().await?;
             sweep_once(&client).await;

@@ -72,6 +72,21 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Chooses where the servers come from (`--infra`) and says so in one line, with why
+/// not containers when they were not used.
+fn select_infra(choice: infra::provider::Choice) -> Result<(), u8> {
+    match infra::provider::select(choice) {
+        Ok(selection) => {
+            eprintln!("chaos: {selection}");
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("chaos: failed to {err}");
+            Err(2)
+        }
+    }
+}
+
 /// The binary as the user ran it (argv[0]), for rerun commands that work as printed.
 fn invoked_as() -> String {
     std::env::args_os()
@@ -241,6 +256,7 @@ async fn execute_shard(
     }
     let seed = options.seed.unwrap_or_else(rand::random);
     eprintln!("chaos: seed {seed}");
+    select_infra(options.infra)?;
     let jobs = chaos::capacity::resolve(options.jobs).await;
     if jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
         eprintln!(
@@ -616,6 +632,9 @@ async fn explore(
         return 2;
     }
     let seed = options.seed.unwrap_or_else(rand::random);
+    if select_infra(options.infra).is_err() {
+        return 2;
+    }
     let jobs = chaos::capacity::resolve(options.jobs).await;
     if jobs > 1 && std::env::var_os("REDIS_URL").is_some() {
         eprintln!(

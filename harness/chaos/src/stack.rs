@@ -46,8 +46,6 @@ pub enum StackError {
     ExternalRedis(&'static str),
     #[error("connect to the run's database: {0}")]
     Database(#[source] sqlx::Error),
-    #[error("signal the Redis server: {0}")]
-    Signal(#[source] nix::Error),
     #[error("set up the links: {0}")]
     Links(#[from] crate::links::LinkError),
     #[error("route {what} through a link: cannot read host:port from {url:?}")]
@@ -644,7 +642,7 @@ impl Stack {
         sut_dir: Option<PathBuf>,
     ) -> Result<Stack, StackError> {
         let db = infra::postgres::test_database().await?;
-        let redis = infra::redis::test_redis()?;
+        let redis = infra::redis::test_redis_async().await?;
         let dir = infra::tempdir::create("stack")?;
         create_dir(&config.log_dir)?;
         let bot_log_dir = config.log_dir.join("bots");
@@ -914,14 +912,13 @@ impl Stack {
         })
     }
 
-    /// Stops (SIGSTOP) or resumes (SIGCONT) the run's Redis server.
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the run's Redis server: a signal to a
+    /// throwaway server, a pause or unpause of a container.
     pub fn signal_redis(&self, signal: Signal) -> Result<(), StackError> {
-        let pid = self
-            .redis
-            .pid()
-            .ok_or(StackError::ExternalRedis("pausing Redis"))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
-            .map_err(StackError::Signal)
+        if !self.redis.is_throwaway() {
+            return Err(StackError::ExternalRedis("pausing Redis"));
+        }
+        self.redis.signal(signal).map_err(StackError::Infra)
     }
 
     pub fn runtime_pid(&self) -> u32 {

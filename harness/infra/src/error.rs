@@ -130,6 +130,20 @@ pub enum InfraError {
         path.display()
     )]
     MissingBinary { name: String, path: PathBuf },
+
+    #[error("choose where the servers come from: {reason}")]
+    Provider { reason: String },
+
+    #[error("{action}: {reason}")]
+    Container { action: String, reason: String },
+
+    #[error(
+        "use {what}: --infra env takes every server from the environment, and {var} is not set"
+    )]
+    NotInEnvironment {
+        what: &'static str,
+        var: &'static str,
+    },
 }
 
 /// Renders an error with its chain of causes on one line, for logs and cached errors.

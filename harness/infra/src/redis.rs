@@ -34,6 +34,7 @@ pub struct RedisServer {
     dir: Option<PathBuf>,
     pid: Option<u32>,
     throwaway: Option<Throwaway>,
+    container: Option<crate::containers::ContainerHandle>,
 }
 
 #[derive(Debug)]
@@ -88,7 +89,31 @@ impl RedisServer {
                 _server: server,
                 _dir: dir,
             }),
+            container: None,
         })
+    }
+
+    /// A Redis container through testcontainers (see [`crate::containers`]), removed on
+    /// drop.
+    pub async fn start_container() -> Result<Self, InfraError> {
+        let container = crate::containers::start_redis().await?;
+        Ok(Self::of_container(container))
+    }
+
+    /// [`Self::start_container`] for a caller without a runtime (blocks).
+    pub fn start_container_blocking() -> Result<Self, InfraError> {
+        let container = crate::containers::start_redis_blocking()?;
+        Ok(Self::of_container(container))
+    }
+
+    fn of_container(container: crate::containers::ContainerHandle) -> Self {
+        Self {
+            url: format!("redis://{}:{}/", container.host(), container.port()),
+            dir: None,
+            pid: None,
+            throwaway: None,
+            container: Some(container),
+        }
     }
 
     /// A server someone else runs. The URL is not checked here.
@@ -98,14 +123,45 @@ impl RedisServer {
             dir: None,
             pid: None,
             throwaway: None,
+            container: None,
         }
     }
 
-    /// `$REDIS_URL` if set (and not empty), else [`Self::start_throwaway`].
+    /// `$REDIS_URL` if set (and not empty), else the provider's server
+    /// ([`crate::provider`]): a container, or [`Self::start_throwaway`]. Blocks.
     pub fn from_env() -> Result<Self, InfraError> {
         match std::env::var("REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => Ok(Self::external(url.trim())),
-            _ => Self::start_throwaway(),
+            _ => match crate::provider::current()?.provider {
+                crate::provider::Provider::Containers { .. } => Self::start_container_blocking(),
+                crate::provider::Provider::Local => Self::start_throwaway(),
+                crate::provider::Provider::Env => Err(InfraError::NotInEnvironment {
+                    what: "Redis",
+                    var: "REDIS_URL",
+                }),
+            },
+        }
+    }
+
+    /// [`Self::from_env`] without blocking the caller's runtime.
+    pub async fn from_env_async() -> Result<Self, InfraError> {
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => Ok(Self::external(url.trim())),
+            _ => match crate::provider::current()?.provider {
+                crate::provider::Provider::Containers { .. } => Self::start_container().await,
+                crate::provider::Provider::Local => {
+                    tokio::task::spawn_blocking(Self::start_throwaway)
+                        .await
+                        .map_err(|err| InfraError::Spawn {
+                            program: "redis-server".to_owned(),
+                            source: std::io::Error::other(err.to_string()),
+                        })?
+                }
+                crate::provider::Provider::Env => Err(InfraError::NotInEnvironment {
+                    what: "Redis",
+                    var: "REDIS_URL",
+                }),
+            },
         }
     }
 
@@ -113,8 +169,41 @@ impl RedisServer {
         &self.url
     }
 
+    /// A server of the caller's own (throwaway or a container), which no one else uses.
     pub fn is_throwaway(&self) -> bool {
-        self.throwaway.is_some()
+        self.throwaway.is_some() || self.container.is_some()
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) a server of the caller's own: a signal to a
+    /// throwaway server, Docker's pause or unpause of a container. An external server
+    /// is not ours to signal.
+    pub fn signal(&self, signal: Signal) -> Result<(), InfraError> {
+        if let Some(container) = &self.container {
+            return match signal {
+                Signal::SIGSTOP => container.pause(true),
+                Signal::SIGCONT => container.pause(false),
+                other => Err(InfraError::Container {
+                    action: format!("send {other} to the Redis container"),
+                    reason: "a container takes only SIGSTOP (pause) and SIGCONT (unpause) here"
+                        .to_owned(),
+                }),
+            };
+        }
+        let Some(pid) = self.pid else {
+            return Err(InfraError::Container {
+                action: format!("send {signal} to Redis"),
+                reason: "it is an external server (REDIS_URL)".to_owned(),
+            });
+        };
+        let pid = i32::try_from(pid).unwrap_or(i32::MAX);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|source| {
+            InfraError::Signal {
+                program: "redis-server".to_owned(),
+                pid,
+                signal,
+                source,
+            }
+        })
     }
 
     /// The temp dir of a throwaway server.
@@ -129,10 +218,15 @@ impl RedisServer {
 }
 
 /// A Redis for one test: with `$REDIS_URL` the external server (isolate by unique meeting
-/// ids: pub/sub channels are global across Redis dbs), else a fresh throwaway server per
-/// call (about 40 ms). Dropping it stops a throwaway server.
+/// ids: pub/sub channels are global across Redis dbs), else a fresh server per call from
+/// the provider (a throwaway one, about 40 ms, or a container). Dropping it stops it.
 pub fn test_redis() -> Result<RedisServer, InfraError> {
     RedisServer::from_env()
+}
+
+/// [`test_redis`] without blocking the caller's runtime.
+pub async fn test_redis_async() -> Result<RedisServer, InfraError> {
+    RedisServer::from_env_async().await
 }
 
 fn answers_ping(port: u16) -> bool {

@@ -167,6 +167,8 @@ const RUN_PROGRAMS: &[&str] = &[
     "runtime",
     "mock-bot",
     "fault-proxy",
+    // `stopflow-postgres`, the runtime's postgres image, as the kernel shortens its name.
+    "stopflow-postgr",
 ];
 
 /// SIGKILLs every process of the harness's own programs whose working directory is

@@ -158,6 +158,17 @@ pub enum Refusal {
          {MAX_NAME_LEN}"
     )]
     NameTooLong { name: String, length: usize },
+    #[error(
+        "accept Cmd {cmd} for image {image}: the image map runs only the Cmds it lists \
+         for that image (its `cmd` entries), and this is none of them"
+    )]
+    CmdNotListed { image: String, cmd: String },
+    #[error("accept {field} {value}: {problem}")]
+    Ports {
+        field: &'static str,
+        value: String,
+        problem: &'static str,
+    },
 }
 
 /// `text` quoted and escaped, and cut short when long, so a refusal stays readable
@@ -262,6 +273,23 @@ pub(crate) fn check_env_map(
 
 /// Refuses a create field that would change what the image runs, unless it is absent or
 /// empty (the docker CLI sends `"Cmd": null`, `"WorkingDir": ""`).
+/// A `Cmd` as a list of words: absent, null, "" and [] are none. Docker's old string
+/// form (run by a shell) is refused as any other override.
+pub(crate) fn cmd_words(value: Option<&serde_json::Value>) -> Result<Vec<String>, Refusal> {
+    use serde_json::Value;
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Refusal::Override {
+                field: "Cmd",
+                value: shown(&value.map(ToString::to_string).unwrap_or_default()),
+            }),
+        other => check_no_override("Cmd", other).map(|()| Vec::new()),
+    }
+}
+
 pub(crate) fn check_no_override(
     field: &'static str,
     value: Option<&serde_json::Value>,

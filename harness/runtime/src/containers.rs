@@ -63,6 +63,15 @@ pub(crate) struct CreateSpec {
     pub auto_remove: bool,
     pub network_mode: Option<String>,
     pub binds: Option<Vec<String>>,
+    /// Docker's `Cmd`: empty, or one the image map accepts.
+    pub cmd: Vec<String>,
+    /// `ExposedPorts`, normalised (`6379/tcp`).
+    pub exposed_ports: Vec<String>,
+    /// `HostConfig.PortBindings`: container port to the host port asked for (`None`:
+    /// any free one).
+    pub port_bindings: BTreeMap<String, Option<u16>>,
+    /// `HostConfig.PublishAllPorts`: the exposed ports too, each on a free host port.
+    pub publish_all: bool,
 }
 
 #[derive(Debug)]
@@ -73,8 +82,20 @@ pub(crate) struct Container {
     pub image: String,
     pub image_id: String,
     pub program: std::path::PathBuf,
-    /// The image's arguments: a request cannot change them.
+    /// The image's arguments, or those the image map runs for the create's `Cmd`, with
+    /// their `{port:...}` placeholders ([`Container::rendered_args`]).
     pub args: Vec<String>,
+    /// The image's ports and the create's `ExposedPorts`.
+    pub exposed_ports: Vec<String>,
+    pub port_bindings: BTreeMap<String, Option<u16>>,
+    pub publish_all: bool,
+    /// Host ports published, once the container has started (kept across restarts).
+    pub published: BTreeMap<String, u16>,
+    /// Loopback ports for the placeholders of ports not published, as a container's
+    /// private ports; kept across restarts.
+    pub private_ports: BTreeMap<String, u16>,
+    /// Its output, for the logs endpoint.
+    pub logs: Arc<crate::logs::LogStore>,
     /// The request's `Env` with the matching rules' variables merged in.
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
@@ -108,16 +129,32 @@ impl Container {
         spec: CreateSpec,
         name: String,
         image: &crate::images::Image,
+        args: Vec<String>,
         env: Vec<String>,
         now: DateTime<Utc>,
     ) -> Self {
+        let mut exposed_ports: Vec<String> = image
+            .ports
+            .iter()
+            .chain(&spec.exposed_ports)
+            .chain(spec.port_bindings.keys())
+            .cloned()
+            .collect();
+        exposed_ports.sort();
+        exposed_ports.dedup();
         Container {
             id: random_hex(32),
             name,
             image: spec.image,
             image_id: image.id.clone(),
             program: image.program.clone(),
-            args: image.args.clone(),
+            args,
+            exposed_ports,
+            port_bindings: spec.port_bindings,
+            publish_all: spec.publish_all,
+            published: BTreeMap::new(),
+            private_ports: BTreeMap::new(),
+            logs: crate::logs::LogStore::new(),
             env,
             labels: spec.labels,
             auto_remove: spec.auto_remove,
@@ -149,9 +186,62 @@ impl Container {
 
     pub fn command_line(&self) -> String {
         std::iter::once(self.program.display().to_string())
-            .chain(self.args.iter().cloned())
+            .chain(self.rendered_args())
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// Runs on the host's network: its ports are its own, and nothing is published.
+    pub fn host_network(&self) -> bool {
+        self.network_mode == "host"
+    }
+
+    /// The ports to publish: those bound, and with `PublishAllPorts` every exposed one.
+    pub fn ports_to_publish(&self) -> Vec<(String, Option<u16>)> {
+        if self.host_network() {
+            return Vec::new();
+        }
+        let mut ports: Vec<(String, Option<u16>)> = self
+            .port_bindings
+            .iter()
+            .map(|(port, host)| (port.clone(), *host))
+            .collect();
+        if self.publish_all {
+            for port in &self.exposed_ports {
+                if !self.port_bindings.contains_key(port) {
+                    ports.push((port.clone(), None));
+                }
+            }
+        }
+        ports
+    }
+
+    /// The host port a process listens on for the container port `port`: the published
+    /// one, its own on the host network, else the private one; `None` before the start.
+    pub fn host_port(&self, port: &str) -> Option<u16> {
+        let port = crate::images::normalise_port(port)?;
+        if self.host_network() {
+            return port.split('/').next()?.parse().ok();
+        }
+        self.published
+            .get(&port)
+            .or_else(|| self.private_ports.get(&port))
+            .copied()
+    }
+
+    /// The arguments with every port placeholder the container can answer filled in.
+    pub fn rendered_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|arg| {
+                crate::images::render(arg, |placeholder| match placeholder {
+                    crate::images::Placeholder::Port(port) => {
+                        self.host_port(port).map(|p| p.to_string())
+                    }
+                    crate::images::Placeholder::Group(_) => None,
+                })
+            })
+            .collect()
     }
 
     pub fn connection_id(&self) -> Option<String> {
@@ -360,12 +450,15 @@ mod tests {
             program: "/bin/true".into(),
             args: vec![],
             env: BTreeMap::new(),
+            ports: vec![],
+            cmds: vec![],
+            unavailable: None,
         };
         let spec = CreateSpec {
             image: "img".into(),
             ..CreateSpec::default()
         };
-        let mut c = Container::new(spec, name.into(), &image, vec![], Utc::now());
+        let mut c = Container::new(spec, name.into(), &image, vec![], vec![], Utc::now());
         c.id = id.into();
         c
     }

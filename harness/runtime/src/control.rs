@@ -82,7 +82,7 @@ async fn pause(
     State(supervisor): AppState,
     Reference(reference): Reference,
 ) -> Result<StatusCode, ApiError> {
-    supervisor.pause(&reference)?;
+    supervisor.pause(&reference, Scope::IncludingForgotten)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -90,7 +90,7 @@ async fn resume(
     State(supervisor): AppState,
     Reference(reference): Reference,
 ) -> Result<StatusCode, ApiError> {
-    supervisor.resume(&reference)?;
+    supervisor.resume(&reference, Scope::IncludingForgotten)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

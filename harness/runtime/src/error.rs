@@ -37,6 +37,13 @@ pub enum OpError {
     Refused(#[from] Refusal),
     #[error("failed to start container {name}: {source}")]
     Spawn { name: String, source: io::Error },
+    #[error("failed to publish port {port} of container {name} on 127.0.0.1:{host_port}: {source}")]
+    Publish {
+        name: String,
+        port: String,
+        host_port: u16,
+        source: io::Error,
+    },
     #[error("failed to signal container {name}: {source}")]
     Signal { name: String, source: io::Error },
     #[error("failed to {operation} container {name}: injected fault {fault}")]

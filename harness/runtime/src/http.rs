@@ -110,6 +110,7 @@ impl From<OpError> for ApiError {
             | OpError::NotPaused(_)
             | OpError::RemoveRunning(_) => StatusCode::CONFLICT,
             OpError::Spawn { .. }
+            | OpError::Publish { .. }
             | OpError::Signal { .. }
             | OpError::InjectedFault { .. }
             | OpError::KillTimeout(_) => StatusCode::INTERNAL_SERVER_ERROR,

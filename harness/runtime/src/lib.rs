@@ -28,6 +28,7 @@ mod events;
 mod faults;
 mod http;
 mod images;
+mod logs;
 mod process;
 mod rules;
 mod server;

@@ -10,9 +10,8 @@
 //! still signal the group and record the exit before the pid is released.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -36,7 +35,8 @@ pub(crate) struct ProcessSpec {
     pub args: Vec<String>,
     /// The process's whole environment, in order: a later entry wins.
     pub env: Vec<(OsString, OsString)>,
-    /// stdout and stderr go here (appended) when set, else to the runtime's stderr.
+    /// stdout and stderr are also written here (appended) when set, else to the
+    /// runtime's stderr; the runtime reads them from pipes ([`crate::logs`]).
     pub log_file: Option<PathBuf>,
 }
 
@@ -77,12 +77,15 @@ impl Spawner {
         self.jobs
             .send(SpawnJob { command, reply })
             .map_err(|_| io::Error::other("the spawner thread has stopped"))?;
-        let child = answer
+        let mut child = answer
             .await
             .map_err(|_| io::Error::other("the spawner thread has stopped"))??;
+        let output =
+            (child.stdout.take().map(OwnedFd::from)).zip(child.stderr.take().map(OwnedFd::from));
         Ok(ContainerProcess {
             pid: child.id(),
             child: Some(child),
+            output,
         })
     }
 }
@@ -92,11 +95,18 @@ impl Spawner {
 pub(crate) struct ContainerProcess {
     pid: u32,
     child: Option<Child>,
+    /// The read ends of its stdout and stderr pipes, until taken.
+    output: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl ContainerProcess {
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The read ends of the process's stdout and stderr, once.
+    pub(crate) fn take_output(&mut self) -> Option<(OwnedFd, OwnedFd)> {
+        self.output.take()
     }
 
     /// Resolves with the exit status once the process has exited, leaving it unreaped.
@@ -210,19 +220,13 @@ fn build_command(spec: &ProcessSpec) -> io::Result<Command> {
     command
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    command.args(&spec.args).stdin(Stdio::null());
-    let (stdout, stderr) = match &spec.log_file {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            (Stdio::from(file.try_clone()?), Stdio::from(file))
-        }
-        None => {
-            // stdout too: the runtime's own stdout carries the "listening" lines.
-            let fd = io::stderr().as_fd().try_clone_to_owned()?;
-            (Stdio::from(fd.try_clone()?), Stdio::from(fd))
-        }
-    };
-    command.stdout(stdout).stderr(stderr);
+    // Read by the runtime, which keeps them for the logs endpoint and writes them on to
+    // the log file or its own stderr (never its stdout: that carries the "listening" lines).
+    command
+        .args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     command.process_group(0);
     let parent = std::process::id();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
@@ -248,6 +252,15 @@ fn build_command(spec: &ProcessSpec) -> io::Result<Command> {
         });
     }
     Ok(command)
+}
+
+/// A loopback port for a container to listen on: `asked` if it is free, else any free
+/// one. Released at once for the process to bind; as with any port picked this way,
+/// another program may take it first.
+pub(crate) fn reserve_port(asked: Option<u16>) -> io::Result<u16> {
+    let listener =
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, asked.unwrap_or(0)))?;
+    Ok(listener.local_addr()?.port())
 }
 
 fn pid_t(pid: u32) -> io::Result<i32> {

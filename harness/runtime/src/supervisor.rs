@@ -90,6 +90,11 @@ impl Supervisor {
         })
     }
 
+    /// The image map's entry for `reference`.
+    pub(crate) fn image(&self, reference: &str) -> Option<&crate::images::Image> {
+        self.images.get(reference)
+    }
+
     pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
         lock(&self.table)
     }
@@ -132,6 +137,18 @@ impl Supervisor {
             .images
             .get(&spec.image)
             .ok_or_else(|| OpError::NoSuchImage(spec.image.clone()))?;
+        if let Some(reason) = &image.unavailable {
+            return Err(OpError::NoSuchImage(format!(
+                "{} (the image map runs it here, but {reason})",
+                spec.image
+            )));
+        }
+        let args = image
+            .args_for(&spec.cmd)
+            .ok_or_else(|| admission::Refusal::CmdNotListed {
+                image: admission::shown(&spec.image),
+                cmd: admission::shown(&serde_json::Value::from(spec.cmd.clone()).to_string()),
+            })?;
         let mut table = self.table();
         if let Some(existing) = table.visible_by_name(&name) {
             return Err(OpError::NameConflict {
@@ -152,7 +169,7 @@ impl Supervisor {
             .collect();
         // Each rule was bounded when it was added, but several may match one container.
         admission::check_env_entries(EnvScope::CreateWithRules, &env)?;
-        let container = Container::new(spec, name, image, env, Utc::now());
+        let container = Container::new(spec, name, image, args, env, Utc::now());
         let id = container.id.clone();
         self.emit(&container, "create", &[]);
         table.insert(container);
@@ -276,12 +293,14 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Waits as Docker's `/wait` does and answers the exit code.
-    pub(crate) async fn wait(
+    /// Waits as Docker's `/wait` does and answers the exit code. The container is looked
+    /// up at once (an unknown one is an error now); the answer resolves with the exit.
+    pub(crate) fn wait(
         &self,
         reference: &str,
         condition: WaitCondition,
-    ) -> Result<i64, OpError> {
+    ) -> Result<impl std::future::Future<Output = Result<i64, OpError>> + Send + 'static, OpError>
+    {
         let mut lifecycle = {
             let table = self.table();
             table
@@ -289,22 +308,24 @@ impl Supervisor {
                 .lifecycle
                 .subscribe()
         };
-        let before = *lifecycle.borrow();
-        let done = |l: &Lifecycle| match condition {
-            WaitCondition::NotRunning => !l.live,
-            WaitCondition::NextExit => l.exits > before.exits,
-            WaitCondition::Removed => l.removed,
-        };
-        let exited = async {
-            // Records are never dropped, so the sender outlives every waiter.
-            let code = lifecycle.wait_for(done).await.map(|l| l.exit_code);
-            code.unwrap_or(before.exit_code)
-        };
         let mut shutting_down = self.shutting_down.subscribe();
-        tokio::select! {
-            code = exited => Ok(code),
-            _ = shutting_down.wait_for(|down| *down) => Err(OpError::ShuttingDown),
-        }
+        Ok(async move {
+            let before = *lifecycle.borrow();
+            let done = |l: &Lifecycle| match condition {
+                WaitCondition::NotRunning => !l.live,
+                WaitCondition::NextExit => l.exits > before.exits,
+                WaitCondition::Removed => l.removed,
+            };
+            let exited = async {
+                // Records are never dropped, so the sender outlives every waiter.
+                let code = lifecycle.wait_for(done).await.map(|l| l.exit_code);
+                code.unwrap_or(before.exit_code)
+            };
+            tokio::select! {
+                code = exited => Ok(code),
+                _ = shutting_down.wait_for(|down| *down) => Err(OpError::ShuttingDown),
+            }
+        })
     }
 
     pub(crate) async fn remove(
@@ -441,9 +462,9 @@ impl Supervisor {
         Ok(c.connection_id())
     }
 
-    pub(crate) fn pause(&self, reference: &str) -> Result<(), OpError> {
+    pub(crate) fn pause(&self, reference: &str, scope: Scope) -> Result<(), OpError> {
         let mut table = self.table();
-        let c = table.resolve_mut(reference, Scope::IncludingForgotten)?;
+        let c = table.resolve_mut(reference, scope)?;
         match (c.state, c.pid) {
             (State::Running, Some(pid)) => {
                 freeze_container(c, pid, Signal::SIGSTOP)?;
@@ -456,9 +477,9 @@ impl Supervisor {
         }
     }
 
-    pub(crate) fn resume(&self, reference: &str) -> Result<(), OpError> {
+    pub(crate) fn resume(&self, reference: &str, scope: Scope) -> Result<(), OpError> {
         let mut table = self.table();
-        let c = table.resolve_mut(reference, Scope::IncludingForgotten)?;
+        let c = table.resolve_mut(reference, scope)?;
         match (c.state, c.pid) {
             (State::Paused, Some(pid)) => {
                 freeze_container(c, pid, Signal::SIGCONT)?;
@@ -550,19 +571,59 @@ impl Supervisor {
         }
         ProcessSpec {
             program: c.program.clone(),
-            args: c.args.clone(),
+            args: c.rendered_args(),
             env,
             log_file: self.log_path(c).map(PathBuf::from),
         }
     }
 
+    /// Publishes the container's ports on loopback and picks the private ones its
+    /// command names, the first time it starts; later starts keep them, as clients
+    /// already know them.
+    fn reserve_ports(c: &mut Container) -> Result<(), OpError> {
+        for (port, asked) in c.ports_to_publish() {
+            if c.published.contains_key(&port) {
+                continue;
+            }
+            let host_port = process::reserve_port(asked).map_err(|source| OpError::Publish {
+                name: c.name.clone(),
+                port: port.clone(),
+                host_port: asked.unwrap_or(0),
+                source,
+            })?;
+            c.published.insert(port, host_port);
+        }
+        if c.host_network() {
+            return Ok(());
+        }
+        let named: Vec<String> = c
+            .args
+            .iter()
+            .flat_map(|arg| crate::images::port_placeholders(arg))
+            .collect();
+        for port in named {
+            if c.published.contains_key(&port) || c.private_ports.contains_key(&port) {
+                continue;
+            }
+            let host_port = process::reserve_port(None).map_err(|source| OpError::Publish {
+                name: c.name.clone(),
+                port: port.clone(),
+                host_port: 0,
+                source,
+            })?;
+            c.private_ports.insert(port, host_port);
+        }
+        Ok(())
+    }
+
     /// Starts a new incarnation of the container's process; the caller holds its op lock.
     async fn spawn_process(self: &Arc<Self>, id: &str) -> Result<(), OpError> {
         let (spec, name) = {
-            let table = self.table();
+            let mut table = self.table();
             let c = table
-                .by_id(id)
+                .by_id_mut(id)
                 .ok_or_else(|| OpError::NoSuchContainer(id.to_owned()))?;
+            Self::reserve_ports(c)?;
             (self.process_spec(c), c.name.clone())
         };
         if *self.shutting_down.borrow() {
@@ -573,7 +634,7 @@ impl Supervisor {
         let Some(c) = table.by_id_mut(id) else {
             return Err(OpError::NoSuchContainer(id.to_owned()));
         };
-        let child = match spawned {
+        let mut child = match spawned {
             Ok(child) => child,
             Err(source) => {
                 // Docker's codes for "not found" and "cannot execute".
@@ -587,6 +648,16 @@ impl Supervisor {
             }
         };
         let pid = child.pid();
+        if let Some((stdout, stderr)) = child.take_output() {
+            let sink = match &spec.log_file {
+                Some(path) => crate::logs::Sink::File(path.clone()),
+                None => crate::logs::Sink::Stderr,
+            };
+            // Opened before the start is answered: a follower that comes next waits.
+            c.logs.open(2);
+            Arc::clone(&c.logs).pump(stdout, crate::logs::Stream::Stdout, sink.clone());
+            Arc::clone(&c.logs).pump(stderr, crate::logs::Stream::Stderr, sink);
+        }
         c.mark_started(pid, Utc::now());
         let generation = c.generation;
         if *self.shutting_down.borrow() {

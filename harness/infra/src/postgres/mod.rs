@@ -3,6 +3,7 @@
 
 mod binaries;
 mod database;
+pub mod image;
 mod server;
 mod shared;
 mod template;

@@ -34,6 +34,9 @@ pub struct PostgresServer {
     admin_url: String,
     dir: Option<PathBuf>,
     pid: Option<u32>,
+    /// A server of this process's own (a throwaway one or a container), not someone
+    /// else's.
+    own: bool,
     /// Taken on shutdown; a `Mutex` so the process-wide server can be stopped at exit.
     throwaway: Mutex<Option<Throwaway>>,
     /// Whether leftover databases of crashed runs were already swept from this server.
@@ -41,10 +44,14 @@ pub struct PostgresServer {
 }
 
 #[derive(Debug)]
-struct Throwaway {
-    // Declaration order is drop order: stop the server before removing its dir.
-    _server: KeptServer,
-    _dir: TempDir,
+enum Throwaway {
+    Local {
+        // Declaration order is drop order: stop the server before removing its dir.
+        _server: KeptServer,
+        _dir: TempDir,
+    },
+    /// Held for its drop, which removes the container.
+    Container(#[allow(dead_code)] crate::containers::ContainerHandle),
 }
 
 impl PostgresServer {
@@ -64,6 +71,7 @@ impl PostgresServer {
             admin_url: url.to_owned(),
             dir: None,
             pid: None,
+            own: false,
             throwaway: Mutex::new(None),
             swept: AtomicBool::new(false),
         })
@@ -133,7 +141,8 @@ impl PostgresServer {
             admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             dir: Some(dir.path().to_owned()),
             pid: Some(server.pid()),
-            throwaway: Mutex::new(Some(Throwaway {
+            own: true,
+            throwaway: Mutex::new(Some(Throwaway::Local {
                 _server: server,
                 _dir: dir,
             })),
@@ -141,11 +150,37 @@ impl PostgresServer {
         })
     }
 
-    /// `$DATABASE_URL` if set (and not empty), else [`Self::start_throwaway`].
+    /// A Postgres container through testcontainers (see [`crate::containers`]), trusting
+    /// every connection, with 300 connections; removed on drop. Blocks while it starts.
+    pub fn start_container() -> Result<Self, InfraError> {
+        let container = crate::containers::start_postgres_blocking()?;
+        Ok(Self {
+            admin_url: format!(
+                "postgres://postgres@{}:{}/postgres",
+                container.host(),
+                container.port()
+            ),
+            dir: None,
+            pid: None,
+            own: true,
+            throwaway: Mutex::new(Some(Throwaway::Container(container))),
+            swept: AtomicBool::new(false),
+        })
+    }
+
+    /// `$DATABASE_URL` if set (and not empty), else the provider's server
+    /// ([`crate::provider`]): a container, or [`Self::start_throwaway`].
     pub fn from_env() -> Result<Self, InfraError> {
         match std::env::var("DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => Self::external(url.trim()),
-            _ => Self::start_throwaway(),
+            _ => match crate::provider::current()?.provider {
+                crate::provider::Provider::Containers { .. } => Self::start_container(),
+                crate::provider::Provider::Local => Self::start_throwaway(),
+                crate::provider::Provider::Env => Err(InfraError::NotInEnvironment {
+                    what: "Postgres",
+                    var: "DATABASE_URL",
+                }),
+            },
         }
     }
 
@@ -155,8 +190,9 @@ impl PostgresServer {
         &self.admin_url
     }
 
+    /// A server of this process's own (throwaway or a container), which no one else uses.
     pub fn is_throwaway(&self) -> bool {
-        self.dir.is_some()
+        self.own
     }
 
     /// The temp dir of a throwaway server (its data and socket live below it).
@@ -201,7 +237,7 @@ impl Drop for PostgresServer {
 /// dir: else [`std::env::temp_dir`] when it can, else the first system temp dir it can (a `TMPDIR` of mode 0700 owned by root, as
 /// `mktemp -d` makes, is closed to it). Fails, naming every folder tried and why, when it
 /// can enter none.
-fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
+pub(super) fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
     // Memory first (see `tempdir::memory_root`), where the server's user can enter it.
     if let Some(memory) = tempdir::memory_root()
         && (user.0.is_none() || user.probe(&bins.postgres, &memory).is_ok())
@@ -245,14 +281,14 @@ fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
 }
 
 /// `postmaster.pid` ends with the server's status; "ready" means it accepts connections.
-fn accepts_connections(lock_file: &Path) -> bool {
+pub(super) fn accepts_connections(lock_file: &Path) -> bool {
     fs::read_to_string(lock_file)
         .is_ok_and(|text| text.lines().nth(7).map(str::trim) == Some("ready"))
 }
 
 /// A fresh data dir at `data`: a copy of the machine's cached one (see [`template`]), or
 /// `initdb`'s, then kept as the cache.
-fn initialized(
+pub(super) fn initialized(
     bins: &PgBinaries,
     user: &RunAs,
     root: &Path,
@@ -305,10 +341,10 @@ fn initdb(bins: &PgBinaries, user: &RunAs, dir: &Path, data: &Path) -> Result<()
 
 /// The user the server runs as: `postgres` when we are root (Postgres refuses root),
 /// else ourselves.
-struct RunAs(Option<User>);
+pub(super) struct RunAs(Option<User>);
 
 impl RunAs {
-    fn detect() -> Result<Self, InfraError> {
+    pub(super) fn detect() -> Result<Self, InfraError> {
         if !geteuid().is_root() {
             return Ok(Self(None));
         }
@@ -323,7 +359,7 @@ impl RunAs {
         }
     }
 
-    fn apply(&self, command: &mut Command) {
+    pub(super) fn apply(&self, command: &mut Command) {
         if let Some(user) = &self.0 {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
         }
@@ -351,7 +387,7 @@ impl RunAs {
         }
     }
 
-    fn give(&self, path: &Path) -> Result<(), InfraError> {
+    pub(super) fn give(&self, path: &Path) -> Result<(), InfraError> {
         let Some(user) = &self.0 else {
             return Ok(());
         };

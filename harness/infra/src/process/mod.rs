@@ -9,7 +9,9 @@ mod spawn;
 pub use guard::ChildGuard;
 pub use pidfd::wait_until_gone;
 pub use port::free_port;
-pub use spawn::{die_with_parent, die_with_parent_tokio, spawn_until_line};
+pub use spawn::{
+    die_with_parent, die_with_parent_in_group, die_with_parent_tokio, spawn_until_line,
+};
 
 pub(crate) use pidfd::PidFd;
 

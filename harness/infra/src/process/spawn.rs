@@ -26,6 +26,15 @@ pub fn die_with_parent(cmd: &mut std::process::Command) -> &mut std::process::Co
     unsafe { cmd.pre_exec(move || set_parent_death_signal(parent)) }
 }
 
+/// SIGKILL for the child when its parent dies, as [`die_with_parent`], but in the
+/// parent's own process group: for a program that runs as a container's process, whose
+/// group the container runtime signals, pauses and kills as one.
+pub fn die_with_parent_in_group(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    let parent = parent_pid();
+    // SAFETY: as in `die_with_parent`.
+    unsafe { cmd.pre_exec(move || set_parent_death_signal(parent)) }
+}
+
 /// [`die_with_parent`] for a `tokio::process::Command`.
 pub fn die_with_parent_tokio(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
     die_with_parent(cmd.as_std_mut());

@@ -8,6 +8,8 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
 use chrono::Utc;
 use nix::sys::signal::Signal;
 use serde::Deserialize;
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::filters::ContainerFilter;
 use super::views;
-use crate::admission::{Refusal, check_no_override};
+use crate::admission::{Refusal, check_no_override, cmd_words};
 use crate::containers::{CreateSpec, Scope};
 use crate::http::{ApiError, Body, Params, Reference, parse_json};
 use crate::process::parse_signal;
@@ -43,8 +45,12 @@ struct CreateRequest {
     labels: Option<BTreeMap<String, String>>,
     #[serde(rename = "HostConfig")]
     host_config: Option<HostConfigRequest>,
+    /// `{"6379/tcp": {}}`.
+    #[serde(rename = "ExposedPorts")]
+    exposed_ports: Option<BTreeMap<String, Value>>,
     /// What would override the image's program, arguments, directory or user: refused
-    /// unless absent or empty. Kept as JSON so that any type is refused by name.
+    /// unless absent or empty, but for a `Cmd` the image map lists. Kept as JSON so
+    /// that any type is refused by name.
     #[serde(rename = "Cmd")]
     cmd: Option<Value>,
     #[serde(rename = "Entrypoint")]
@@ -57,7 +63,6 @@ struct CreateRequest {
 
 impl CreateRequest {
     fn refuse_overrides(&self) -> Result<(), Refusal> {
-        check_no_override("Cmd", self.cmd.as_ref())?;
         check_no_override("Entrypoint", self.entrypoint.as_ref())?;
         check_no_override("WorkingDir", self.working_dir.as_ref())?;
         check_no_override("User", self.user.as_ref())
@@ -72,6 +77,86 @@ struct HostConfigRequest {
     network_mode: Option<String>,
     #[serde(rename = "Binds")]
     binds: Option<Vec<String>>,
+    /// `{"6379/tcp": [{"HostIp": "", "HostPort": "0"}]}`.
+    #[serde(rename = "PortBindings")]
+    port_bindings: Option<BTreeMap<String, Option<Vec<BindingRequest>>>>,
+    #[serde(rename = "PublishAllPorts")]
+    publish_all_ports: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BindingRequest {
+    #[serde(rename = "HostIp")]
+    host_ip: Option<String>,
+    #[serde(rename = "HostPort")]
+    host_port: Option<String>,
+}
+
+/// `ExposedPorts` keys, normalised.
+fn exposed_ports(ports: Option<BTreeMap<String, Value>>) -> Result<Vec<String>, Refusal> {
+    ports
+        .unwrap_or_default()
+        .into_keys()
+        .map(|port| {
+            crate::images::normalise_port(&port).ok_or_else(|| Refusal::Ports {
+                field: "ExposedPorts",
+                value: crate::admission::shown(&port),
+                problem: "a port is 1 to 65535, then /tcp, /udp or /sctp",
+            })
+        })
+        .collect()
+}
+
+/// `PortBindings`: a host port per container port, on loopback. The process runs on
+/// the host, so it listens on the one host port itself: one binding per port.
+fn port_bindings(
+    bindings: Option<BTreeMap<String, Option<Vec<BindingRequest>>>>,
+) -> Result<BTreeMap<String, Option<u16>>, Refusal> {
+    let refuse = |value: &str, problem| Refusal::Ports {
+        field: "PortBindings",
+        value: crate::admission::shown(value),
+        problem,
+    };
+    let mut out = BTreeMap::new();
+    for (port, list) in bindings.unwrap_or_default() {
+        let key = crate::images::normalise_port(&port)
+            .ok_or_else(|| refuse(&port, "a port is 1 to 65535, then /tcp, /udp or /sctp"))?;
+        let list = list.unwrap_or_default();
+        let binding = match list.as_slice() {
+            [] => None,
+            [binding] => Some(binding),
+            _ => {
+                return Err(refuse(
+                    &port,
+                    "this runtime runs the process on the host, where it listens on one \
+                     port: publish each container port once",
+                ));
+            }
+        };
+        let ip = binding.and_then(|b| b.host_ip.as_deref()).unwrap_or("");
+        if !matches!(ip, "" | "0.0.0.0" | "::" | "localhost") && !is_loopback_ip(ip) {
+            return Err(refuse(
+                ip,
+                "this runtime publishes ports on loopback only (127.0.0.1)",
+            ));
+        }
+        let host_port = match binding.and_then(|b| b.host_port.as_deref()).unwrap_or("") {
+            "" | "0" => None,
+            text => Some(text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                refuse(
+                    text,
+                    "a host port is a number from 1 to 65535 (ranges are not taken)",
+                )
+            })?),
+        };
+        out.insert(key, host_port);
+    }
+    Ok(out)
+}
+
+fn is_loopback_ip(ip: &str) -> bool {
+    ip.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 pub(super) async fn create(
@@ -82,11 +167,13 @@ pub(super) async fn create(
     let params = params(query)?;
     let request: CreateRequest = parse_json(&body, "the create request body")?;
     request.refuse_overrides()?;
+    let cmd = cmd_words(request.cmd.as_ref())?;
+    let exposed_ports = exposed_ports(request.exposed_ports)?;
     let image = request
         .image
         .filter(|image| !image.trim().is_empty())
         .ok_or_else(|| ApiError::bad_request("the create request body has no Image"))?;
-    let host = request.host_config;
+    let mut host = request.host_config;
     let spec = CreateSpec {
         name: params.get("name").map(str::to_owned),
         image,
@@ -94,7 +181,14 @@ pub(super) async fn create(
         labels: request.labels.unwrap_or_default(),
         auto_remove: host.as_ref().and_then(|h| h.auto_remove).unwrap_or(false),
         network_mode: host.as_ref().and_then(|h| h.network_mode.clone()),
+        publish_all: host
+            .as_ref()
+            .and_then(|h| h.publish_all_ports)
+            .unwrap_or(false),
+        port_bindings: port_bindings(host.as_mut().and_then(|h| h.port_bindings.take()))?,
         binds: host.and_then(|h| h.binds),
+        cmd,
+        exposed_ports,
     };
     let id = supervisor.create(spec)?;
     Ok((
@@ -191,11 +285,14 @@ pub(super) async fn kill(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Answers the status and headers at once and the body at the exit, as Docker does: the
+/// docker CLI's `run` waits for the headers of its `next-exit` wait before it starts the
+/// container.
 pub(super) async fn wait(
     State(supervisor): AppState,
     Reference(reference): Reference,
     query: QueryParams,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let params = params(query)?;
     let condition = match params.get("condition") {
         None | Some("not-running") => WaitCondition::NotRunning,
@@ -207,8 +304,20 @@ pub(super) async fn wait(
             )));
         }
     };
-    let code = supervisor.wait(&reference, condition).await?;
-    Ok(Json(json!({ "StatusCode": code, "Error": null })))
+    let exit = supervisor.wait(&reference, condition)?;
+    let body = futures::stream::once(async move {
+        let answer = match exit.await {
+            Ok(code) => json!({ "StatusCode": code, "Error": null }),
+            Err(err) => json!({ "StatusCode": -1, "Error": { "Message": err.to_string() } }),
+        };
+        let mut bytes = answer.to_string().into_bytes();
+        bytes.push(b'\n');
+        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(bytes))
+    });
+    Response::builder()
+        .header(CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from_stream(body))
+        .map_err(|err| ApiError::bad_request(format!("cannot build the wait response: {err}")))
 }
 
 pub(super) async fn remove(
@@ -226,5 +335,21 @@ pub(super) async fn remove(
                 format!("the remove task failed: {err}"),
             )
         })??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn pause(
+    State(supervisor): AppState,
+    Reference(reference): Reference,
+) -> Result<StatusCode, ApiError> {
+    supervisor.pause(&reference, Scope::Visible)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn unpause(
+    State(supervisor): AppState,
+    Reference(reference): Reference,
+) -> Result<StatusCode, ApiError> {
+    supervisor.resume(&reference, Scope::Visible)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -97,7 +97,7 @@ impl Stream {
 
 /// A bad `since` or `until`; reads after "failed to".
 #[derive(Debug, thiserror::Error)]
-enum TimeError {
+pub(super) enum TimeError {
     #[error(
         "parse query parameter {key}=\"{text}\": expected unix seconds with up to 9 \
          fractional digits (1700000000.5) or an RFC 3339 time"
@@ -122,7 +122,7 @@ impl From<TimeError> for ApiError {
 
 /// Docker's forms: unix seconds with optional fraction (`1700000000.5`) or RFC 3339. The
 /// answer is nanoseconds since the epoch, from 0 to `i64::MAX`.
-fn parse_time(key: &'static str, text: &str) -> Result<i64, TimeError> {
+pub(super) fn parse_time(key: &'static str, text: &str) -> Result<i64, TimeError> {
     let malformed = || TimeError::Malformed {
         key,
         text: cut_short(text),

@@ -1,8 +1,11 @@
-//! The Docker Engine API subset: what the bot-manager (bollard) and the docker CLI use.
+//! The Docker Engine API subset: what the bot-manager (bollard), testcontainers and the
+//! docker CLI use.
 
 mod containers;
 mod events;
 pub(crate) mod filters;
+mod images;
+mod logs;
 mod system;
 mod views;
 
@@ -25,5 +28,11 @@ pub(crate) fn routes() -> Router<Arc<Supervisor>> {
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}", delete(containers::remove))
+        .route("/containers/{id}/logs", get(logs::logs))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/images/create", post(images::pull))
+        .route("/images/{*name}", get(images::inspect))
+        .route("/networks", get(images::networks))
         .route("/events", get(events::events))
 }

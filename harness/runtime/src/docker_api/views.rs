@@ -16,6 +16,56 @@ fn timestamp(at: Option<DateTime<Utc>>) -> String {
     )
 }
 
+/// `NetworkSettings.Ports`: every exposed port, with its loopback binding once published.
+fn port_map(c: &Container) -> Value {
+    if c.host_network() {
+        return json!({});
+    }
+    let ports: serde_json::Map<String, Value> = c
+        .exposed_ports
+        .iter()
+        .map(|port| {
+            let binding = c.published.get(port).map_or(
+                Value::Null,
+                |host| json!([{ "HostIp": "127.0.0.1", "HostPort": host.to_string() }]),
+            );
+            (port.clone(), binding)
+        })
+        .collect();
+    Value::Object(ports)
+}
+
+/// `HostConfig.PortBindings` as asked.
+fn bindings(c: &Container) -> Value {
+    let map: serde_json::Map<String, Value> = c
+        .port_bindings
+        .iter()
+        .map(|(port, host)| {
+            let host = host.map(|p| p.to_string()).unwrap_or_default();
+            (port.clone(), json!([{ "HostIp": "", "HostPort": host }]))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// The summary's `Ports`: `[{"IP", "PrivatePort", "PublicPort", "Type"}]`.
+fn port_list(c: &Container) -> Vec<Value> {
+    c.exposed_ports
+        .iter()
+        .filter(|_| !c.host_network())
+        .map(|port| {
+            let (number, kind) = port.split_once('/').unwrap_or((port, "tcp"));
+            let private: u16 = number.parse().unwrap_or(0);
+            match c.published.get(port) {
+                Some(public) => json!({
+                    "IP": "127.0.0.1", "PrivatePort": private, "PublicPort": public, "Type": kind,
+                }),
+                None => json!({ "PrivatePort": private, "Type": kind }),
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn summary(c: &Container, now: DateTime<Utc>) -> Value {
     json!({
         "Id": c.id,
@@ -24,7 +74,7 @@ pub(crate) fn summary(c: &Container, now: DateTime<Utc>) -> Value {
         "ImageID": c.image_id,
         "Command": c.command_line(),
         "Created": c.created.timestamp(),
-        "Ports": [],
+        "Ports": port_list(c),
         "Labels": c.labels,
         "State": c.state.as_str(),
         "Status": c.status_text(now),
@@ -35,14 +85,20 @@ pub(crate) fn summary(c: &Container, now: DateTime<Utc>) -> Value {
 }
 
 pub(crate) fn inspect(c: &Container, log_path: Option<String>) -> Value {
+    let args = c.rendered_args();
     let cmd: Vec<String> = std::iter::once(c.program.display().to_string())
-        .chain(c.args.iter().cloned())
+        .chain(args.iter().cloned())
+        .collect();
+    let exposed: serde_json::Map<String, Value> = c
+        .exposed_ports
+        .iter()
+        .map(|port| (port.clone(), json!({})))
         .collect();
     json!({
         "Id": c.id,
         "Created": timestamp(Some(c.created)),
         "Path": c.program.display().to_string(),
-        "Args": c.args,
+        "Args": args,
         "State": {
             "Status": c.state.as_str(),
             "Running": c.state.is_live(),
@@ -73,6 +129,8 @@ pub(crate) fn inspect(c: &Container, log_path: Option<String>) -> Value {
             "AutoRemove": c.auto_remove,
             "NetworkMode": c.network_mode,
             "Binds": c.binds,
+            "PortBindings": bindings(c),
+            "PublishAllPorts": c.publish_all,
             "RestartPolicy": { "Name": "no", "MaximumRetryCount": 0 },
         },
         "Mounts": [],
@@ -89,12 +147,13 @@ pub(crate) fn inspect(c: &Container, log_path: Option<String>) -> Value {
             "Env": c.env,
             "Cmd": cmd,
             "Image": c.image,
+            "ExposedPorts": if exposed.is_empty() { Value::Null } else { Value::Object(exposed) },
             "Volumes": null,
             "WorkingDir": "",
             "Entrypoint": null,
             "OnBuild": null,
             "Labels": c.labels,
         },
-        "NetworkSettings": { "Networks": {}, "Ports": {} },
+        "NetworkSettings": { "Networks": {}, "Ports": port_map(c) },
     })
 }

@@ -66,6 +66,20 @@ echo ready
 while :; do sleep 0.1; done
 ''']
 env = { IMAGE_VAR = "from-image" }
+
+# Prints the host port its container port 8080 has and a line on stderr, then waits;
+# any tag. A Cmd `--greet=NAME` runs it with other arguments.
+[images."portly:*"]
+command = ["/bin/sh", "-c", '''echo "port={port:8080/tcp}"; echo to-stderr >&2; trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done''']
+ports = ["8080/tcp"]
+cmd = [
+    { match = ['--greet=(?<who>[a-z]+)'], args = ["-c", '''echo "hello {who} on {port:8080/tcp}"; trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done'''] },
+]
+
+# Mapped, but its program is not installed.
+[images."ghost:latest"]
+command = ["stopflow-no-such-program"]
+optional = true
 "#;
 
 pub struct Harness {
