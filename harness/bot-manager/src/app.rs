@@ -138,7 +138,12 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     }
     .with_switches(&config.fixes)?;
     let timeout = config.timers.dependency_timeout();
-    let pool = db::connect(&config.database_url, timeout).await?;
+    let pool = db::connect(
+        &config.database_url,
+        timeout,
+        config.work.database_pool_size,
+    )
+    .await?;
     db::MIGRATOR.run(&pool).await.map_err(DbError::from)?;
     let bus = Bus::connect(&config.redis_url, timeout, config.wire).await?;
     let runtime = Runtime::connect(config.docker_host.as_deref(), timeout)?;
@@ -166,7 +171,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         publish_lock: Arc::default(),
         instance,
     };
-    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, wire = ?state.config.wire, http = ?state.config.http, "bot-manager ready");
+    tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, wire = ?state.config.wire, http = ?state.config.http, work = ?state.config.work, "bot-manager ready");
     let mut workers = crate::workers::spawn(&state);
     let limits = state.config.http.clone();
     println!("bot-manager listening on {addr}");

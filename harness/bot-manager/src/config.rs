@@ -103,6 +103,34 @@ pub struct Config {
 
     #[command(flatten)]
     pub http: HttpLimits,
+
+    #[command(flatten)]
+    pub work: WorkLimits,
+}
+
+/// How much work the service does at once: its Postgres pool and the container stops of
+/// a reconcile sweep (issue 12: a thousand meetings at once).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkLimits {
+    /// Postgres connections the service pools; a request that finds none free waits up
+    /// to `--dependency-timeout-ms` for one.
+    #[arg(
+        long,
+        env = "DATABASE_POOL_SIZE",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub database_pool_size: u32,
+
+    /// Container stops (each with its finalizing) a reconcile sweep runs at once. One at
+    /// a time, a sweep took a whole stop grace per orphan: one a second at a 1 s grace.
+    #[arg(
+        long,
+        env = "RECONCILE_CONCURRENCY",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub reconcile_concurrency: u32,
 }
 
 /// Bounds on the HTTP server's connections, so that slow or idle clients cannot hold it

@@ -18,9 +18,13 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
-pub async fn connect(url: &str, timeout: std::time::Duration) -> Result<PgPool, DbError> {
+pub async fn connect(
+    url: &str,
+    timeout: std::time::Duration,
+    pool_size: u32,
+) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
-        .max_connections(32)
+        .max_connections(pool_size)
         .acquire_timeout(timeout)
         .connect(url)
         .await
