@@ -146,7 +146,11 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     .await?;
     db::MIGRATOR.run(&pool).await.map_err(DbError::from)?;
     let bus = Bus::connect(&config.redis_url, timeout, config.wire).await?;
-    let runtime = Runtime::connect(config.docker_host.as_deref(), timeout)?;
+    let runtime = Runtime::connect(
+        config.docker_host.as_deref(),
+        timeout,
+        config.work.container_start_concurrency as usize,
+    )?;
     match runtime.api_version().await {
         Ok(version) => tracing::info!(api_version = %version, "container runtime reachable"),
         Err(err) => tracing::warn!(error = %err, "container runtime not reachable yet"),

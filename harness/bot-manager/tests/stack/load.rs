@@ -123,3 +123,53 @@ async fn one_sweep_sends_every_overdue_stop_before_any_of_its_bots_dies() {
         "the sweep stopped the bots one after another: SIGTERMs at events {sigterms:?}, deaths at {deaths:?}"
     );
 }
+
+// Pins "a thousand stops due at once are claimed sixteen a poll": the durable stop worker
+// claimed at most 16 due stops every 250 ms, so the last of a thousand waited some 16 s
+// before its container stop began. Now the stops due at once are claimed at once: one
+// claim sets every job's lease (`due_at`, from that claim's `now()`), so all carry the
+// same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_due_at_once_are_claimed_in_one_claim_past_sixteen() {
+    const N: i64 = 40;
+    let stack = Stack::start_with(StackOptions {
+        profile: "durable-stop".into(),
+        ..StackOptions::default()
+    })
+    .await;
+    // Stops a crashed instance left due, all at once (one statement): meetings with no
+    // bot, whose containers the runtime does not know (each stop is answered 404 and done).
+    sqlx::query(
+        "WITH m AS (INSERT INTO meetings (user_id, platform, platform_specific_id, status) \
+           SELECT 1, 'google_meet', 'zzz-' || lpad(g::text, 4, '0') || '-zzz', 'active' \
+           FROM generate_series(1, $1) g RETURNING id) \
+         INSERT INTO stop_jobs (meeting_id, container, due_at) \
+         SELECT id, 'vexa-bot-' || id || '-00000000', now() FROM m",
+    )
+    .bind(N)
+    .execute(&stack.pool)
+    .await
+    .expect("insert the due stops");
+    let leases: Vec<(DateTime<Utc>, i64)> = wait_for("every due stop to be done", || async {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM stop_jobs WHERE done_at IS NULL")
+                .fetch_one(&stack.pool)
+                .await
+                .expect("count the pending stops");
+        if pending > 0 {
+            return None;
+        }
+        sqlx::query_as("SELECT due_at, count(*) FROM stop_jobs GROUP BY due_at ORDER BY due_at")
+            .fetch_all(&stack.pool)
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(leases.iter().map(|(_, n)| n).sum::<i64>(), N, "{leases:?}");
+    assert_eq!(leases.len(), 1, "claims, with their jobs: {leases:?}");
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT DISTINCT attempts FROM stop_jobs")
+        .fetch_all(&stack.pool)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, [1], "each stop claimed once");
+}

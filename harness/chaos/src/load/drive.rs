@@ -218,6 +218,7 @@ pub async fn run(spec: &RunSpec, counters: Arc<Counters>) -> Result<RunResult, D
         fault_proxy: Some(proxy.id()),
         postgres,
         redis: stack.redis_pid(),
+        harness: Some(std::process::id()),
     });
 
     let began = Instant::now();
@@ -322,12 +323,7 @@ async fn watch(
             .await
             .map(|all| {
                 all.iter()
-                    .filter(|c| {
-                        matches!(
-                            c["state"].as_str(),
-                            Some("running" | "paused" | "restarting" | "created")
-                        )
-                    })
+                    .filter(|c| c["state"].as_str().is_some_and(figures::is_running))
                     .count()
             })
             .unwrap_or(usize::MAX);

@@ -296,7 +296,7 @@ pub fn outcomes(history: &History, plan: &[Planned]) -> Vec<MeetingOutcome> {
         .map(|f| {
             f.containers
                 .iter()
-                .filter(|c| is_live(&c.state))
+                .filter(|c| is_running(&c.state))
                 .filter_map(|c| c.meeting_id)
                 .collect()
         })
@@ -360,9 +360,10 @@ pub fn outcomes(history: &History, plan: &[Planned]) -> Vec<MeetingOutcome> {
         .collect()
 }
 
-/// Docker's live states.
-fn is_live(state: &str) -> bool {
-    matches!(state, "running" | "paused" | "restarting" | "created")
+/// Docker's states of a container whose bot runs (or may run on: paused, restarting).
+/// A container `created` and never started runs nothing: a start that failed leaves one.
+pub fn is_running(state: &str) -> bool {
+    matches!(state, "running" | "paused" | "restarting")
 }
 
 /// A short, countable account of what the history shows for a meeting that went wrong:
@@ -539,7 +540,7 @@ pub fn figures(
     let orphans = history.final_state().map_or(0, |f| {
         f.containers
             .iter()
-            .filter(|c| is_live(&c.state))
+            .filter(|c| is_running(&c.state))
             .filter(|c| {
                 let row = c
                     .meeting_id

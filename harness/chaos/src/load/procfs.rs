@@ -30,6 +30,9 @@ pub struct Pids {
     /// The postmaster (`None`: a server of `DATABASE_URL`, not this machine's to read).
     pub postgres: Option<u32>,
     pub redis: Option<u32>,
+    /// This process: the client, the recorder and the proxy's API calls share the
+    /// machine with the stack.
+    pub harness: Option<u32>,
 }
 
 /// What one program used over the run.
@@ -143,6 +146,7 @@ fn cpu(pids: &Pids) -> Cpu {
         ("runtime", pids.runtime),
         ("fault-proxy", pids.fault_proxy),
         ("redis", pids.redis),
+        ("chaos (the harness)", pids.harness),
     ] {
         if let Some(s) = pid.and_then(|p| all.get(&p)) {
             single.insert(name, s.own);
@@ -170,6 +174,7 @@ struct Peaks {
     bots_processes: usize,
     postgres_bytes: u64,
     postgres_processes: usize,
+    harness_bytes: u64,
 }
 
 /// The memory of a group of processes as one figure: private memory summed, the
@@ -181,6 +186,10 @@ fn group_memory(pids: &[u32]) -> u64 {
 
 fn sample(pids: &Pids, peaks: &mut Peaks) {
     let all = parents();
+    if let Some(harness) = pids.harness {
+        // Its high-water mark is its whole life's, earlier runs included: sampled instead.
+        peaks.harness_bytes = peaks.harness_bytes.max(group_memory(&[harness]));
+    }
     if let Some(runtime) = pids.runtime {
         let bots: Vec<u32> = children_of(&all, runtime).iter().map(|(p, _)| *p).collect();
         peaks.bots_processes = peaks.bots_processes.max(bots.len());
@@ -288,6 +297,11 @@ impl Sampler {
                 peak_processes: 0,
                 note: Some("the server of REDIS_URL: not measured".into()),
             },
+        });
+        usage.push(Usage {
+            peak_rss_mib: Some(mib(peaks.harness_bytes)),
+            peak_processes: 1,
+            ..single("chaos (the harness)", None)
         });
         usage.push(Usage {
             program: "mock bots (all)".into(),
