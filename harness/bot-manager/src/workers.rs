@@ -169,12 +169,19 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
         chrono::Duration::from_std(state.config.timers.finalizer_grace()).unwrap_or_default();
     let mut exited = Vec::new();
     let mut overdue = Vec::new();
+    // Each row's containers by meeting id: a thousand rows against a thousand containers
+    // are a thousand lookups, not a million comparisons every sweep.
+    let mut by_meeting: std::collections::HashMap<i32, Vec<&crate::containers::BotContainer>> =
+        std::collections::HashMap::new();
+    for c in &containers {
+        by_meeting.entry(c.meeting_id).or_default().push(c);
+    }
     for row in db::non_terminal_meetings(&state.pool).await? {
         counts.rows_examined += 1;
-        let mine: Vec<_> = containers
-            .iter()
-            .filter(|c| c.meeting_id == row.id)
-            .collect();
+        let mine = by_meeting
+            .get(&row.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if mine.is_empty() {
             // Not listed is not proof of death (a runtime that lost track lists nothing).
             continue;
