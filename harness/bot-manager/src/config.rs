@@ -103,6 +103,55 @@ pub struct Config {
 
     #[command(flatten)]
     pub http: HttpLimits,
+
+    #[command(flatten)]
+    pub work: WorkLimits,
+}
+
+/// How much work the service does at once: its Postgres pool and the container stops of
+/// a reconcile sweep (issue 12: a thousand meetings at once).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkLimits {
+    /// Postgres connections the service pools; a request that finds none free waits up
+    /// to `--dependency-timeout-ms` for one.
+    #[arg(
+        long,
+        env = "DATABASE_POOL_SIZE",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub database_pool_size: u32,
+
+    /// Container stops (each with its finalizing) a reconcile sweep runs at once. One at
+    /// a time, a sweep took a whole stop grace per orphan: one a second at a 1 s grace.
+    #[arg(
+        long,
+        env = "RECONCILE_CONCURRENCY",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub reconcile_concurrency: u32,
+
+    /// Due durable stops claimed at once (a full batch is followed by another claim at
+    /// once, not after `--stop-job-poll-ms`); each runs in a task of its own.
+    #[arg(
+        long,
+        env = "STOP_JOB_BATCH",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub stop_job_batch: u32,
+
+    /// Container starts in flight at the runtime at once; a burst of `POST /bots` waits
+    /// its turn in the service rather than at the runtime, where the wait counted
+    /// against each call's `--dependency-timeout-ms`.
+    #[arg(
+        long,
+        env = "CONTAINER_START_CONCURRENCY",
+        default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub container_start_concurrency: u32,
 }
 
 /// Bounds on the HTTP server's connections, so that slow or idle clients cannot hold it
@@ -289,6 +338,40 @@ mod tests {
     }
 
     #[test]
+    fn work_limits_have_defaults_and_flags_override_them() {
+        let work = parse(&[]).work;
+        assert_eq!(
+            (
+                work.database_pool_size,
+                work.reconcile_concurrency,
+                work.stop_job_batch,
+                work.container_start_concurrency
+            ),
+            (32, 256, 256, 32)
+        );
+        let work = parse(&[
+            "--database-pool-size",
+            "200",
+            "--reconcile-concurrency",
+            "1",
+            "--stop-job-batch",
+            "16",
+            "--container-start-concurrency",
+            "4",
+        ])
+        .work;
+        assert_eq!(
+            (
+                work.database_pool_size,
+                work.reconcile_concurrency,
+                work.stop_job_batch,
+                work.container_start_concurrency
+            ),
+            (200, 1, 16, 4)
+        );
+    }
+
+    #[test]
     fn http_limits_default_to_toxiproxys_timeouts_and_flags_override_them() {
         let http = parse(&[]).http;
         assert_eq!(http.header_read_timeout(), Duration::from_secs(15));
@@ -307,6 +390,15 @@ mod tests {
         assert_eq!(http.idle_timeout(), Duration::from_millis(400));
         assert_eq!(http.max_connections, 2);
         let args = ["bot-manager", "--database-url", "d", "--redis-url", "r"];
+        for zero in [
+            "--database-pool-size",
+            "--reconcile-concurrency",
+            "--stop-job-batch",
+            "--container-start-concurrency",
+        ] {
+            let refused = Config::try_parse_from(args.iter().chain(&[zero, "0"]));
+            assert!(refused.is_err(), "{zero} 0 was taken");
+        }
         for zero in [
             "--header-read-timeout-ms",
             "--idle-timeout-ms",

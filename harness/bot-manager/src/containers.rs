@@ -41,12 +41,20 @@ pub enum StopOutcome {
 pub struct Runtime {
     docker: Docker,
     timeout: Duration,
+    /// Container starts in flight at once ([`Runtime::start`]).
+    starts: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 pub const USER_LABEL: &str = "vexa.user_id";
 
 impl Runtime {
-    pub fn connect(docker_host: Option<&str>, timeout: Duration) -> Result<Self, RuntimeError> {
+    /// `start_concurrency`: how many container starts may be in flight at the runtime at
+    /// once ([`Runtime::start`]).
+    pub fn connect(
+        docker_host: Option<&str>,
+        timeout: Duration,
+        start_concurrency: usize,
+    ) -> Result<Self, RuntimeError> {
         let endpoint = docker_host
             .unwrap_or("unix:///var/run/docker.sock")
             .to_owned();
@@ -69,7 +77,11 @@ impl Runtime {
             Docker::connect_with_unix(&endpoint, timeout_s, bollard::API_DEFAULT_VERSION)
         }
         .map_err(connect_err)?;
-        Ok(Runtime { docker, timeout })
+        Ok(Runtime {
+            docker,
+            timeout,
+            starts: std::sync::Arc::new(tokio::sync::Semaphore::new(start_concurrency.max(1))),
+        })
     }
 
     /// `GET /version`, read for `ApiVersion` only.
@@ -105,7 +117,17 @@ impl Runtime {
         Ok(created.id)
     }
 
+    /// Starts a created container. At most `start_concurrency` starts are in flight: a
+    /// runtime starts its containers one after another, and a thousand starts sent at
+    /// once waited there past the call's timeout (the POST failed, its row with it) while
+    /// the container started anyway, later. The wait for a turn here has no timeout of
+    /// its own: the request's client bounds it.
     pub async fn start(&self, container: &str) -> Result<(), RuntimeError> {
+        let _turn = self
+            .starts
+            .acquire()
+            .await
+            .expect("the start semaphore is never closed");
         self.docker
             .start_container(
                 container,
@@ -397,5 +419,92 @@ mod tests {
             Some("42")
         );
         assert_eq!(meeting_id_from_name("postgres"), None);
+    }
+
+    /// Starts in flight at a fake runtime that holds every start until given a permit.
+    struct Held {
+        counts: std::sync::Mutex<(usize, usize)>,
+        arrived: tokio::sync::Notify,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Held {
+        fn in_flight(&self) -> usize {
+            self.counts.lock().unwrap().0
+        }
+        fn most(&self) -> usize {
+            self.counts.lock().unwrap().1
+        }
+    }
+
+    // Pins "a thousand starts at once timed out at the runtime": every start of a burst
+    // of POST /bots went to the runtime at once and waited there, one after another,
+    // against the call's timeout; the POST failed while its container started anyway.
+    // Now no more than the bound are in flight at the runtime: the rest wait their turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_starts_than_the_bound_are_in_flight_at_the_runtime() {
+        const BOUND: usize = 3;
+        const STARTS: usize = 10;
+        let held = std::sync::Arc::new(Held {
+            counts: std::sync::Mutex::default(),
+            arrived: tokio::sync::Notify::new(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let fake = {
+            let held = held.clone();
+            axum::Router::new().fallback(move |request: axum::extract::Request| {
+                let held = held.clone();
+                async move {
+                    if !request.uri().path().ends_with("/start") {
+                        return axum::http::StatusCode::NOT_FOUND;
+                    }
+                    {
+                        let mut counts = held.counts.lock().unwrap();
+                        counts.0 += 1;
+                        counts.1 = counts.1.max(counts.0);
+                    }
+                    held.arrived.notify_waiters();
+                    held.gate.acquire().await.unwrap().forget();
+                    held.counts.lock().unwrap().0 -= 1;
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, fake).await });
+        let runtime = Runtime::connect(
+            Some(&format!("tcp://{addr}")),
+            Duration::from_secs(30),
+            BOUND,
+        )
+        .unwrap();
+        let calls: Vec<_> = (0..STARTS)
+            .map(|i| {
+                let runtime = runtime.clone();
+                tokio::spawn(async move { runtime.start(&format!("c{i}")).await })
+            })
+            .collect();
+        // The first BOUND reach the runtime and are held there.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while held.in_flight() != BOUND {
+            let arrived = held.arrived.notified();
+            assert!(
+                tokio::time::timeout_at(deadline, arrived).await.is_ok()
+                    || held.in_flight() == BOUND,
+                "{} starts in flight, not {BOUND}",
+                held.in_flight()
+            );
+        }
+        held.gate.add_permits(STARTS);
+        for call in calls {
+            call.await.unwrap().expect("the start answered 204");
+        }
+        assert_eq!(
+            held.most(),
+            BOUND,
+            "starts in flight at the runtime at once"
+        );
+        server.abort();
     }
 }

@@ -18,9 +18,13 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
-pub async fn connect(url: &str, timeout: std::time::Duration) -> Result<PgPool, DbError> {
+pub async fn connect(
+    url: &str,
+    timeout: std::time::Duration,
+    pool_size: u32,
+) -> Result<PgPool, DbError> {
     PgPoolOptions::new()
-        .max_connections(32)
+        .max_connections(pool_size)
         .acquire_timeout(timeout)
         .connect(url)
         .await
@@ -393,19 +397,22 @@ pub async fn insert_stop_job(
     Ok(())
 }
 
-/// Claims due stops: each claim pushes `due_at` forward as a lease (so another instance,
-/// or this one after a crash, retries it later) and counts the attempt.
+/// Claims up to `batch` due stops, the earliest first: each claim pushes `due_at` forward
+/// as a lease (so another instance, or this one after a crash, retries it later) and
+/// counts the attempt.
 pub async fn claim_stop_jobs(
     pool: &PgPool,
     lease: std::time::Duration,
+    batch: u32,
 ) -> Result<Vec<StopJob>, DbError> {
     Ok(sqlx::query_as::<_, StopJob>(
         "UPDATE stop_jobs SET attempts = attempts + 1, due_at = now() + make_interval(secs => $1) \
          WHERE id IN (SELECT id FROM stop_jobs WHERE done_at IS NULL AND due_at <= now() \
-                      ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT 16) \
+                      ORDER BY due_at FOR UPDATE SKIP LOCKED LIMIT $2) \
          RETURNING id, meeting_id, container, attempts",
     )
     .bind(lease.as_secs_f64())
+    .bind(i64::from(batch))
     .fetch_all(pool)
     .await?)
 }

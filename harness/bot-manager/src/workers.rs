@@ -38,37 +38,48 @@ async fn stop_worker(state: AppState) {
         + t.dependency_timeout()
         + t.finalizer_grace()
         + Duration::from_secs(5);
+    let batch = state.config.work.stop_job_batch;
     loop {
         tokio::time::sleep(t.stop_job_poll()).await;
-        let jobs = match db::claim_stop_jobs(&state.pool, lease).await {
-            Ok(jobs) => jobs,
-            Err(err) => {
-                tracing::warn!(error = %err, "failed to claim due stops; retrying");
-                continue;
-            }
-        };
-        for job in jobs {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let result =
-                    force_stop(&state, job.meeting_id, &job.container, "durable stop").await;
-                let recorded = match result {
-                    Ok(_) => db::finish_stop_job(&state.pool, job.id, None).await,
-                    Err(err) if job.attempts >= STOP_JOB_ATTEMPTS => {
-                        tracing::error!(job = job.id, error = %err, "durable stop gave up");
-                        let message = format!("gave up after {} attempts: {err}", job.attempts);
-                        db::finish_stop_job(&state.pool, job.id, Some(&message)).await
-                    }
-                    Err(err) => {
-                        tracing::warn!(job = job.id, attempt = job.attempts, error = %err, "durable stop failed; will retry");
-                        db::fail_stop_job(&state.pool, job.id, &err.to_string()).await
-                    }
-                };
-                if let Err(err) = recorded {
-                    tracing::error!(job = job.id, error = %err, "failed to record the outcome of a durable stop");
+        // A full batch may have left more due: claim again at once. (Sixteen a poll, a
+        // thousand stops due at once took sixteen seconds just to be claimed.)
+        let mut full = true;
+        while full {
+            let jobs = match db::claim_stop_jobs(&state.pool, lease, batch).await {
+                Ok(jobs) => jobs,
+                Err(err) => {
+                    tracing::warn!(error = %err, "failed to claim due stops; retrying");
+                    break;
                 }
-            });
+            };
+            full = jobs.len() >= batch as usize;
+            perform_stop_jobs(&state, jobs);
         }
+    }
+}
+
+/// Each claimed stop in a task of its own: the stops wait out their graces side by side.
+fn perform_stop_jobs(state: &AppState, jobs: Vec<db::StopJob>) {
+    for job in jobs {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let result = force_stop(&state, job.meeting_id, &job.container, "durable stop").await;
+            let recorded = match result {
+                Ok(_) => db::finish_stop_job(&state.pool, job.id, None).await,
+                Err(err) if job.attempts >= STOP_JOB_ATTEMPTS => {
+                    tracing::error!(job = job.id, error = %err, "durable stop gave up");
+                    let message = format!("gave up after {} attempts: {err}", job.attempts);
+                    db::finish_stop_job(&state.pool, job.id, Some(&message)).await
+                }
+                Err(err) => {
+                    tracing::warn!(job = job.id, attempt = job.attempts, error = %err, "durable stop failed; will retry");
+                    db::fail_stop_job(&state.pool, job.id, &err.to_string()).await
+                }
+            };
+            if let Err(err) = recorded {
+                tracing::error!(job = job.id, error = %err, "failed to record the outcome of a durable stop");
+            }
+        });
     }
 }
 
@@ -157,18 +168,26 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
     let grace =
         chrono::Duration::from_std(state.config.timers.finalizer_grace()).unwrap_or_default();
     let mut exited = Vec::new();
+    let mut overdue = Vec::new();
+    // Each row's containers by meeting id: a thousand rows against a thousand containers
+    // are a thousand lookups, not a million comparisons every sweep.
+    let mut by_meeting: std::collections::HashMap<i32, Vec<&crate::containers::BotContainer>> =
+        std::collections::HashMap::new();
+    for c in &containers {
+        by_meeting.entry(c.meeting_id).or_default().push(c);
+    }
     for row in db::non_terminal_meetings(&state.pool).await? {
         counts.rows_examined += 1;
-        let mine: Vec<_> = containers
-            .iter()
-            .filter(|c| c.meeting_id == row.id)
-            .collect();
+        let mine = by_meeting
+            .get(&row.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if mine.is_empty() {
             // Not listed is not proof of death (a runtime that lost track lists nothing).
             continue;
         }
         if let Some(live) = mine.iter().find(|c| c.is_live()) {
-            let overdue = row
+            let is_overdue = row
                 .data
                 .get("stop_deadline")
                 .and_then(|d| d.as_str())
@@ -176,16 +195,9 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
                 .is_some_and(|deadline| now > deadline + grace);
             let stopping =
                 row.known_status() == Some(MeetingStatus::Stopping) || row.stop_requested();
-            if stopping && overdue {
+            if stopping && is_overdue {
                 tracing::info!(meeting_id = row.id, container = %live.name, "reconcile: stop overdue; tearing the container down");
-                let teardown = force_stop(state, row.id, &live.id, "reconcile").await?;
-                if teardown.outcome == StopOutcome::Stopped {
-                    counts.containers_stopped += 1;
-                    let finalized = finalize_if_live(state, row.id, "reconcile", None).await?;
-                    if teardown.finalized || finalized {
-                        counts.rows_finalized += 1;
-                    }
-                }
+                overdue.push((row.id, live.id.clone()));
             }
             continue;
         }
@@ -197,10 +209,84 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
         );
         exited.push(row.id);
     }
-    if !exited.is_empty() {
-        tokio::time::sleep(state.config.timers.finalizer_grace()).await;
-        let again = state.runtime.bots().await?;
-        for id in exited {
+    let limit = state.config.work.reconcile_concurrency as usize;
+    // The teardowns and the confirmation of the exits wait out their graces side by
+    // side, and each teardown beside the others: one after another, a sweep took a whole
+    // stop grace per orphan.
+    let torn_down: Vec<String> = overdue.iter().map(|(_, c)| c.clone()).collect();
+    let (teardowns, confirmed) = tokio::join!(
+        concurrently(limit, overdue, |(id, container)| {
+            let state = state.clone();
+            async move {
+                let teardown = force_stop(&state, id, &container, "reconcile").await?;
+                if teardown.outcome != StopOutcome::Stopped {
+                    return Ok::<_, SweepError>(None);
+                }
+                let finalized = finalize_if_live(&state, id, "reconcile", None).await?;
+                Ok(Some(teardown.finalized || finalized))
+            }
+        }),
+        confirm_exits(state, limit, exited),
+    );
+    for teardown in teardowns {
+        if let Some(finalized) = teardown? {
+            counts.containers_stopped += 1;
+            counts.rows_finalized += i32::from(finalized);
+        }
+    }
+    counts.rows_finalized += confirmed?;
+    // Containers still running for a row that is already terminal: tear them down (not
+    // those this sweep stopped already, which are not orphans).
+    let live: Vec<_> = containers
+        .iter()
+        .filter(|c| c.is_live() && !torn_down.contains(&c.id))
+        .collect();
+    let ids: Vec<i32> = live.iter().map(|c| c.meeting_id).collect();
+    let rows = db::meetings_by_ids(&state.pool, &ids).await?;
+    let orphans: Vec<_> = live
+        .into_iter()
+        .filter(|c| {
+            rows.iter()
+                .find(|r| r.id == c.meeting_id)
+                .and_then(|r| r.known_status())
+                .is_some_and(MeetingStatus::is_terminal)
+        })
+        .cloned()
+        .collect();
+    let stopped = concurrently(limit, orphans, |c| {
+        let state = state.clone();
+        async move {
+            tracing::info!(meeting_id = c.meeting_id, container = %c.name, "reconcile: container outlives its terminal row; stopping it");
+            state
+                .runtime
+                .stop(&c.id, state.config.timers.stop_grace_s)
+                .await
+        }
+    })
+    .await;
+    for outcome in stopped {
+        if outcome? == StopOutcome::Stopped {
+            counts.containers_stopped += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Rows whose every container was listed exited: finalized once they still are after the
+/// finalizer's grace (one wait for all of them); answers how many this ended.
+async fn confirm_exits(
+    state: &AppState,
+    limit: usize,
+    exited: Vec<i32>,
+) -> Result<i32, SweepError> {
+    if exited.is_empty() {
+        return Ok(0);
+    }
+    tokio::time::sleep(state.config.timers.finalizer_grace()).await;
+    let again = state.runtime.bots().await?;
+    let gone: Vec<i32> = exited
+        .into_iter()
+        .filter(|&id| {
             let mine: Vec<_> = again.iter().filter(|c| c.meeting_id == id).collect();
             if mine.is_empty() {
                 // Not listed is not proof of death (as above).
@@ -208,43 +294,43 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
                     meeting_id = id,
                     "reconcile: its container is no longer listed; no evidence"
                 );
-                continue;
+                return false;
             }
             if mine.iter().any(|c| c.is_live()) {
                 tracing::info!(
                     meeting_id = id,
                     "reconcile: its container runs again; no evidence"
                 );
-                continue;
+                return false;
             }
+            true
+        })
+        .collect();
+    let finalized = concurrently(limit, gone, |id| {
+        let state = state.clone();
+        async move {
             tracing::info!(meeting_id = id, "reconcile: container exited; finalizing");
-            if finalize_if_live(state, id, "reconcile", None).await? {
-                counts.rows_finalized += 1;
-            }
+            finalize_if_live(&state, id, "reconcile", None).await
         }
+    })
+    .await;
+    let mut count = 0;
+    for ended in finalized {
+        count += i32::from(ended?);
     }
-    // Containers still running for a row that is already terminal: tear them down.
-    let live: Vec<_> = containers.iter().filter(|c| c.is_live()).collect();
-    let ids: Vec<i32> = live.iter().map(|c| c.meeting_id).collect();
-    let rows = db::meetings_by_ids(&state.pool, &ids).await?;
-    for c in live {
-        let terminal = rows
-            .iter()
-            .find(|r| r.id == c.meeting_id)
-            .and_then(|r| r.known_status())
-            .is_some_and(MeetingStatus::is_terminal);
-        if terminal {
-            tracing::info!(meeting_id = c.meeting_id, container = %c.name, "reconcile: container outlives its terminal row; stopping it");
-            let outcome = state
-                .runtime
-                .stop(&c.id, state.config.timers.stop_grace_s)
-                .await?;
-            if outcome == StopOutcome::Stopped {
-                counts.containers_stopped += 1;
-            }
-        }
-    }
-    Ok(counts)
+    Ok(count)
+}
+
+/// `work` over every item, at most `limit` at once; the answers in any order.
+async fn concurrently<T, R, Fut>(limit: usize, items: Vec<T>, work: impl FnMut(T) -> Fut) -> Vec<R>
+where
+    Fut: std::future::Future<Output = R>,
+{
+    futures::stream::iter(items)
+        .map(work)
+        .buffer_unordered(limit.max(1))
+        .collect()
+        .await
 }
 
 /// Follows the runtime's `die` events: a container that died without a callback

@@ -118,6 +118,12 @@ pub enum Command {
         #[command(flatten)]
         options: RunOptions,
     },
+    /// Start N meetings at once through the real stack, stop them all, and report time
+    /// to converge against the bound, lost stops, stuck meetings, orphan containers and
+    /// each program's CPU and memory, for each N and profile (load.json, load.md,
+    /// load.svg); exit 0 only when every run was judged and the required profiles meet
+    /// the bound.
+    Load(crate::load::LoadArgs),
     /// Check scenario files without running them.
     Validate { paths: Vec<PathBuf> },
     /// Judge a stored run again from its histories and rewrite its reports.

@@ -10,6 +10,7 @@ pub mod explore;
 pub mod fixtures;
 pub mod history;
 pub mod links;
+pub mod load;
 pub mod profiles;
 pub mod report;
 pub mod results;

@@ -61,6 +61,18 @@ impl Links {
         })
     }
 
+    /// The Toxiproxy-compatible API at `url` (a `fault-proxy` process of the caller's),
+    /// its proxies named as on a shared one.
+    pub async fn at(url: &str) -> Result<Links, LinkError> {
+        let client = Client::new(url.to_owned());
+        client.version().await?;
+        Ok(Links {
+            client,
+            prefix: proxy_prefix(std::process::id()),
+            _embedded: None,
+        })
+    }
+
     fn name(&self, link: &str) -> String {
         format!("{}{link}", self.prefix)
     }

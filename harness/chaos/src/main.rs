@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Report { run_dir } => report(&run_dir),
             Command::Merge { dirs, out } => merge(&dirs, out),
             Command::Conform { sut, sut_dir, out } => conform(&sut, sut_dir, &out).await,
+            Command::Load(args) => chaos::load::main(args, command_line()).await,
             Command::Signoff {
                 criteria,
                 scenarios,
@@ -99,6 +100,14 @@ fn invoked_as() -> String {
                 .map(|p| p.display().to_string())
         })
         .unwrap_or_else(|| "chaos".into())
+}
+
+/// The command as the user typed it, for the report.
+fn command_line() -> String {
+    std::iter::once(invoked_as())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Loads every scenario; prints each error with its file and line.

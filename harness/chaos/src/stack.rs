@@ -67,6 +67,17 @@ pub struct StackConfig {
     pub links: Option<u64>,
 }
 
+/// What a load run (`chaos load`) sets beyond a scenario's stack: the reference
+/// service's bounds, and a fault proxy of its own.
+#[derive(Debug, Clone, Default)]
+pub struct StackExtras {
+    /// Further flags for the reference bot-manager (`--max-connections 2304`, ...).
+    pub manager_args: Vec<String>,
+    /// The Toxiproxy-compatible API the links go on (a `fault-proxy` process of the
+    /// caller's), instead of an embedded proxy or `TOXIPROXY_URL`.
+    pub links_at: Option<String>,
+}
+
 /// Everything it started goes when it is dropped: the bot-manager first, then on a shared
 /// Redis (`REDIS_URL`) the keys the bot-manager wrote for the run's meetings, then the
 /// runtime (and its bots), the links, a throwaway Redis, the run's database and its folder.
@@ -226,6 +237,8 @@ struct ManagerArgs {
     service: ServiceSettings,
     log_dir: PathBuf,
     starts: u32,
+    /// [`StackExtras::manager_args`].
+    extra_args: Vec<String>,
 }
 
 /// `url` routed through a new link.
@@ -330,6 +343,7 @@ impl ManagerArgs {
         if let Some(instance) = instance {
             cmd.args(["--instance", instance]);
         }
+        cmd.args(&self.extra_args);
         let s = &self.service;
         let timers: [(&str, Option<u64>); 9] = [
             ("--delayed-stop-ms", s.delayed_stop_ms),
@@ -641,6 +655,16 @@ impl Stack {
         sut: std::sync::Arc<Sut>,
         sut_dir: Option<PathBuf>,
     ) -> Result<Stack, StackError> {
+        Stack::start_with(config, sut, sut_dir, StackExtras::default()).await
+    }
+
+    /// [`Stack::start_sut`], with what a load run sets besides.
+    pub async fn start_with(
+        config: StackConfig,
+        sut: std::sync::Arc<Sut>,
+        sut_dir: Option<PathBuf>,
+        extras: StackExtras,
+    ) -> Result<Stack, StackError> {
         let db = infra::postgres::test_database().await?;
         let redis = infra::redis::test_redis_async().await?;
         let dir = infra::tempdir::create("stack")?;
@@ -702,7 +726,10 @@ impl Stack {
         let mut docker_host = format!("unix://{}", socket.display());
         let links = match config.links {
             Some(seed) => {
-                let links = crate::links::Links::start(seed).await?;
+                let links = match &extras.links_at {
+                    Some(url) => crate::links::Links::at(url).await?,
+                    None => crate::links::Links::start(seed).await?,
+                };
                 database_url = through(&links, "service:postgres", &database_url).await?;
                 redis_url = through(&links, "service:redis", &redis_url).await?;
                 // A service that takes only a unix socket has no faultable runtime link.
@@ -745,6 +772,7 @@ impl Stack {
             service: config.service.clone(),
             log_dir: config.log_dir.clone(),
             starts: 0,
+            extra_args: extras.manager_args,
         };
         if sut.adapter.is_some() {
             manager_args.ensure_setup().await?;
@@ -923,6 +951,16 @@ impl Stack {
 
     pub fn runtime_pid(&self) -> u32 {
         self.runtime.id()
+    }
+
+    /// The bot-manager's pid, while it runs.
+    pub async fn manager_pid(&self) -> Option<u32> {
+        self.manager.lock().await.as_ref().map(ChildGuard::id)
+    }
+
+    /// The pid of the run's throwaway Redis (`None` with `REDIS_URL`).
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.redis.pid()
     }
 
     /// A call to the runtime (Docker or control API); answers status and JSON body.

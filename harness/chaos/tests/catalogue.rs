@@ -148,5 +148,6 @@ catalogue! {
     runtime_stop_answers_404_gives_its_expected_verdicts => "runtime-stop-answers-404",
     second_delete_gives_its_expected_verdicts => "second-delete",
     service_restart_loses_delayed_stop_gives_its_expected_verdicts => "service-restart-loses-delayed-stop",
+    slow_start_loses_stop_gives_its_expected_verdicts => "slow-start-loses-stop",
     two_live_rows_gives_its_expected_verdicts => "two-live-rows",
 }

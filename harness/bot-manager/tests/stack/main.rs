@@ -10,6 +10,7 @@ mod fixed;
 mod hostile;
 mod incident;
 mod lifecycle;
+mod load;
 mod properties;
 mod service;
 mod support;

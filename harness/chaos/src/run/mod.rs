@@ -3,7 +3,7 @@
 //! and judge the history.
 
 mod actions;
-mod client;
+pub(crate) mod client;
 pub mod steps;
 mod world;
 
