@@ -160,16 +160,27 @@ fn service() -> &'static tokio::runtime::Runtime {
     SERVICE.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("stopflow-containers")
+            .thread_name(SERVICE_THREAD)
             .enable_all()
             .build()
             .expect("build the containers' tokio runtime")
     })
 }
 
-/// Runs `work` on the service runtime and blocks until it is done. Never call it from
-/// the service runtime itself.
+/// The service runtime's threads (its worker and blocking threads) carry this name.
+const SERVICE_THREAD: &str = "stopflow-containers";
+
+fn on_service_thread() -> bool {
+    std::thread::current().name() == Some(SERVICE_THREAD)
+}
+
+/// Runs `work` on the service runtime and blocks until it is done; on the service
+/// runtime itself (a handle dropped there), in place, as its one worker cannot also run
+/// a task it waits for.
 fn block_on_service<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    if on_service_thread() {
+        return tokio::task::block_in_place(|| service().handle().block_on(work));
+    }
     let (reply, answer) = std::sync::mpsc::sync_channel(1);
     service().spawn(async move {
         let _ = reply.send(work.await);
