@@ -5,7 +5,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup bins build test chaos matrix signoff explore repro sut-vexa bench lint fmt
+.PHONY: setup bins build test chaos matrix signoff explore repro sut-vexa bench load lint fmt
 
 ## Install what the harness needs that the machine lacks (Debian packages).
 setup:
@@ -67,6 +67,14 @@ sut-vexa: bins
 bench: setup
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) run --release -p bot-manager --example lifecycle_bench
+
+## Load: LOAD_N meetings at once through the real stack under legacy and fixed, all
+## stopped; time to converge against the bound, lost stops, stuck meetings, orphans, each
+## program's CPU and memory; reports/load-<id>/load.md, load.json, load.svg (release).
+LOAD_N ?= 100,300,1000
+load: setup
+	$(CARGO) build --release --workspace --bins
+	target/release/chaos load --meetings $(LOAD_N) --profile legacy,fixed
 
 lint:
 	$(CARGO) fmt --all -- --check

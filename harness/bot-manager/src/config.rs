@@ -192,6 +192,17 @@ pub struct HttpLimits {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
+
+    /// The most `POST /bots` worked on at once; past it, each waits its turn in arrival
+    /// order, its body received. A burst of a thousand creates otherwise took every
+    /// database connection the stops and the bots' callbacks needed.
+    #[arg(
+        long,
+        env = "BOT_MANAGER_MAX_CONCURRENT_CREATES",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_creates: u32,
 }
 
 impl HttpLimits {

@@ -11,6 +11,9 @@
 //!   the clock stops from the end of a request's body until its answer is handed over.
 //! - At most `--max-connections` connections are served at once: past that, the accept
 //!   loop waits for one to close, and new connections wait in the listen backlog.
+//! - At most `--max-concurrent-creates` `POST /bots` are worked on at once: past that,
+//!   each waits its turn, its body read first (a client that trickles its body holds no
+//!   turn), so a burst of creates leaves the database to the stops and the callbacks.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::response::IntoResponse;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +47,7 @@ pub async fn serve(listener: TcpListener, router: axum::Router, limits: &HttpLim
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout());
     let idle_timeout = limits.idle_timeout();
+    let creates = Arc::new(Semaphore::new(limits.max_concurrent_creates as usize));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -79,7 +84,11 @@ pub async fn serve(listener: TcpListener, router: axum::Router, limits: &HttpLim
                 let _ = stream.set_nodelay(true);
                 tracing::debug!(%peer, "connection open");
                 let activity = Arc::new(Activity::new());
-                let service = exchange_service(router.clone(), Arc::clone(&activity));
+                let service = exchange_service(
+                    router.clone(),
+                    Arc::clone(&activity),
+                    Arc::clone(&creates),
+                );
                 let connection = builder.serve_connection(
                     hyper_util::rt::TokioIo::new(Watched {
                         stream,
@@ -147,6 +156,7 @@ async fn shutdown_signal() {
 fn exchange_service(
     router: axum::Router,
     activity: Arc<Activity>,
+    creates: Arc<Semaphore>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -158,15 +168,59 @@ fn exchange_service(
             activity: Arc::clone(&activity),
             phase: Mutex::new(Phase::Receiving),
         });
+        let is_create = request.method() == hyper::Method::POST && request.uri().path() == "/bots";
         let request = request.map(|body| WatchedBody::new(body, Arc::clone(&exchange)));
-        let call = tower_service::Service::call(&mut router.clone(), request);
+        let mut router = router.clone();
+        let creates = Arc::clone(&creates);
         async move {
             let answered = Answered(exchange);
-            let response = call.await;
+            let response = if is_create {
+                // Detached, as every handler is (it runs to its end if its client goes),
+                // so a create that waits for its turn is not lost with its client.
+                let queued = tokio::spawn(async move {
+                    let (parts, body) = request.into_parts();
+                    let body = read_body(body, CREATE_BODY_READ).await;
+                    let _turn = creates
+                        .acquire_owned()
+                        .await
+                        .expect("the create turns are never closed");
+                    let request = hyper::Request::from_parts(parts, axum::body::Body::from(body));
+                    tower_service::Service::call(&mut router, request).await
+                });
+                queued.await.unwrap_or_else(|err| {
+                    tracing::error!(error = %err, "a create failed while waiting for its turn");
+                    Ok(axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
+                })
+            } else {
+                tower_service::Service::call(&mut router, request).await
+            };
             drop(answered);
             response
         }
     })
+}
+
+/// How much of a create's body is read before its turn: one byte past the API's body
+/// limit (64 KiB), so a body over it is still refused with 413, as it was when read by
+/// the handler.
+const CREATE_BODY_READ: usize = 64 * 1024 + 1;
+
+/// A request's body, read to its end or to `cap` bytes, whichever comes first. A body
+/// that breaks off gives what came (its handler refuses it).
+async fn read_body(mut body: WatchedBody, cap: usize) -> Bytes {
+    use http_body_util::BodyExt;
+    let mut read = Vec::new();
+    while read.len() < cap {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    read.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) | None => break,
+        }
+    }
+    Bytes::from(read)
 }
 
 /// What one connection has been doing: when a byte last moved either way, and how many

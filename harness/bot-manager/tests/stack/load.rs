@@ -88,13 +88,19 @@ async fn one_sweep_sends_every_overdue_stop_before_any_of_its_bots_dies() {
         assert_eq!(row.status, "completed", "{:?}", row.data);
     }
 
-    let records: Vec<SweepRecord> = sqlx::query_as(
-        "SELECT rows_finalized, containers_stopped FROM reconcile_sweeps \
-         WHERE containers_stopped > 0 ORDER BY started_at, id",
-    )
-    .fetch_all(&stack.pool)
-    .await
-    .expect("reconcile_sweeps");
+    // A sweep records itself once its work is done, after the rows it finalized.
+    let records: Vec<SweepRecord> = wait_for("the sweeps that tore the bots down", || async {
+        let records: Vec<SweepRecord> = sqlx::query_as(
+            "SELECT rows_finalized, containers_stopped FROM reconcile_sweeps \
+             WHERE containers_stopped > 0 ORDER BY started_at, id",
+        )
+        .fetch_all(&stack.pool)
+        .await
+        .expect("reconcile_sweeps");
+        let stopped: i32 = records.iter().map(|r| r.containers_stopped).sum();
+        (stopped >= N as i32).then_some(records)
+    })
+    .await;
     assert_eq!(records.len(), 1, "one sweep tore them down: {records:?}");
     assert_eq!(
         (records[0].containers_stopped, records[0].rows_finalized),
@@ -172,4 +178,69 @@ async fn stops_due_at_once_are_claimed_in_one_claim_past_sixteen() {
         .await
         .expect("attempts");
     assert_eq!(attempts, [1], "each stop claimed once");
+}
+
+// Pins "a burst of creates took every database connection": a thousand POST /bots at once
+// were all worked on at once, and their queries took the pool from the stops and the
+// bots' callbacks (whose answers then took seconds). Now creates past
+// `--max-concurrent-creates` wait their turn before touching the database: with one turn,
+// each create's row is inserted only after the previous create stored its container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_past_the_bound_wait_their_turn_before_touching_the_database() {
+    const CREATES: usize = 3;
+    let stack = Stack::start_with(StackOptions {
+        service_args: vec!["--max-concurrent-creates".into(), "1".into()],
+        // Bots that never call back: nothing but the create writes their rows.
+        bot_env: vec![("MOCK_BOT_START_DELAY_MS".into(), "600000".into())],
+        ..StackOptions::default()
+    })
+    .await;
+    // Each start takes a second at the runtime: a create holds its turn that long.
+    let (code, body) = stack
+        .runtime_put_faults(&serde_json::json!({"start_delay_ms": 1000}))
+        .await;
+    assert!((200..300).contains(&code), "{code} {body}");
+    let natives: Vec<String> = (0..CREATES)
+        .map(|_| crate::support::unique_meet_id())
+        .collect();
+    let posts = natives
+        .iter()
+        .map(|native| stack.post_bot(Platform::GoogleMeet, native));
+    for (status, body) in futures::future::join_all(posts).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let rows: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT id, created_at, updated_at FROM meetings ORDER BY created_at, id")
+            .fetch_all(&stack.pool)
+            .await
+            .expect("the rows");
+    assert_eq!(rows.len(), CREATES);
+    for pair in rows.windows(2) {
+        let ((first, _, stored), (next, created, _)) = (pair[0], pair[1]);
+        assert!(
+            created >= stored,
+            "meeting {next} was created at {created}, before meeting {first} stored its \
+             container at {stored}: the creates were worked on at once"
+        );
+    }
+}
+
+// The turn reads a create's body first, up to one byte past the API's limit: a body over
+// the limit is still refused as too large, not cut to fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_body_over_the_limit_is_refused_as_too_large() {
+    let stack = Stack::start().await;
+    let resp = stack
+        .http
+        .post(stack.url("/bots"))
+        .header("X-API-Key", crate::support::DEV_TOKEN)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"platform\": \"google_meet\", \"native_meeting_id\": \"{}\"}}",
+            "x".repeat(200_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
 }

@@ -32,6 +32,8 @@ pub struct StackOptions {
     pub bot_env: Vec<(String, String)>,
     /// The bot-manager's `--wire`; its default (`incident`) when `None`.
     pub wire: Option<String>,
+    /// Further flags for the bot-manager (its bounds: `--max-concurrent-creates 1`).
+    pub service_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -50,6 +52,7 @@ impl Default for StackOptions {
                 ("MOCK_BOT_ADMISSION_DELAY_MS".into(), "20".into()),
             ],
             wire: None,
+            service_args: Vec::new(),
         }
     }
 }
@@ -111,7 +114,14 @@ impl Stack {
             log_dir: logs.path().to_owned(),
         };
         let inner = match options.wire.as_deref() {
-            None | Some("incident") => chaos::stack::Stack::start(config).await,
+            None | Some("incident") => {
+                let extras = chaos::stack::StackExtras {
+                    manager_args: options.service_args,
+                    links_at: None,
+                };
+                let sut = std::sync::Arc::new(chaos::sut::Sut::reference());
+                chaos::stack::Stack::start_with(config, sut, None, extras).await
+            }
             // The engine starts the reference with a fixed set of flags; the built-in
             // adapter of the later wire starts the same binary with `--wire later`.
             Some("later") => {

@@ -56,7 +56,13 @@ pub fn plot(title: &str, bound_ms: u64, series: &[Series]) -> String {
         .iter()
         .flat_map(|s| s.points.iter().map(|(n, _)| *n))
         .collect();
-    let max_n = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    // N on a log scale: 100, 300 and 1000 spread evenly, not crowded at the left.
+    let log_n = |n: usize| (n.max(1) as f64).log10();
+    let (lo, hi) = match (counts.iter().min(), counts.iter().max()) {
+        (Some(&min), Some(&max)) if min < max => (log_n(min) - 0.15, log_n(max) + 0.15),
+        (Some(&n), _) => (log_n(n) - 0.5, log_n(n) + 0.5),
+        _ => (0.0, 1.0),
+    };
     let finite_max = series
         .iter()
         .flat_map(|s| s.points.iter())
@@ -66,7 +72,7 @@ pub fn plot(title: &str, bound_ms: u64, series: &[Series]) -> String {
     let y_top = nice_ceiling(finite_max * 1.1);
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |n: f64| LEFT + n / max_n * plot_w;
+    let x = |n: f64| LEFT + (n.max(1.0).log10() - lo) / (hi - lo) * plot_w;
     let y = |ms: f64| TOP + plot_h - ms.min(y_top) / y_top * plot_h;
 
     let mut svg = String::new();
@@ -115,7 +121,7 @@ pub fn plot(title: &str, bound_ms: u64, series: &[Series]) -> String {
     }
     let _ = writeln!(
         svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">meetings started at once</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">meetings started at once (log scale)</text>"#,
         LEFT + plot_w / 2.0,
         HEIGHT - 10.0
     );
