@@ -40,7 +40,11 @@ async fn stop_worker(state: AppState) {
         + Duration::from_secs(5);
     let batch = state.config.work.stop_job_batch;
     loop {
-        tokio::time::sleep(t.stop_job_poll()).await;
+        // A stop due now wakes the worker; the others wait for the poll.
+        tokio::select! {
+            () = tokio::time::sleep(t.stop_job_poll()) => {}
+            () = state.stop_jobs_due.notified() => {}
+        }
         // A full batch may have left more due: claim again at once. (Sixteen a poll, a
         // thousand stops due at once took sixteen seconds just to be claimed.)
         let mut full = true;
