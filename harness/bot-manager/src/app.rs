@@ -26,6 +26,8 @@ pub struct AppState {
     /// Serialises "read the stored status, publish it" of each meeting (with
     /// `row_locks`).
     pub publish_turns: Arc<PublishTurns>,
+    /// Wakes the durable stop worker for a stop due now (`durable_stop`).
+    pub stop_jobs_due: Arc<tokio::sync::Notify>,
     /// This instance's name (`--instance`), recorded with its reconcile sweeps.
     pub instance: Arc<str>,
 }
@@ -208,6 +210,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         bus,
         runtime,
         publish_turns: Arc::new(PublishTurns::new(PUBLISH_TURNS)),
+        stop_jobs_due: Arc::default(),
         instance,
     };
     tracing::info!(%addr, instance = %state.instance, profile = %state.profile, fixes = ?state.fixes, wire = ?state.config.wire, http = ?state.config.http, work = ?state.config.work, "bot-manager ready");

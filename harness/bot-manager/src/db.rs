@@ -360,10 +360,29 @@ pub async fn oldest_live_meeting(pool: &PgPool) -> Result<Option<DateTime<Utc>>,
     .await?)
 }
 
-pub async fn non_terminal_meetings(pool: &PgPool) -> Result<Vec<Meeting>, DbError> {
-    Ok(sqlx::query_as::<_, Meeting>(AssertSqlSafe(format!(
-        "SELECT {MEETING_COLUMNS} FROM meetings WHERE status NOT IN ('completed', 'failed') ORDER BY id"
-    )))
+/// What the reconcile sweep reads of a row that is not terminal: its status and its stop,
+/// not its whole `data` (a thousand audit lists, every sweep, were most of what it read).
+#[derive(Debug, Clone, FromRow)]
+pub struct SweepRow {
+    pub id: i32,
+    pub status: String,
+    pub stop_requested: bool,
+    pub stop_deadline: Option<String>,
+}
+
+impl SweepRow {
+    pub fn known_status(&self) -> Option<MeetingStatus> {
+        self.status.parse().ok()
+    }
+}
+
+pub async fn non_terminal_meetings(pool: &PgPool) -> Result<Vec<SweepRow>, DbError> {
+    Ok(sqlx::query_as::<_, SweepRow>(
+        "SELECT id, status, \
+                COALESCE(data -> 'stop_requested' = 'true'::jsonb, false) AS stop_requested, \
+                data ->> 'stop_deadline' AS stop_deadline \
+         FROM meetings WHERE status NOT IN ('completed', 'failed') ORDER BY id",
+    )
     .fetch_all(pool)
     .await?)
 }

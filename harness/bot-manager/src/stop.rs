@@ -271,6 +271,11 @@ pub async fn schedule_container_stop(
 ) -> Result<(), ApiError> {
     if state.fixes.durable_stop {
         db::insert_stop_job(&state.pool, meeting_id, &container, delay).await?;
+        if delay.is_zero() {
+            // Due now (the pre-active stop): the worker claims it at once, not at its
+            // next poll.
+            state.stop_jobs_due.notify_one();
+        }
         return Ok(());
     }
     let state = state.clone();

@@ -40,7 +40,11 @@ async fn stop_worker(state: AppState) {
         + Duration::from_secs(5);
     let batch = state.config.work.stop_job_batch;
     loop {
-        tokio::time::sleep(t.stop_job_poll()).await;
+        // A stop due now wakes the worker; the others wait for the poll.
+        tokio::select! {
+            () = tokio::time::sleep(t.stop_job_poll()) => {}
+            () = state.stop_jobs_due.notified() => {}
+        }
         // A full batch may have left more due: claim again at once. (Sixteen a poll, a
         // thousand stops due at once took sixteen seconds just to be claimed.)
         let mut full = true;
@@ -188,13 +192,12 @@ async fn sweep_locked(state: &AppState) -> Result<SweepCounts, SweepError> {
         }
         if let Some(live) = mine.iter().find(|c| c.is_live()) {
             let is_overdue = row
-                .data
-                .get("stop_deadline")
-                .and_then(|d| d.as_str())
+                .stop_deadline
+                .as_deref()
                 .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
                 .is_some_and(|deadline| now > deadline + grace);
             let stopping =
-                row.known_status() == Some(MeetingStatus::Stopping) || row.stop_requested();
+                row.known_status() == Some(MeetingStatus::Stopping) || row.stop_requested;
             if stopping && is_overdue {
                 tracing::info!(meeting_id = row.id, container = %live.name, "reconcile: stop overdue; tearing the container down");
                 overdue.push((row.id, live.id.clone()));
@@ -377,6 +380,15 @@ async fn exit_evidence(state: AppState) {
                         tracing::warn!(%name, error = %err, "cannot tell whether the container runs again; not finalizing");
                         return;
                     }
+                }
+                // Most deaths are of bots whose rows ended already (their callback, the
+                // finalizer): one plain read spares those the locked transaction.
+                if let Ok(Some(status)) = db::current_status(&state.pool, meeting_id).await
+                    && status
+                        .parse::<MeetingStatus>()
+                        .is_ok_and(MeetingStatus::is_terminal)
+                {
+                    return;
                 }
                 // The death is the only evidence there will be (an auto-removed container
                 // leaves none for the sweep): a database that fails this moment must not

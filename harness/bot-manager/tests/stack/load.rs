@@ -244,3 +244,35 @@ async fn a_create_body_over_the_limit_is_refused_as_too_large() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 413);
 }
+
+// Pins "a stop due now waited for the worker's next poll": a pre-active stop puts a stop
+// job due at once, and the durable stop worker found it only at its next poll (250 ms;
+// of a bound of 2.7 s, the slack a thousand stops at once did not have). Now the stop
+// wakes the worker: with a poll a minute long, the bot is still stopped at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_due_now_is_claimed_without_waiting_for_the_next_poll() {
+    let stack = Stack::start_with(StackOptions {
+        profile: "durable-stop+finalize-after-forced-stop".into(),
+        // Every stop of a meeting not yet active takes the pre-active path.
+        pre_active_window_ms: 600_000,
+        finalizer_grace_ms: Some(200),
+        service_args: vec!["--stop-job-poll-ms".into(), "600000".into()],
+        ..StackOptions::default()
+    })
+    .await;
+    let (native, meeting) = stack.bot_at(&[], "requested").await;
+    let (code, body) = stack.delete_bot(Platform::GoogleMeet, &native).await;
+    assert_eq!(code, 202, "{body}");
+    let row = stack.wait_terminal(meeting.id).await;
+    assert_eq!(row.status, "completed", "{:?}", row.data);
+    let jobs: Vec<(i32, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT attempts, done_at FROM stop_jobs WHERE meeting_id = $1")
+            .bind(meeting.id as i32)
+            .fetch_all(&stack.pool)
+            .await
+            .expect("stop_jobs");
+    assert!(
+        matches!(jobs.as_slice(), [(1, _)]),
+        "one stop job, claimed once: {jobs:?}"
+    );
+}
