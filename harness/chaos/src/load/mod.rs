@@ -83,7 +83,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "60s", value_parser = crate::cli::parse_budget)]
     pub request_timeout: Duration,
     /// The bot-manager's Postgres pool (its `--database-pool-size`, 32 by default).
-    /// Default here: 200, or what the Postgres server has left (less the harness's own).
+    /// Default here: 64, or what the Postgres server has left (less the harness's own).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub database_pool_size: Option<u32>,
     /// A further flag for the bot-manager, as its command line takes it
@@ -106,10 +106,12 @@ const MEMORY_PER_MEETING: u64 = 16 << 20;
 /// Postgres connections a run takes besides the service's pool: the harness's pool, the
 /// recorder's listener, the database's creation, with room.
 const CONNECTIONS_BESIDES_POOL: u64 = 16;
-/// The service's pool unless told otherwise. Measured at 1000 meetings at once under
-/// fixed: with 64 connections, 5336 waits for one took over 2 s and 536 of the 1000
-/// POSTs failed after the 10 s bound; with 200, none failed for want of a connection.
-const POOL: u64 = 200;
+/// The service's pool unless told otherwise (its own default is 32). Measured at 1000
+/// meetings at once under fixed, release build: before the service took creates in
+/// turns, 64 connections failed 536 of the 1000 POSTs after 10 s waits; with its turns,
+/// p99 1.63-1.71 s at 64, 1.73-1.85 s at 32 and 2.01-2.05 s at 200, where Postgres also
+/// took 20 s of CPU and 955 MiB against 12-15 s and 356 MiB at 64.
+const POOL: u64 = 64;
 
 /// The bounds one run holds to, printed at the start and kept in the report.
 struct Limits {
