@@ -11,6 +11,9 @@ use infra::redis::RedisServer;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use crate::history::{
+    FinalContainer, FinalMeeting, FinalSession, FinalState, meeting_id_from_container_name,
+};
 use crate::scenario::ServiceSettings;
 use crate::sut::{Sut, Vars};
 
@@ -46,6 +49,8 @@ pub enum StackError {
     ExternalRedis(&'static str),
     #[error("connect to the run's database: {0}")]
     Database(#[source] sqlx::Error),
+    #[error("read the final state: {0}")]
+    Final(#[source] sqlx::Error),
     #[error("set up the links: {0}")]
     Links(#[from] crate::links::LinkError),
     #[error("route {what} through a link: cannot read host:port from {url:?}")]
@@ -987,6 +992,72 @@ impl Stack {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         ))
+    }
+
+    /// The state at the end of a run: every meeting and session row and every container
+    /// the runtime lists (forgotten ones too). A runtime that cannot list them is an
+    /// error, never an empty list: no container would read as no orphan.
+    pub async fn final_state(&self) -> Result<FinalState, StackError> {
+        type Row = (
+            i32,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            serde_json::Value,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, platform, platform_specific_id, status, bot_container_id, data FROM meetings ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StackError::Final)?;
+        let sessions: Vec<(i32, String)> =
+            sqlx::query_as("SELECT meeting_id, session_uid FROM meeting_sessions ORDER BY id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StackError::Final)?;
+        let containers = self.runtime_containers().await?;
+        Ok(FinalState {
+            meetings: rows
+                .into_iter()
+                .map(
+                    |(id, platform, native, status, container, data)| FinalMeeting {
+                        id: id.into(),
+                        platform,
+                        native_meeting_id: native.unwrap_or_default(),
+                        status,
+                        bot_container_id: container,
+                        data,
+                    },
+                )
+                .collect(),
+            sessions: sessions
+                .into_iter()
+                .map(|(meeting_id, session_uid)| FinalSession {
+                    meeting_id: meeting_id.into(),
+                    session_uid,
+                })
+                .collect(),
+            containers: containers
+                .iter()
+                .map(|c| {
+                    let name = c["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned();
+                    FinalContainer {
+                        id: c["id"].as_str().unwrap_or_default().to_owned(),
+                        meeting_id: meeting_id_from_container_name(&name),
+                        name,
+                        state: c["state"].as_str().unwrap_or_default().to_owned(),
+                        exit_code: c["exit_code"].as_i64(),
+                        forgotten: c["forgotten"].as_bool().unwrap_or(false),
+                    }
+                })
+                .collect(),
+        })
     }
 
     /// Every container the runtime knows or knew (control API).

@@ -87,13 +87,27 @@ impl Drop for Daemon {
     }
 }
 
+/// `chaos run <args>` against the daemon at `docker_host`, with none of the servers' URLs
+/// and no provider from the environment: only the flags choose.
+fn chaos_run(docker_host: &str, args: &[&str]) -> Command {
+    let mut command = chaos();
+    command
+        .arg("run")
+        .args(args)
+        .env("DOCKER_HOST", docker_host)
+        .env_remove("STOPFLOW_INFRA")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("TOXIPROXY_URL");
+    command
+}
+
 /// `chaos run` of the subset under legacy and fixed, seed 11, with `infra` and
 /// `docker_host`, and none of the servers' URLs.
 fn run_subset(out: &Path, infra: &str, docker_host: &str) -> Output {
-    let mut command = chaos();
-    command
-        .args([
-            "run",
+    chaos_run(
+        docker_host,
+        &[
             "--profile",
             "legacy,fixed",
             "--seed",
@@ -101,19 +115,16 @@ fn run_subset(out: &Path, infra: &str, docker_host: &str) -> Output {
             "--infra",
             infra,
             "--out",
-        ])
-        .arg(out)
-        .args(
-            SUBSET
-                .iter()
-                .map(|name| root().join(format!("scenarios/{name}.toml"))),
-        )
-        .env("DOCKER_HOST", docker_host)
-        .env_remove("STOPFLOW_INFRA")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("TOXIPROXY_URL");
-    command.output().unwrap()
+        ],
+    )
+    .arg(out)
+    .args(
+        SUBSET
+            .iter()
+            .map(|name| root().join(format!("scenarios/{name}.toml"))),
+    )
+    .output()
+    .unwrap()
 }
 
 /// (scenario, profile) -> verdict, from the one run folder under `out`.
@@ -174,26 +185,20 @@ fn a_catalogue_subset_on_containers_gives_the_verdicts_it_gives_on_local_servers
 fn the_containers_of_a_killed_run_are_swept_by_the_next_start() {
     let daemon = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut killed = chaos()
-        .args([
-            "run",
-            "--profile",
-            "legacy",
-            "--seed",
-            "5",
-            "--infra",
-            "containers",
-            "--out",
-        ])
+    let on_containers = [
+        "--profile",
+        "legacy",
+        "--seed",
+        "5",
+        "--infra",
+        "containers",
+        "--out",
+    ];
+    let mut killed = chaos_run(&daemon.host, &on_containers)
         .arg(dir.path().join("killed"))
         .arg(root().join("scenarios/redis-down-during-delete.toml"))
-        .env("DOCKER_HOST", &daemon.host)
         // The links on a Toxiproxy container too, so that it is used, and swept.
         .env("STOPFLOW_TOXIPROXY", "container")
-        .env_remove("STOPFLOW_INFRA")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("TOXIPROXY_URL")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("killed.log")).unwrap())
         .spawn()
@@ -221,26 +226,10 @@ fn the_containers_of_a_killed_run_are_swept_by_the_next_start() {
         "a killed run cannot remove its containers"
     );
 
-    let output = chaos()
-        .args([
-            "run",
-            "--profile",
-            "legacy",
-            "--seed",
-            "5",
-            "--infra",
-            "containers",
-            "--out",
-        ])
+    let output = chaos_run(&daemon.host, &on_containers)
         .arg(dir.path().join("next"))
         .arg(root().join("scenarios/happy-path.toml"))
-        .env("DOCKER_HOST", &daemon.host)
         .env("STOPFLOW_TOXIPROXY", "container")
-        .env("STOPFLOW_TOXIPROXY", "container")
-        .env_remove("STOPFLOW_INFRA")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("TOXIPROXY_URL")
         .output()
         .unwrap();
     let all = text(&output);
@@ -258,15 +247,9 @@ fn without_a_daemon_auto_runs_on_local_servers_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("docker.sock");
     let host = format!("unix://{}", missing.display());
-    let output = chaos()
-        .args(["run", "--profile", "legacy", "--seed", "3", "--out"])
+    let output = chaos_run(&host, &["--profile", "legacy", "--seed", "3", "--out"])
         .arg(dir.path().join("reports"))
         .arg(root().join("scenarios/happy-path.toml"))
-        .env("DOCKER_HOST", &host)
-        .env_remove("STOPFLOW_INFRA")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("TOXIPROXY_URL")
         .output()
         .unwrap();
     let all = text(&output);
@@ -292,14 +275,9 @@ fn containers_or_env_asked_for_without_what_they_need_exit_2_saying_what_is_miss
         ("containers", host.as_str()),
         ("env", "DATABASE_URL and REDIS_URL"),
     ] {
-        let output = chaos()
-            .args(["run", "--profile", "legacy", "--infra", infra, "--out"])
+        let output = chaos_run(&host, &["--profile", "legacy", "--infra", infra, "--out"])
             .arg(dir.path().join("reports"))
             .arg(root().join("scenarios/happy-path.toml"))
-            .env("DOCKER_HOST", &host)
-            .env_remove("STOPFLOW_INFRA")
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
             .output()
             .unwrap();
         let all = text(&output);

@@ -376,18 +376,7 @@ async fn under_callback_auth_a_bots_own_callbacks_carrying_its_secret_are_proces
     let (code, body) = stack.delete_bot(Platform::GoogleMeet, &victim.native).await;
     assert_eq!(code, 202, "{body}");
     let row = stack.wait_terminal(victim.id).await;
-    assert_eq!(row.status, "completed", "{:?}", row.data);
-    assert_eq!(row.data["completion_reason"], "stopped");
-    assert_eq!(
-        row.transitions(),
-        [
-            ("requested", "joining"),
-            ("joining", "awaiting_admission"),
-            ("awaiting_admission", "active"),
-            ("active", "completed"),
-        ]
-        .map(|(a, b)| (a.to_owned(), b.to_owned()))
-    );
+    row.assert_stopped_by_its_user();
     assert_eq!(stack.wait_container_exit(victim.id).await, 0);
     let log = stack.bot_log(victim.id);
     let answered: Vec<(String, u64)> = log

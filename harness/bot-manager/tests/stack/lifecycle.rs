@@ -32,17 +32,7 @@ async fn stop_of_active_bot_completes_meeting_and_removes_container() {
     );
 
     let row = stack.wait_status(meeting.id, "completed").await;
-    assert_eq!(row.data["completion_reason"], "stopped");
-    assert_eq!(
-        row.transitions(),
-        [
-            ("requested", "joining"),
-            ("joining", "awaiting_admission"),
-            ("awaiting_admission", "active"),
-            ("active", "completed"),
-        ]
-        .map(|(a, b)| (a.to_owned(), b.to_owned()))
-    );
+    row.assert_stopped_by_its_user();
     // The bot exits 0 by itself after its callback; AutoRemove takes the container.
     assert_eq!(stack.wait_container_exit(meeting.id).await, 0);
     stack.assert_container_gone(meeting.id).await;

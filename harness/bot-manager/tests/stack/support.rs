@@ -712,6 +712,22 @@ impl StoredMeeting {
             .unwrap_or_default()
     }
 
+    /// The audit list of a meeting its bot joined and its user's stop completed.
+    pub fn assert_stopped_by_its_user(&self) {
+        assert_eq!(self.status, "completed", "{:?}", self.data);
+        assert_eq!(self.data["completion_reason"], "stopped");
+        assert_eq!(
+            self.transitions(),
+            [
+                ("requested", "joining"),
+                ("joining", "awaiting_admission"),
+                ("awaiting_admission", "active"),
+                ("active", "completed"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+    }
+
     /// `(from, to)` of every entry of the audit list.
     pub fn transitions(&self) -> Vec<(String, String)> {
         self.data["status_transition"]

@@ -384,14 +384,16 @@ impl Recorder {
             let end = *offset + end + 1;
             for line in text[*offset..end].split(|b| *b == b'\n') {
                 if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                    self.on_bot_line(v);
+                    self.record_bot_line(v);
                 }
             }
             *offset = end;
         }
     }
 
-    fn on_bot_line(&self, mut v: Value) {
+    /// One line of a bot's event log, recorded at its own time: the tailer's and, for a
+    /// run that reads the logs once at its end (`chaos load`), the caller's.
+    pub(crate) fn record_bot_line(&self, mut v: Value) {
         let Some(obj) = v.as_object_mut() else { return };
         let Some(event) = obj
             .remove("event")

@@ -16,10 +16,7 @@ use serde_json::{Value, json};
 use super::figures::{self, Bound, Figures, MeetingOutcome};
 use super::procfs::{self, Pids, Sampler, Usage};
 use super::spec::{Planned, StopMix};
-use crate::history::{
-    EventKind, FinalContainer, FinalMeeting, FinalSession, FinalState, History, MeetingLabel,
-    Recorder, meeting_id_from_container_name,
-};
+use crate::history::{EventKind, History, MeetingLabel, Recorder};
 use crate::run::client::Client;
 use crate::scenario::ServiceSettings;
 use crate::stack::{START_DEADLINE, Stack, StackConfig, StackExtras};
@@ -226,7 +223,7 @@ pub async fn run(spec: &RunSpec, counters: Arc<Counters>) -> Result<RunResult, D
     let ended = watch(spec, &stack, &recorder, &counters).await?;
     let duration = began.elapsed();
 
-    let final_state = final_state(&stack).await?;
+    let final_state = stack.final_state().await?;
     recorder.record(EventKind::Final(final_state));
     let usage = sampler.finish(postgres.is_none());
     record_bot_logs(&recorder, &stack.bot_log_dir);
@@ -365,113 +362,35 @@ async fn row_counts(stack: &Stack) -> Result<(i64, i64), DriveError> {
     .map_err(DriveError::Database)
 }
 
-async fn final_state(stack: &Stack) -> Result<FinalState, DriveError> {
-    type Row = (
-        i32,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        serde_json::Value,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, platform, platform_specific_id, status, bot_container_id, data \
-         FROM meetings ORDER BY id",
-    )
-    .fetch_all(&stack.pool)
-    .await
-    .map_err(DriveError::Database)?;
-    let sessions: Vec<(i32, String)> =
-        sqlx::query_as("SELECT meeting_id, session_uid FROM meeting_sessions ORDER BY id")
-            .fetch_all(&stack.pool)
-            .await
-            .map_err(DriveError::Database)?;
-    let containers = stack.runtime_containers().await?;
-    Ok(FinalState {
-        meetings: rows
-            .into_iter()
-            .map(
-                |(id, platform, native, status, container, data)| FinalMeeting {
-                    id: id.into(),
-                    platform,
-                    native_meeting_id: native.unwrap_or_default(),
-                    status,
-                    bot_container_id: container,
-                    data,
-                },
-            )
-            .collect(),
-        sessions: sessions
-            .into_iter()
-            .map(|(meeting_id, session_uid)| FinalSession {
-                meeting_id: meeting_id.into(),
-                session_uid,
-            })
-            .collect(),
-        containers: containers
-            .iter()
-            .map(|c| {
-                let name = c["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_owned();
-                FinalContainer {
-                    id: c["id"].as_str().unwrap_or_default().to_owned(),
-                    meeting_id: meeting_id_from_container_name(&name),
-                    name,
-                    state: c["state"].as_str().unwrap_or_default().to_owned(),
-                    exit_code: c["exit_code"].as_i64(),
-                    forgotten: c["forgotten"].as_bool().unwrap_or(false),
-                }
-            })
-            .collect(),
-    })
-}
-
 /// The bots' own event logs, read once at the end (a thousand files tailed while the
 /// run goes would cost more than the run): one `bot` event per line, at its own time.
 fn record_bot_logs(recorder: &Recorder, dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+    // A log not read is said in the history: the mechanisms would lack its lines.
+    let gap = |what: &Path, err: std::io::Error| {
+        recorder.record(EventKind::RecorderGap {
+            source: "bot logs".into(),
+            detail: format!("read {}: {err}", what.display()),
+        });
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            gap(dir, err);
+            return;
+        }
     };
     for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
+        let text = match std::fs::read_to_string(entry.path()) {
+            Ok(text) => text,
+            Err(err) => {
+                gap(&entry.path(), err);
+                continue;
+            }
         };
         for line in text.lines() {
-            let Ok(Value::Object(mut v)) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let Some(event) = v
-                .remove("event")
-                .and_then(|e| e.as_str().map(str::to_owned))
-            else {
-                continue;
-            };
-            let at = v
-                .remove("ts")
-                .and_then(|t| {
-                    t.as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                })
-                .map(|t| recorder.us_at(t.with_timezone(&Utc)))
-                .unwrap_or_else(|| recorder.now_us());
-            let container = v
-                .remove("bot")
-                .and_then(|b| b.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let uid = v.remove("uid").and_then(|u| u.as_str().map(str::to_owned));
-            recorder.record_at(
-                at,
-                EventKind::Bot {
-                    meeting_id: meeting_id_from_container_name(&container),
-                    container,
-                    uid,
-                    event,
-                    fields: Value::Object(v),
-                },
-            );
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                recorder.record_bot_line(v);
+            }
         }
     }
 }

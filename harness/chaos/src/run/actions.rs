@@ -451,10 +451,12 @@ impl Ctx {
                     .last()
                     .copied()
                     .ok_or_else(|| format!("meeting {meeting:?} has no row yet"))?;
-                let start = chrono::Utc::now()
-                    - chrono::Duration::milliseconds(
-                        i64::try_from(*earlier_ms).unwrap_or(i64::MAX),
-                    );
+                // Bounded at load (a year); a plan built in code fails the step, not the run.
+                let start = i64::try_from(*earlier_ms)
+                    .ok()
+                    .and_then(chrono::Duration::try_milliseconds)
+                    .and_then(|ago| chrono::Utc::now().checked_sub_signed(ago))
+                    .ok_or_else(|| format!("earlier_ms {earlier_ms} is out of range"))?;
                 let body = json!({
                     "meeting_id": id,
                     "session_uid": session_uid,

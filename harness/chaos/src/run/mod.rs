@@ -16,10 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::check::{self, CheckResult};
-use crate::history::{
-    EventKind, FinalContainer, FinalMeeting, FinalSession, FinalState, History, MeetingLabel,
-    Recorder, meeting_id_from_container_name,
-};
+use crate::history::{EventKind, History, MeetingLabel, Recorder};
 use crate::links::Links;
 use crate::scenario::{Scenario, Step};
 use crate::stack::{Stack, StackConfig, StackError};
@@ -39,8 +36,8 @@ pub enum RunError {
     Stack(#[from] StackError),
     #[error("start recording: {0}")]
     Recorder(#[from] crate::history::RecorderError),
-    #[error("read the final state: {0}")]
-    Final(#[source] sqlx::Error),
+    #[error("end the run: {0}")]
+    Final(#[source] StackError),
     #[error("write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -325,7 +322,7 @@ async fn drive(
         _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
     }
     progress.set_phase("the final state (database and runtime)");
-    let final_state = final_state(&ctx).await?;
+    let final_state = ctx.stack.final_state().await.map_err(RunError::Final)?;
     recorder.record(EventKind::Final(final_state));
     let history = recorder.finish();
     write(&spec.dir.join("history.jsonl"), &history.to_jsonl())?;
@@ -467,69 +464,6 @@ fn unannounced_since(events: &[crate::history::Event], wire: &protocol::Wire) ->
         })
         .map(|(at, _)| *at)
         .max()
-}
-
-async fn final_state(ctx: &Ctx) -> Result<FinalState, RunError> {
-    type Row = (
-        i32,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        serde_json::Value,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, platform, platform_specific_id, status, bot_container_id, data FROM meetings ORDER BY id",
-    )
-    .fetch_all(&ctx.stack.pool)
-    .await
-    .map_err(RunError::Final)?;
-    let sessions: Vec<(i32, String)> =
-        sqlx::query_as("SELECT meeting_id, session_uid FROM meeting_sessions ORDER BY id")
-            .fetch_all(&ctx.stack.pool)
-            .await
-            .map_err(RunError::Final)?;
-    let containers = ctx.stack.runtime_containers().await.unwrap_or_default();
-    Ok(FinalState {
-        meetings: rows
-            .into_iter()
-            .map(
-                |(id, platform, native, status, container, data)| FinalMeeting {
-                    id: id.into(),
-                    platform,
-                    native_meeting_id: native.unwrap_or_default(),
-                    status,
-                    bot_container_id: container,
-                    data,
-                },
-            )
-            .collect(),
-        sessions: sessions
-            .into_iter()
-            .map(|(meeting_id, session_uid)| FinalSession {
-                meeting_id: meeting_id.into(),
-                session_uid,
-            })
-            .collect(),
-        containers: containers
-            .iter()
-            .map(|c| {
-                let name = c["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .trim_start_matches('/')
-                    .to_owned();
-                FinalContainer {
-                    id: c["id"].as_str().unwrap_or_default().to_owned(),
-                    meeting_id: meeting_id_from_container_name(&name),
-                    name,
-                    state: c["state"].as_str().unwrap_or_default().to_owned(),
-                    exit_code: c["exit_code"].as_i64(),
-                    forgotten: c["forgotten"].as_bool().unwrap_or(false),
-                }
-            })
-            .collect(),
-    })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), RunError> {

@@ -33,7 +33,23 @@ pub fn own_changes(history: &History, _config: &CheckConfig) -> CheckResult {
     let forged: Vec<&Exchange<'_>> = tl.exchanges.iter().filter(|x| x.forged()).collect();
     for exchange in &forged {
         findings.occurred();
-        match stored_claim(&tl, history, exchange) {
+        // A forgery whose claim cannot be read proves nothing either way.
+        let Some(claim) = exchange
+            .body
+            .as_ref()
+            .map(|body| Claim::of(&exchange.path, body))
+            .filter(|claim| *claim != Claim::default())
+        else {
+            findings.unknown(format!(
+                "The request forged by {} ({} {} at {}) claims nothing that could be looked for.",
+                exchange.by.as_deref().unwrap_or("?"),
+                exchange.method,
+                exchange.path,
+                ms(exchange.from_us)
+            ));
+            continue;
+        };
+        match stored_claim(&tl, history, exchange, &claim) {
             Some((what, change)) => findings.violated(
                 format!(
                     "Meeting {}'s row took {what} at {}, while a request forged by {} ({} {}, sent at {}, {}) was in flight.",
@@ -76,15 +92,14 @@ fn stored_claim<'h>(
     tl: &Timeline<'h>,
     history: &'h History,
     exchange: &Exchange<'h>,
+    claim: &Claim,
 ) -> Option<(String, &'h Event)> {
-    let body = exchange.body.as_ref()?;
     let until = match exchange.status {
         Some(_) => exchange.until_us,
         None => tl.end_us,
     };
     let rows = tl.rows_for_label(&exchange.label, until);
     let own_container = own_container(tl, &rows, exchange.from_us);
-    let claim = Claim::of(&exchange.path, body);
     let mut container_of: BTreeMap<i64, Option<&str>> = BTreeMap::new();
     for e in &history.events {
         if e.at_us > until {
@@ -461,6 +476,21 @@ mod tests {
             "{}",
             r.summary
         );
+    }
+
+    #[test]
+    fn a_forgery_that_claims_nothing_leaves_own_changes_unknown_not_held() {
+        let h = forged(
+            active_meeting().at(500),
+            "attacker",
+            "/bots/internal/callback/status_change",
+            json!({"connection_id": "u1"}),
+            Some(422),
+        )
+        .end();
+        let r = own_changes(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(r.summary.contains("claims nothing"), "{}", r.summary);
     }
 
     #[test]
