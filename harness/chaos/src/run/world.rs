@@ -84,6 +84,14 @@ impl Labels {
                     matches!(&e.kind, EventKind::Container { meeting_id: Some(id), action: a, .. } if ids.contains(id) && a == action)
                 })
             }
+            Condition::Sessions { meeting, count } => {
+                let ids = self.meeting_ids(meeting, events);
+                let stored = events
+                    .iter()
+                    .filter(|e| matches!(&e.kind, EventKind::SessionStored { meeting_id, .. } if ids.contains(meeting_id)))
+                    .count();
+                stored >= *count as usize
+            }
             Condition::BotEvent { meeting, event } => {
                 let ids = self.meeting_ids(meeting, events);
                 events.iter().any(|e| {

@@ -524,18 +524,20 @@ impl Validator<'_> {
             t.bot_event.is_some(),
             t.published.is_some(),
             t.after_step.is_some(),
+            t.sessions.is_some(),
         ]
         .iter()
         .filter(|c| **c)
         .count();
         if conditions > 1 {
-            self.error(at, format!("step {step:?}: `when` takes at most one of status, container, bot_event, published, after_step"));
+            self.error(at, format!("step {step:?}: `when` takes at most one of status, container, bot_event, published, after_step, sessions"));
         }
         let meeting = self.meeting_ref(at, step, t.meeting.as_ref(), labels);
         let needs_meeting = t.status.is_some()
             || t.container.is_some()
             || t.bot_event.is_some()
-            || t.published.is_some();
+            || t.published.is_some()
+            || t.sessions.is_some();
         if needs_meeting && t.meeting.is_none() {
             self.error(
                 at,
@@ -588,6 +590,17 @@ impl Validator<'_> {
             Some(Condition::Published {
                 meeting: meeting.clone().unwrap_or_default(),
                 what: what.clone(),
+            })
+        } else if let Some(count) = t.sessions {
+            if count == 0 || count > 1000 {
+                self.error(
+                    self.key_at(at, "sessions"),
+                    format!("step {step:?}: when.sessions {count} is not 1 to 1000"),
+                );
+            }
+            Some(Condition::Sessions {
+                meeting: meeting.clone().unwrap_or_default(),
+                count,
             })
         } else if let Some(other) = &t.after_step {
             if !steps.contains(other) || other == step {

@@ -206,6 +206,9 @@ impl std::fmt::Display for Condition {
                 write!(f, "when {what} is published for {meeting}")
             }
             Condition::AfterStep { step } => write!(f, "after step {step:?}"),
+            Condition::Sessions { meeting, count } => {
+                write!(f, "when {meeting} has {count} session rows")
+            }
         }
     }
 }
@@ -217,6 +220,7 @@ pub enum Condition {
     BotEvent { meeting: String, event: String },
     Published { meeting: String, what: String },
     AfterStep { step: String },
+    Sessions { meeting: String, count: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -500,6 +504,35 @@ focus = ["INV-TERMINAL"]
                 earlier_ms: 3_600_000,
             }
         );
+    }
+
+    #[test]
+    fn a_step_may_wait_for_a_number_of_session_rows() {
+        let text = GOOD.replace(
+            "when = { meeting = \"m1\", status = \"active\" }",
+            "when = { meeting = \"m1\", sessions = 3, after_ms = 300 }",
+        );
+        let s = parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(
+            s.steps[0].when.condition,
+            Some(Condition::Sessions {
+                meeting: "m1".into(),
+                count: 3
+            })
+        );
+        let zero = errors(&GOOD.replace(
+            "when = { meeting = \"m1\", status = \"active\" }",
+            "when = { meeting = \"m1\", sessions = 0 }",
+        ));
+        assert!(
+            zero.iter().any(|e| e.contains("when.sessions 0")),
+            "{zero:?}"
+        );
+        let two = errors(&GOOD.replace(
+            "when = { meeting = \"m1\", status = \"active\" }",
+            "when = { meeting = \"m1\", status = \"active\", sessions = 2 }",
+        ));
+        assert!(two.iter().any(|e| e.contains("at most one of")), "{two:?}");
     }
 
     #[test]

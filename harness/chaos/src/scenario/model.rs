@@ -151,6 +151,9 @@ pub struct Trigger {
     pub published: Option<String>,
     /// Another step (by name) has run.
     pub after_step: Option<String>,
+    /// The meeting has at least this many `meeting_sessions` rows stored (its bot's
+    /// sessions, reconnects and restarts included).
+    pub sessions: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
