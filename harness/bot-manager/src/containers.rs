@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountTypeEnum};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder,
 };
@@ -216,7 +216,7 @@ impl BotSpec<'_> {
                 network_mode: Some(self.network.to_owned()),
                 auto_remove: Some(true),
                 mounts: Some(vec![Mount {
-                    typ: Some(MountType::BIND),
+                    typ: Some(MountTypeEnum::BIND),
                     source: Some(self.mount.source.clone()),
                     target: Some(self.mount.target.clone()),
                     ..Default::default()

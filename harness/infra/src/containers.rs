@@ -1,10 +1,9 @@
 //! Postgres, Redis and Toxiproxy as containers, through testcontainers, for the
 //! `containers` provider ([`crate::provider`]).
 //!
-//! The images and what each waits for are those of testcontainers' community modules
-//! (`testcontainers-modules`' `Postgres` and `Redis`), written here because no release of
-//! the modules builds on testcontainers 0.28 yet (0.15 needs 0.27, and with it a second
-//! bollard); Toxiproxy has no module, and is waited for through its API.
+//! Postgres and Redis are testcontainers' community modules (`testcontainers-modules`'
+//! `Postgres` and `Redis`, with their ready conditions); Toxiproxy has no module, so its
+//! image is described here and waited for through its API.
 //!
 //! Every container is labelled with its owner (this process: host, pid, start time) and
 //! its kind, and removed when its handle is dropped (the process-wide ones at exit); the
@@ -23,9 +22,11 @@ use futures::FutureExt as _;
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
-use testcontainers::core::{ContainerPort, IntoContainerPort, WaitFor};
+use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, Image, ImageExt};
+use testcontainers::{ContainerAsync, ContainerRequest, Image, ImageExt};
+use testcontainers_modules::postgres::Postgres;
+use testcontainers_modules::redis::Redis;
 
 use crate::InfraError;
 use crate::owner::{Liveness, Owner};
@@ -45,7 +46,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const TOXIPROXY_READY: Duration = Duration::from_secs(30);
 
 /// The server settings of a throwaway Postgres: no disk flushes, and the connections
-/// parallel runs need (the capacity estimate counts on 300).
+/// parallel runs need (the capacity estimate counts on 300). They replace the module's
+/// own command (`-c fsync=off`).
 pub const POSTGRES_SETTINGS: [&str; 8] = [
     "-c",
     "fsync=off",
@@ -57,67 +59,19 @@ pub const POSTGRES_SETTINGS: [&str; 8] = [
     "max_connections=300",
 ];
 
-/// The official `postgres` image, trusting every connection, as the modules' `Postgres`
-/// with `with_host_auth()`: ready once the server says so on stderr and the image's
-/// initialisation says so on stdout.
-#[derive(Debug, Clone, Default)]
-pub struct PostgresImage;
-
-impl Image for PostgresImage {
-    fn name(&self) -> &str {
-        "postgres"
-    }
-
-    fn tag(&self) -> &str {
-        POSTGRES_TAG
-    }
-
-    fn ready_conditions(&self) -> Vec<WaitFor> {
-        vec![
-            WaitFor::message_on_stderr("database system is ready to accept connections"),
-            WaitFor::message_on_stdout("database system is ready to accept connections"),
-        ]
-    }
-
-    fn env_vars(
-        &self,
-    ) -> impl IntoIterator<Item = (impl Into<Cow<'_, str>>, impl Into<Cow<'_, str>>)> {
-        [
-            ("POSTGRES_HOST_AUTH_METHOD", "trust"),
-            ("POSTGRES_USER", "postgres"),
-            ("POSTGRES_DB", "postgres"),
-        ]
-    }
-
-    fn cmd(&self) -> impl IntoIterator<Item = impl Into<Cow<'_, str>>> {
-        POSTGRES_SETTINGS
-    }
-
-    fn expose_ports(&self) -> &[ContainerPort] {
-        &[ContainerPort::Tcp(5432)]
-    }
+/// The official `postgres` image through the community module, trusting every
+/// connection (user and database `postgres`): ready once the server says so on stderr
+/// and the image's initialisation says so on stdout.
+pub fn postgres_image() -> ContainerRequest<Postgres> {
+    Postgres::default()
+        .with_host_auth()
+        .with_tag(POSTGRES_TAG)
+        .with_cmd(POSTGRES_SETTINGS)
 }
 
-/// The official `redis` image, as the modules' `Redis`.
-#[derive(Debug, Clone, Default)]
-pub struct RedisImage;
-
-impl Image for RedisImage {
-    fn name(&self) -> &str {
-        "redis"
-    }
-
-    fn tag(&self) -> &str {
-        REDIS_TAG
-    }
-
-    fn ready_conditions(&self) -> Vec<WaitFor> {
-        vec![WaitFor::message_on_stdout("Ready to accept connections")]
-    }
-
-    fn expose_ports(&self) -> &[ContainerPort] {
-        &[ContainerPort::Tcp(6379)]
-    }
+/// The official `redis` image through the community module: ready once it says so.
+pub fn redis_image() -> ContainerRequest<Redis> {
+    Redis::default().with_tag(REDIS_TAG)
 }
 
 /// Shopify's Toxiproxy on the host's network (its proxies listen on, and reach, the
@@ -311,7 +265,7 @@ impl Drop for ContainerHandle {
 /// host port of `port` (`None`: the container is on the host network, and `host_port`
 /// is where it listens).
 async fn start<I: Image + 'static>(
-    request: testcontainers::ContainerRequest<I>,
+    request: ContainerRequest<I>,
     kind: &'static str,
     port: Option<u16>,
     host_port: u16,
@@ -347,12 +301,12 @@ async fn start<I: Image + 'static>(
 /// A Postgres container (trust, user and database `postgres`); its URL is
 /// `postgres://postgres@HOST:PORT/postgres`.
 pub async fn start_postgres() -> Result<ContainerHandle, InfraError> {
-    start(PostgresImage.into(), "postgres", Some(5432), 0).await
+    start(postgres_image(), "postgres", Some(5432), 0).await
 }
 
 /// A Redis container; its URL is `redis://HOST:PORT/`.
 pub async fn start_redis() -> Result<ContainerHandle, InfraError> {
-    start(RedisImage.into(), "redis", Some(6379), 0).await
+    start(redis_image(), "redis", Some(6379), 0).await
 }
 
 /// A Toxiproxy container on the host network, once its API answers; its URL is
