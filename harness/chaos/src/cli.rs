@@ -101,8 +101,10 @@ pub enum Command {
         /// How many plans to run instead of a time budget.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         runs: Option<u64>,
-        /// The fault kinds plans may use (comma-separated; default all): bot, restart,
-        /// kill, pause, runtime, service, redis, callback, network.
+        /// The fault kinds plans may use (comma-separated; default all but forge): bot,
+        /// restart, kill, pause, runtime, service, redis, callback, network, and the
+        /// opt-in forge (an attacker's forged callbacks and session rows, another
+        /// meeting's bot ending this one).
         #[arg(long, value_delimiter = ',')]
         faults: Vec<crate::explore::generate::FaultKind>,
         /// Oracle calls (each a few replays) a finding's shrink may make.

@@ -655,7 +655,7 @@ async fn explore(
     }
     let mut kinds = faults;
     if kinds.is_empty() {
-        kinds = explore::generate::FaultKind::ALL.to_vec();
+        kinds = explore::generate::FaultKind::defaults();
     }
     kinds.sort();
     kinds.dedup();

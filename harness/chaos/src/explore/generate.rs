@@ -41,10 +41,14 @@ pub enum FaultKind {
     /// A toxic or a cut on any link (service to Postgres, Redis, runtime; bot to Redis,
     /// callbacks).
     Network,
+    /// Requests from someone other than a meeting's own bot or user: an attacker's forged
+    /// callbacks and session rows, another meeting's bot ending this one. Opt-in: a
+    /// service without callback authentication breaks INV-OWN-CHANGES in every such plan.
+    Forge,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Bot,
         FaultKind::Restart,
         FaultKind::Kill,
@@ -54,7 +58,17 @@ impl FaultKind {
         FaultKind::Redis,
         FaultKind::Callback,
         FaultKind::Network,
+        FaultKind::Forge,
     ];
+
+    /// What an exploration uses unless `--faults` says otherwise: every kind but the
+    /// opt-in `forge` (so a seed draws the plans it drew before that kind existed).
+    pub fn defaults() -> Vec<FaultKind> {
+        FaultKind::ALL
+            .into_iter()
+            .filter(|k| *k != FaultKind::Forge)
+            .collect()
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -67,6 +81,7 @@ impl FaultKind {
             FaultKind::Redis => "redis",
             FaultKind::Callback => "callback",
             FaultKind::Network => "network",
+            FaultKind::Forge => "forge",
         }
     }
 }
@@ -199,7 +214,7 @@ impl Draw<'_> {
         let faults = self.rng.random_range(1..=4);
         for _ in 0..faults {
             let meeting = self.pick(&names);
-            self.fault(&meeting);
+            self.fault(&meeting, &names);
         }
         // Every step of a drawn plan is optional: a trigger that never comes is part of
         // the draw, not a failure of the run.
@@ -450,8 +465,9 @@ impl Draw<'_> {
         int(self.rng.random_range(2..=40) * 100)
     }
 
-    /// One fault step of a kind in the plan's subset, on meeting `m` where it takes one.
-    fn fault(&mut self, m: &str) {
+    /// One fault step of a kind in the plan's subset, on meeting `m` where it takes one
+    /// (`names`: every meeting of the plan).
+    fn fault(&mut self, m: &str, names: &[String]) {
         let step_kinds: Vec<FaultKind> = self
             .kinds
             .iter()
@@ -514,6 +530,7 @@ impl Draw<'_> {
                 }
                 self.push("callback", when, fields);
             }
+            FaultKind::Forge => self.forge(m, names, when),
             FaultKind::Network => {
                 let link = match self.rng.random_range(0..5) {
                     0 => "service:postgres".to_owned(),
@@ -543,6 +560,46 @@ impl Draw<'_> {
                 );
             }
             FaultKind::Bot => unreachable!("bot faults are behaviours, not steps"),
+        }
+    }
+
+    /// A request about meeting `m` from someone else: an attacker with no key, or the
+    /// bot of another meeting of the plan with its own.
+    fn forge(&mut self, m: &str, names: &[String], when: PlanWhen) {
+        let other = names.iter().find(|n| n.as_str() != m).cloned();
+        let mut fields = vec![("meeting", Value::from(m))];
+        match self.rng.random_range(0..4) {
+            0 => {
+                fields.push(("from", "attacker".into()));
+                fields.push(("status", "completed".into()));
+                fields.push(("completion_reason", "stopped".into()));
+                self.push("callback", when, fields);
+            }
+            1 => {
+                // An `active` naming another meeting's container, which a stop then kills.
+                fields.push(("from", "attacker".into()));
+                fields.push(("status", "active".into()));
+                if let Some(other) = other {
+                    fields.push(("container", other.into()));
+                }
+                self.push("callback", when, fields);
+            }
+            2 => {
+                fields.push(("from", "attacker".into()));
+                let earlier = self.pick(&[0u64, 60_000, 3_600_000]);
+                fields.push(("earlier_ms", int(earlier)));
+                self.push("forge_session", when, fields);
+            }
+            _ => {
+                match other {
+                    Some(other) => fields.push(("from", format!("bot:{other}").into())),
+                    None => fields.push(("from", "attacker".into())),
+                }
+                fields.push(("path", "exited".into()));
+                fields.push(("status", "completed".into()));
+                fields.push(("exit_code", int(0)));
+                self.push("callback", when, fields);
+            }
         }
     }
 

@@ -70,6 +70,55 @@ fn fault_kinds_parse_by_name_and_an_unknown_one_is_named() {
     );
 }
 
+#[test]
+fn forgeries_are_drawn_only_when_asked_for() {
+    assert!(!FaultKind::defaults().contains(&FaultKind::Forge));
+    assert_eq!(FaultKind::defaults().len(), FaultKind::ALL.len() - 1);
+    let defaults = Generator {
+        seed: 5,
+        kinds: FaultKind::defaults(),
+    };
+    for i in 0..300 {
+        let drawn = defaults.plan(i);
+        for s in &drawn.plan.steps {
+            assert_ne!(s.action, "forge_session");
+            let from = s.fields.get("from").and_then(|v| v.as_str());
+            assert!(matches!(from, None | Some("bot")), "plan {i}: {s:?}");
+        }
+    }
+}
+
+#[test]
+fn a_forged_request_comes_from_an_attacker_or_another_meetings_bot() {
+    let forge = Generator {
+        seed: 9,
+        kinds: vec![FaultKind::Forge],
+    };
+    let mut senders = std::collections::BTreeSet::new();
+    for i in 0..200 {
+        let drawn = forge.plan(i);
+        for s in drawn.plan.steps.iter().filter(|s| !s.is_workload()) {
+            assert!(
+                matches!(s.action.as_str(), "callback" | "forge_session"),
+                "{s:?}"
+            );
+            let meeting = s.meeting().expect("a forgery names its meeting");
+            let from = s.fields["from"].as_str().expect("a sender");
+            match from.strip_prefix("bot:") {
+                Some(other) => {
+                    assert_ne!(other, meeting, "a meeting's own bot is no forger: {s:?}");
+                    senders.insert("another bot");
+                }
+                None => {
+                    assert_eq!(from, "attacker", "{s:?}");
+                    senders.insert("attacker");
+                }
+            }
+        }
+    }
+    assert_eq!(senders.len(), 2, "{senders:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     #[test]
