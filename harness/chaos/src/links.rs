@@ -120,13 +120,59 @@ impl Links {
 
     /// What removes this run's proxies from a shared Toxiproxy; `None` for the embedded
     /// proxy, which goes with the run.
-    pub fn external(&self) -> Option<ExternalLinks> {
+    fn external(&self) -> Option<ExternalLinks> {
         self._embedded.is_none().then(|| ExternalLinks {
             client: self.client.clone(),
             prefix: self.prefix.clone(),
         })
     }
 }
+
+impl Drop for Links {
+    /// Removes this run's proxies from a shared Toxiproxy, however the run ends: a stack
+    /// start cut short (an interrupt, a deadline) drops its links with no chance to await
+    /// anything, and the server would keep them listening. On a thread of its own, as this
+    /// may be a runtime's worker, with a client of its own bound to no runtime.
+    fn drop(&mut self) {
+        let Some(external) = self.external() else {
+            return;
+        };
+        let external = ExternalLinks {
+            client: Client::new(external.client.base_url()),
+            prefix: external.prefix,
+        };
+        let removal = std::thread::Builder::new()
+            .name("links-removal".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "failed to remove the run's proxies: no runtime");
+                        return;
+                    }
+                };
+                // The timer must be made inside the runtime.
+                let removed = runtime.block_on(async {
+                    tokio::time::timeout(REMOVAL_TIMEOUT, external.remove_all()).await
+                });
+                if removed.is_err() {
+                    tracing::warn!(prefix = %external.prefix, "failed to remove the run's proxies within {REMOVAL_TIMEOUT:?}");
+                }
+            });
+        match removal {
+            Ok(thread) => {
+                let _ = thread.join();
+            }
+            Err(err) => tracing::warn!(error = %err, "failed to remove the run's proxies"),
+        }
+    }
+}
+
+/// A hang guard on removing a run's proxies from a shared Toxiproxy.
+const REMOVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// This run's proxies on a shared Toxiproxy, to remove once the run is over: the server
 /// outlives the run, so nothing else would.

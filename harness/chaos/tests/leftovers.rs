@@ -676,6 +676,65 @@ fn the_proxy_sweep_removes_the_proxies_of_dead_runs_and_keeps_every_other() {
     );
 }
 
+#[test]
+fn a_runs_links_leave_a_shared_proxy_when_they_are_dropped_mid_start() {
+    // Pins: a SIGTERM while a run's stack was starting dropped its links unawaited, and
+    // service:postgres, service:redis and service:runtime stayed on the shared proxy (CI,
+    // sigterm_mid_catalogue_returns_promptly_and_leaves_nothing_behind).
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = ExternalProxy::start(dir.path());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = Client::new(proxy.url.clone());
+    let ours = |names: &BTreeSet<String>| {
+        names
+            .iter()
+            .filter(|n| n.starts_with(&format!("stopflow-{}-", std::process::id())))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let before: BTreeSet<String> = runtime
+        .block_on(client.proxies())
+        .unwrap()
+        .into_keys()
+        .collect();
+
+    // A start cut short: its future, holding the links it made, dropped half-way.
+    runtime.block_on(async {
+        let start = async {
+            let links = chaos::links::Links::at(&proxy.url).await.unwrap();
+            links
+                .create("service:postgres", "127.0.0.1:9")
+                .await
+                .unwrap();
+            links.create("service:redis", "127.0.0.1:9").await.unwrap();
+            std::future::pending::<()>().await;
+            drop(links);
+        };
+        let made = async {
+            loop {
+                let names: BTreeSet<String> = client.proxies().await.unwrap().into_keys().collect();
+                if ours(&names).len() == 2 {
+                    return names;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            () = start => unreachable!("the start never ends by itself"),
+            names = made => assert_eq!(ours(&names).len(), 2, "{names:?}"),
+        }
+    });
+
+    let after: BTreeSet<String> = runtime
+        .block_on(client.proxies())
+        .unwrap()
+        .into_keys()
+        .collect();
+    assert!(ours(&after).is_empty(), "left behind: {after:?}");
+    assert_eq!(after, before, "only the run's own proxies go");
+}
+
 /// SIGKILLs a run once its stack has a bot, then lets another run start and finish, and
 /// checks that its start swept everything the killed one left (but for the keys on the
 /// shared Redis, which the killed run's stack could not remove and which expire).

@@ -17,7 +17,6 @@ use serde_json::json;
 
 use crate::check::{self, CheckResult};
 use crate::history::{EventKind, History, MeetingLabel, Recorder};
-use crate::links::Links;
 use crate::scenario::{Scenario, Step};
 use crate::stack::{Stack, StackConfig, StackError};
 use crate::verdict::{self, Expectation, Verdict};
@@ -177,16 +176,11 @@ async fn execute(
         started = tokio::time::timeout_at(deadline, start) => started.map_err(|_| cut_short(progress))??,
         _ = interrupted.wait_for(|i| *i) => return Err(RunError::Interrupted),
     };
-    let external = stack.links.as_ref().and_then(Links::external);
     // The stack goes down inside `drive`, however it ends (dropping it on the deadline
-    // kills every process); a shared proxy's links last until removed.
-    let history = tokio::time::timeout_at(deadline, drive(spec, stack, interrupted, progress))
+    // kills every process, and its links leave a shared proxy as they drop).
+    tokio::time::timeout_at(deadline, drive(spec, stack, interrupted, progress))
         .await
-        .unwrap_or_else(|_| Err(cut_short(progress)));
-    if let Some(external) = external {
-        external.remove_all().await;
-    }
-    history
+        .unwrap_or_else(|_| Err(cut_short(progress)))
 }
 
 /// The phase in which a run waits on its steps: past the deadline, the error names them.
