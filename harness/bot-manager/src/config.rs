@@ -236,60 +236,133 @@ fn parse_bind_mount(raw: &str) -> Result<BindMount, String> {
     })
 }
 
+/// The longest timer the service takes, in ms (a day, as a scenario's and as the bot's
+/// `automaticLeave`): every deadline it derives must stay a time Postgres and tokio can
+/// hold (an unbounded delayed stop made a stop's deadline that Postgres refused, and the
+/// DELETE failed after marking the row).
+pub const MAX_TIMER_MS: u64 = 86_400_000;
+/// The longest `current_uid` TTL, in seconds (a year; Redis takes an i64 of them).
+pub const MAX_TTL_S: u64 = 31_536_000;
+
 /// Every timer of the stop flow, in milliseconds unless named otherwise.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Timers {
     /// A stop this soon after creation of a pre-active meeting takes the fast path.
-    #[arg(long, env = "PRE_ACTIVE_WINDOW_MS", default_value_t = 5_000)]
+    #[arg(
+        long,
+        env = "PRE_ACTIVE_WINDOW_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub pre_active_window_ms: u64,
 
     /// Delay before the container stop that DELETE schedules.
-    #[arg(long, env = "DELAYED_STOP_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        env = "DELAYED_STOP_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub delayed_stop_ms: u64,
 
     /// `docker stop` grace (`t`), in whole seconds: SIGTERM, then SIGKILL.
-    #[arg(long, env = "STOP_GRACE_S", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "STOP_GRACE_S",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(0..=3_600)
+    )]
     pub stop_grace_s: u32,
 
     /// Delay before stopping the container after an exit callback with a non-zero code.
-    #[arg(long, env = "EXITED_FAILURE_STOP_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "EXITED_FAILURE_STOP_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub exited_failure_stop_ms: u64,
 
     /// TTL of `bm:meeting:{platform}:{native}:current_uid`, in seconds.
-    #[arg(long, env = "CURRENT_UID_TTL_S", default_value_t = 86_400)]
+    #[arg(
+        long,
+        env = "CURRENT_UID_TTL_S",
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_S)
+    )]
     pub current_uid_ttl_s: u64,
 
     /// Lag of the write of the connectionId session row (a fault knob; production has no
     /// deliberate lag, but its fire-and-forget write, after the container start, can come
     /// after a fast bot's first callback). With `session_before_start` the start waits
     /// for the write, lag included.
-    #[arg(long, env = "SESSION_RECORD_DELAY_MS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "SESSION_RECORD_DELAY_MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub session_record_delay_ms: u64,
 
-    #[arg(long, env = "WAITING_ROOM_TIMEOUT_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "WAITING_ROOM_TIMEOUT_MS",
+        default_value_t = 300_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub waiting_room_timeout_ms: u64,
 
-    #[arg(long, env = "NO_ONE_JOINED_TIMEOUT_MS", default_value_t = 120_000)]
+    #[arg(
+        long,
+        env = "NO_ONE_JOINED_TIMEOUT_MS",
+        default_value_t = 120_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub no_one_joined_timeout_ms: u64,
 
-    #[arg(long, env = "EVERYONE_LEFT_TIMEOUT_MS", default_value_t = 60_000)]
+    #[arg(
+        long,
+        env = "EVERYONE_LEFT_TIMEOUT_MS",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub everyone_left_timeout_ms: u64,
 
     /// Grace after a forced stop before finalizing (fixed profile).
-    #[arg(long, env = "FINALIZER_GRACE_MS", default_value_t = 1_000)]
+    #[arg(
+        long,
+        env = "FINALIZER_GRACE_MS",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TIMER_MS)
+    )]
     pub finalizer_grace_ms: u64,
 
     /// Reconcile sweep interval (fixed profile).
-    #[arg(long, env = "RECONCILE_INTERVAL_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "RECONCILE_INTERVAL_MS",
+        default_value_t = 300_000,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TIMER_MS)
+    )]
     pub reconcile_interval_ms: u64,
 
     /// How often the durable stop worker looks for due stops (fixed profile).
-    #[arg(long, env = "STOP_JOB_POLL_MS", default_value_t = 250)]
+    #[arg(
+        long,
+        env = "STOP_JOB_POLL_MS",
+        default_value_t = 250,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TIMER_MS)
+    )]
     pub stop_job_poll_ms: u64,
 
     /// Bound on each call to Postgres, Redis and the runtime, so a hung dependency
     /// turns into an error instead of a hung request.
-    #[arg(long, env = "DEPENDENCY_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "DEPENDENCY_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TIMER_MS)
+    )]
     pub dependency_timeout_ms: u64,
 }
 
@@ -346,6 +419,50 @@ mod tests {
     fn parse(extra: &[&str]) -> Config {
         let args = ["bot-manager", "--database-url", "d", "--redis-url", "r"];
         Config::try_parse_from(args.iter().chain(extra)).expect("the arguments parse")
+    }
+
+    #[test]
+    fn a_timer_out_of_bounds_is_refused_at_start_naming_its_flag() {
+        // Regression: --delayed-stop-ms 18446744073709551615 started, then every late
+        // DELETE failed with Postgres's "timestamp out of range" after marking the row;
+        // --current-uid-ttl-s of the same value made every current_uid write fail.
+        let huge = u64::MAX.to_string();
+        for flag in [
+            "--pre-active-window-ms",
+            "--delayed-stop-ms",
+            "--stop-grace-s",
+            "--exited-failure-stop-ms",
+            "--current-uid-ttl-s",
+            "--session-record-delay-ms",
+            "--waiting-room-timeout-ms",
+            "--no-one-joined-timeout-ms",
+            "--everyone-left-timeout-ms",
+            "--finalizer-grace-ms",
+            "--reconcile-interval-ms",
+            "--stop-job-poll-ms",
+            "--dependency-timeout-ms",
+        ] {
+            let args = ["bot-manager", "--database-url", "d", "--redis-url", "r"];
+            let err = Config::try_parse_from(args.iter().chain(&[flag, huge.as_str()]))
+                .err()
+                .unwrap_or_else(|| panic!("{flag} {huge} was accepted"))
+                .to_string();
+            assert!(err.contains(flag) && err.contains(&huge), "{err}");
+        }
+        for flag in [
+            "--reconcile-interval-ms",
+            "--stop-job-poll-ms",
+            "--dependency-timeout-ms",
+            "--current-uid-ttl-s",
+        ] {
+            let args = ["bot-manager", "--database-url", "d", "--redis-url", "r"];
+            assert!(
+                Config::try_parse_from(args.iter().chain(&[flag, "0"])).is_err(),
+                "{flag} 0 was accepted"
+            );
+        }
+        let day = parse(&["--delayed-stop-ms", "86400000", "--stop-grace-s", "3600"]);
+        assert_eq!(day.timers.delayed_stop_ms, MAX_TIMER_MS);
     }
 
     #[test]

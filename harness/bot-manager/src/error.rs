@@ -53,6 +53,19 @@ impl ApiError {
         }
     }
 
+    /// A string longer than `max` characters, refused as pydantic refuses one; `None`
+    /// when it fits.
+    pub fn too_long(loc: &[&str], value: &str, max: usize) -> Option<Self> {
+        (value.chars().count() > max).then(|| {
+            ApiError::validation(
+                loc,
+                "string_too_long",
+                format!("String should have at most {max} characters"),
+                Some(json!({"max_length": max})),
+            )
+        })
+    }
+
     /// A 500 that says `failed to <detail>`: for a state the service cannot handle, and
     /// for the runtime's and Redis's errors (whose texts the harness's recorded histories
     /// keep). Never for a database error (see [`ApiError::hidden`]).

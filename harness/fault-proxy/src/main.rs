@@ -1,4 +1,4 @@
-//! `fault-proxy [--host 127.0.0.1] [--port 8474] [--seed N]`: the server alone, as
+//! `fault-proxy [--host 127.0.0.1] [--port 8474] [--seed N] [--allow-non-loopback-listen]`: the server alone, as
 //! `toxiproxy-server` runs. Prints `fault-proxy listening on ADDR` when ready; stops on
 //! SIGTERM or Ctrl-C.
 
@@ -19,6 +19,10 @@ struct Cli {
     /// Port the API listens on (0: a free one).
     #[arg(long, default_value_t = 8474)]
     port: u16,
+    /// Let the API listen on an address other than loopback: whoever reaches it can open
+    /// proxies on this machine to any upstream, with no authentication.
+    #[arg(long)]
+    allow_non_loopback_listen: bool,
     /// Seed of every random choice (jitter, toxicity, slices); random if not given.
     #[arg(long, env = "FAULT_PROXY_SEED")]
     seed: Option<u64>,
@@ -47,6 +51,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !addr.ip().is_loopback() && !cli.allow_non_loopback_listen {
+        eprintln!(
+            "fault-proxy: failed to listen on {addr}: not a loopback address; the API has no \
+             authentication (--allow-non-loopback-listen to listen there anyway)"
+        );
+        return ExitCode::from(2);
+    }
     // Installed before announcing readiness, so an early SIGTERM still shuts down cleanly.
     let (mut terminate, mut interrupt) = match (
         signal(SignalKind::terminate()),

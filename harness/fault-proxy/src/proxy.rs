@@ -51,6 +51,12 @@ pub(crate) enum ListenError {
     NoAddress { address: String },
     #[error("listen on {address}: {source}")]
     Bind { address: String, source: io::Error },
+    /// A proxy listens on this machine's loopback only: one on another interface would be
+    /// a relay anyone on the network could use, to any upstream.
+    #[error(
+        "listen on {address}: it is not a loopback address (127.0.0.1, ::1 or a name for them); a proxy listens on this machine only"
+    )]
+    NotLoopback { address: String },
 }
 
 impl ListenError {
@@ -83,6 +89,9 @@ pub(crate) async fn bind(listen: &str) -> Result<Bound, ListenError> {
         .collect();
     if addrs.is_empty() {
         return Err(ListenError::NoAddress { address: shown() });
+    }
+    if addrs.iter().any(|a| !a.ip().is_loopback()) {
+        return Err(ListenError::NotLoopback { address: shown() });
     }
     let bind_error = |source| ListenError::Bind {
         address: shown(),

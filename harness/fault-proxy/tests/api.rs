@@ -374,6 +374,35 @@ async fn a_populate_naming_a_proxy_twice_is_a_400_and_changes_nothing() {
     assert_eq!(raw.get("/proxies").await, before);
 }
 
+// Regression: a proxy could listen on 0.0.0.0 or [::], a relay to any upstream that
+// anyone on the network could use, though the API only answers on loopback.
+#[tokio::test]
+async fn a_proxy_listening_off_loopback_is_a_400_and_nothing_listens() {
+    let (_rig, raw) = rig_with_proxy().await;
+    let before = raw.get("/proxies").await;
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let proxy = json!({"name": "relay", "listen": listen, "upstream": "127.0.0.1:1"});
+        assert_error(
+            raw.post("/proxies", &proxy.to_string()).await,
+            400,
+            &format!("listen on {listen}: it is not a loopback address"),
+        );
+        let batch = json!([{"name": "relay", "listen": listen, "upstream": "127.0.0.1:1"}]);
+        assert_error(
+            raw.post("/populate", &batch.to_string()).await,
+            400,
+            "it is not a loopback address",
+        );
+        assert_eq!(raw.get("/proxies").await, before);
+    }
+    for (i, listen) in ["127.0.0.1:0", "localhost:0", "[::1]:0"].iter().enumerate() {
+        let name = format!("ok-{i}");
+        let proxy = json!({"name": name, "listen": listen, "upstream": "127.0.0.1:1"});
+        let (status, body) = raw.post("/proxies", &proxy.to_string()).await;
+        assert_eq!(status, 201, "{listen}: {body}");
+    }
+}
+
 // Regression: a populate applied its proxies one by one, so one that could not listen
 // left those before it created or replaced.
 #[tokio::test]

@@ -46,3 +46,23 @@ async fn the_binary_announces_its_address_serves_the_api_and_stops_on_sigterm() 
     let status = within("the exit", child.wait()).await.unwrap();
     assert!(status.success(), "{status}");
 }
+
+// Regression: `--host 0.0.0.0` served the unauthenticated API to the whole network.
+#[tokio::test]
+async fn the_binary_refuses_an_api_address_off_loopback_unless_allowed() {
+    let refused = within(
+        "the refusal",
+        Command::new(env!("CARGO_BIN_EXE_fault-proxy"))
+            .args(["--host", "0.0.0.0", "--port", "0"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not a loopback address") && stderr.contains("--allow-non-loopback-listen"),
+        "{stderr}"
+    );
+}

@@ -324,8 +324,9 @@ impl Images {
     pub fn get(&self, reference: &str) -> Option<&Image> {
         let normalised = normalise_reference(reference);
         self.entries.get(&normalised).or_else(|| {
-            let (repository, _) = split_tag(&normalised)?;
-            self.entries.get(&format!("{repository}:*"))
+            let (repository, tag) = split_tag(&normalised)?;
+            // Only a tag Docker would take: `redis:7\0` is no image.
+            valid_tag(tag).then(|| self.entries.get(&format!("{repository}:*")))?
         })
     }
 
@@ -601,6 +602,16 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Docker's tag grammar: a word character, then up to 127 of word characters, `.` and `-`.
+fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 /// `name:tag` -> (`name`, `tag`); `None` for a digest or no tag.
 pub(crate) fn split_tag(reference: &str) -> Option<(&str, &str)> {
     if reference.contains('@') {
@@ -752,6 +763,47 @@ mod tests {
                 .ends_with("sh")
         );
         assert!(images.get("other/redis:5.0").is_none());
+    }
+
+    #[test]
+    fn the_toxiproxy_image_takes_only_ports_a_listener_can_have() {
+        // Regression: `-port=99999` matched the map's Cmd and was accepted, and the
+        // container then exited 2 at start.
+        // Stand-ins for the programs the map requires; the optional ones are left out.
+        let bin = tempfile::tempdir().unwrap();
+        for name in ["fault-proxy", "mock-bot"] {
+            let program = bin.path().join(name);
+            std::fs::write(&program, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let search = ProgramSearch {
+            dirs: vec![bin.path().to_path_buf()],
+            path_var: None,
+        };
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images.toml");
+        let images = Images::load_with(&fixtures, &search).unwrap();
+        let toxiproxy = images.get("ghcr.io/shopify/toxiproxy:2.12.0").unwrap();
+        let cmd = |port: &str| vec!["-host=127.0.0.1".to_owned(), format!("-port={port}")];
+        for port in ["0", "1", "8474", "59999", "65535"] {
+            assert!(toxiproxy.args_for(&cmd(port)).is_some(), "{port}");
+        }
+        for port in ["65536", "99999", "65540", "70000", "123456", "-1", ""] {
+            assert_eq!(toxiproxy.args_for(&cmd(port)), None, "{port}");
+        }
+    }
+
+    #[test]
+    fn a_star_tag_takes_no_tag_docker_would_refuse() {
+        // Regression: `redis:7\0` was accepted as a tag of `redis:*` and ran with a NUL
+        // in its Config.Image; Docker answers "invalid reference format".
+        let images = parse("[images.\"redis:*\"]\ncommand = [\"sh\"]\n").unwrap();
+        for bad in ["redis:7\0", "redis:.7", "redis:-7", "redis:7 ", "redis:é"] {
+            assert!(images.get(bad).is_none(), "{bad:?}");
+        }
+        let longest = format!("redis:{}", "7".repeat(128));
+        assert!(images.get(&longest).is_some());
+        assert!(images.get(&format!("{longest}7")).is_none());
+        assert!(images.get("redis:7.2-alpine_x").is_some());
     }
 
     #[test]

@@ -19,6 +19,11 @@ use crate::db;
 use crate::error::ApiError;
 use crate::stop;
 
+/// The longest bot name, passcode and language a create takes (in characters).
+const MAX_BOT_NAME_CHARS: usize = 255;
+const MAX_PASSCODE_CHARS: usize = 255;
+const MAX_LANGUAGE_CHARS: usize = 32;
+
 /// `POST /bots`, in production's order of effects: row, `requested` event, container
 /// create and start, the fire-and-forget session row, `current_uid`, container id; 201
 /// still `requested`. With `session_before_start` the session row is written, and waited
@@ -41,6 +46,18 @@ pub async fn create_bot(
             )
         })?;
     let native_id = req.native_meeting_id.as_str();
+    // Each of these reaches the bot's BOT_CONFIG, which must fit in one variable of the
+    // container's environment (64 KiB at the runtime): a 64 KiB bot name was a 500
+    // carrying the runtime's refusal, after the row was written.
+    for (field, value, max) in [
+        ("bot_name", req.bot_name.as_deref(), MAX_BOT_NAME_CHARS),
+        ("passcode", req.passcode.as_deref(), MAX_PASSCODE_CHARS),
+        ("language", req.language.as_deref(), MAX_LANGUAGE_CHARS),
+    ] {
+        if let Some(err) = value.and_then(|v| ApiError::too_long(&["body", field], v, max)) {
+            return Err(err);
+        }
+    }
 
     // Legacy quirk: only `requested` and `active` block a new bot; with `stop_all_rows`
     // any live row does.

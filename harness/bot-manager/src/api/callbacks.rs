@@ -34,14 +34,7 @@ fn session_not_found(connection_id: &str) -> Json<Value> {
 const MAX_SESSION_UID_CHARS: usize = 255;
 
 fn session_uid_too_long(field: &str, uid: &str) -> Option<ApiError> {
-    (uid.chars().count() > MAX_SESSION_UID_CHARS).then(|| {
-        ApiError::validation(
-            &["body", field],
-            "string_too_long",
-            format!("String should have at most {MAX_SESSION_UID_CHARS} characters"),
-            Some(json!({"max_length": MAX_SESSION_UID_CHARS})),
-        )
-    })
+    ApiError::too_long(&["body", field], uid, MAX_SESSION_UID_CHARS)
 }
 
 fn update_failed() -> Json<Value> {

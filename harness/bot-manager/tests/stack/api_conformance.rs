@@ -86,6 +86,56 @@ async fn malformed_create_request_is_unprocessable_and_writes_nothing(#[case] bo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_field_too_long_for_the_bots_config_is_unprocessable_naming_it() {
+    // Regression: a 65,300-character bot name (a body under the 64 KiB limit) made a
+    // BOT_CONFIG the runtime refused, answered 500 with the runtime's text, after the row
+    // was written.
+    let stack = Stack::start().await;
+    for (field, max) in [("bot_name", 255), ("passcode", 255), ("language", 32)] {
+        let mut body = json!({"platform": "google_meet", "native_meeting_id": "abc-defg-hij"});
+        body[field] = json!("x".repeat(if field == "bot_name" { 65_300 } else { max + 1 }));
+        let resp = stack
+            .http
+            .post(stack.url("/bots"))
+            .header("X-API-Key", DEV_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 422, "{field}");
+        let detail: Value = resp.json().await.unwrap();
+        let first = &detail["detail"][0];
+        assert_eq!(first["loc"], json!(["body", field]), "{detail}");
+        assert_eq!(first["type"], "string_too_long", "{detail}");
+        assert_eq!(first["ctx"]["max_length"], max, "{detail}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    assert!(stack.runtime_containers().await.is_empty());
+
+    // At the bound, the bot starts.
+    let body = json!({
+        "platform": "google_meet",
+        "native_meeting_id": "abc-defg-hij",
+        "bot_name": "x".repeat(255),
+        "passcode": "p".repeat(255),
+        "language": "l".repeat(32),
+    });
+    let resp = stack
+        .http
+        .post(stack.url("/bots"))
+        .header("X-API-Key", DEV_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syntactically_broken_and_oversized_bodies_are_refused() {
     let stack = Stack::start().await;
     let resp = stack

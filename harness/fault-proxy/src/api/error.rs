@@ -94,7 +94,9 @@ impl ApiError {
     /// (400). Only what the server lacks itself (file descriptors, say) is a 500.
     pub fn listen_failed(proxy: &str, err: &ListenError) -> Self {
         let status = match err {
-            ListenError::Resolve { .. } | ListenError::NoAddress { .. } => StatusCode::BAD_REQUEST,
+            ListenError::Resolve { .. }
+            | ListenError::NoAddress { .. }
+            | ListenError::NotLoopback { .. } => StatusCode::BAD_REQUEST,
             ListenError::Bind { source, .. } => match source.kind() {
                 ErrorKind::AddrInUse => StatusCode::CONFLICT,
                 ErrorKind::AddrNotAvailable
