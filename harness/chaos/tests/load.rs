@@ -178,8 +178,11 @@ fn under_fixed_every_stop_converges_and_the_report_agrees_with_the_history() {
             "mock bots (all)"
         ]
     );
+    // Sampled: a bot stopped soon can be gone before the last one starts, so the peak
+    // is some of the meetings' bots, never more than there are meetings.
     let bots = &run["usage"][6];
-    assert_eq!(bots["peak_processes"], 10, "{bots}");
+    let peak = bots["peak_processes"].as_u64().unwrap();
+    assert!((1..=10).contains(&peak), "{bots}");
     assert!(bots["cpu_s"].as_f64().unwrap() > 0.0, "{bots}");
 }
 
