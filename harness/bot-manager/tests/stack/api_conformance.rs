@@ -60,16 +60,8 @@ async fn missing_or_unknown_api_key_is_forbidden() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_create_request_is_unprocessable_and_writes_nothing(#[case] body: Value) {
     let stack = Stack::start().await;
-    let resp = stack
-        .http
-        .post(stack.url("/bots"))
-        .header("X-API-Key", DEV_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 422);
-    let detail: Value = resp.json().await.unwrap();
+    let (status, detail) = stack.post_bot_json(&body).await;
+    assert_eq!(status, 422);
     // pydantic's list: where the bad input is, what is wrong with it.
     let first = &detail["detail"][0];
     assert_eq!(first["loc"][0], "body", "{detail}");
@@ -77,12 +69,7 @@ async fn malformed_create_request_is_unprocessable_and_writes_nothing(#[case] bo
         first["msg"].as_str().is_some_and(|m| !m.is_empty()) && first["type"].is_string(),
         "{detail}"
     );
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings")
-        .fetch_one(&stack.pool)
-        .await
-        .unwrap();
-    assert_eq!(count, 0);
-    assert!(stack.runtime_containers().await.is_empty());
+    stack.assert_nothing_created().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,27 +81,14 @@ async fn a_create_field_too_long_for_the_bots_config_is_unprocessable_naming_it(
     for (field, max) in [("bot_name", 255), ("passcode", 255), ("language", 32)] {
         let mut body = json!({"platform": "google_meet", "native_meeting_id": "abc-defg-hij"});
         body[field] = json!("x".repeat(if field == "bot_name" { 65_300 } else { max + 1 }));
-        let resp = stack
-            .http
-            .post(stack.url("/bots"))
-            .header("X-API-Key", DEV_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 422, "{field}");
-        let detail: Value = resp.json().await.unwrap();
+        let (status, detail) = stack.post_bot_json(&body).await;
+        assert_eq!(status, 422, "{field}");
         let first = &detail["detail"][0];
         assert_eq!(first["loc"], json!(["body", field]), "{detail}");
         assert_eq!(first["type"], "string_too_long", "{detail}");
         assert_eq!(first["ctx"]["max_length"], max, "{detail}");
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings")
-        .fetch_one(&stack.pool)
-        .await
-        .unwrap();
-    assert_eq!(count, 0);
-    assert!(stack.runtime_containers().await.is_empty());
+    stack.assert_nothing_created().await;
 
     // At the bound, the bot starts.
     let body = json!({
@@ -124,15 +98,8 @@ async fn a_create_field_too_long_for_the_bots_config_is_unprocessable_naming_it(
         "passcode": "p".repeat(255),
         "language": "l".repeat(32),
     });
-    let resp = stack
-        .http
-        .post(stack.url("/bots"))
-        .header("X-API-Key", DEV_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
+    let (status, created) = stack.post_bot_json(&body).await;
+    assert_eq!(status, 201, "{created}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

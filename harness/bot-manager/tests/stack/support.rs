@@ -202,7 +202,7 @@ impl Stack {
             .await
     }
 
-    pub async fn post_bot_as(&self, token: &str, req: &CreateBotRequest) -> (u16, Value) {
+    pub async fn post_bot_as(&self, token: &str, req: &impl serde::Serialize) -> (u16, Value) {
         let resp = self
             .http
             .post(self.url("/bots"))
@@ -212,6 +212,21 @@ impl Stack {
             .await
             .expect("POST /bots");
         status_and_json(resp).await
+    }
+
+    /// A refused create left nothing: no meeting row, no container.
+    pub async fn assert_nothing_created(&self) {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM meetings")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count the meetings");
+        assert_eq!(count, 0, "meetings were written");
+        assert!(self.runtime_containers().await.is_empty());
+    }
+
+    /// `POST /bots` as the dev user with any JSON body, well-formed or not.
+    pub async fn post_bot_json(&self, body: &Value) -> (u16, Value) {
+        self.post_bot_as(DEV_TOKEN, body).await
     }
 
     /// A bot of its own meeting (a unique native id) with these behaviours, once its row
