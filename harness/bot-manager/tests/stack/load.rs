@@ -230,19 +230,11 @@ async fn creates_past_the_bound_wait_their_turn_before_touching_the_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_body_over_the_limit_is_refused_as_too_large() {
     let stack = Stack::start().await;
-    let resp = stack
-        .http
-        .post(stack.url("/bots"))
-        .header("X-API-Key", crate::support::DEV_TOKEN)
-        .header("content-type", "application/json")
-        .body(format!(
-            "{{\"platform\": \"google_meet\", \"native_meeting_id\": \"{}\"}}",
-            "x".repeat(200_000)
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 413);
+    let body =
+        serde_json::json!({"platform": "google_meet", "native_meeting_id": "x".repeat(200_000)});
+    let (status, answer) = stack.post_bot_json(&body).await;
+    assert_eq!(status, 413, "{answer}");
+    stack.assert_nothing_created().await;
 }
 
 // Pins "a stop due now waited for the worker's next poll": a pre-active stop puts a stop

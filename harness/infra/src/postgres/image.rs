@@ -20,11 +20,9 @@ use nix::unistd::Pid;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use super::binaries;
-use super::server::{RunAs, accepts_connections, initialized, server_root};
+use super::server::{Prepared, RunAs, accepts_connections};
 use crate::InfraError;
 use crate::process::{POLL_INTERVAL, die_with_parent_in_group};
-use crate::tempdir;
 
 /// The line the official image prints on stdout once it is initialised, and the server
 /// on stderr once it accepts connections.
@@ -128,26 +126,15 @@ impl ImageEnv {
 
 /// Runs the server until it exits or is told to stop; answers the exit code.
 pub fn run(args: &ImageArgs, env: &ImageEnv) -> Result<i32, InfraError> {
-    let bins = binaries::find()?;
-    let user = RunAs::detect()?;
-    let root = server_root(&bins, &user)?;
-    let dir = tempdir::create_in("pg", &root)?;
-    let data = dir.path().join("data");
-    let socket = dir.path().join("socket");
-    std::fs::create_dir(&socket).map_err(|source| InfraError::Io {
-        action: "create the socket dir",
-        path: socket.clone(),
-        source,
-    })?;
-    user.give(dir.path())?;
-    user.give(&socket)?;
-    initialized(&bins, &user, &root, dir.path(), &data)?;
+    let Prepared {
+        bins,
+        user,
+        dir,
+        data,
+        ..
+    } = Prepared::new()?;
     let hba = data.join("pg_hba.conf");
-    let method = if env.auth == "trust" {
-        "trust"
-    } else {
-        &env.auth
-    };
+    let method = &env.auth;
     // The socket is the image's own door (as `local ... trust` in the official image);
     // TCP takes the method asked for.
     let rules = format!(

@@ -82,20 +82,13 @@ impl PostgresServer {
     /// Blocks for about a second.
     pub fn start_throwaway() -> Result<Self, InfraError> {
         crate::sweep::sweep_leftovers_once();
-        let bins = binaries::find()?;
-        let user = RunAs::detect()?;
-        let root = server_root(&bins, &user)?;
-        let dir = tempdir::create_in("pg", &root)?;
-        let data = dir.path().join("data");
-        let socket = dir.path().join("socket");
-        fs::create_dir(&socket).map_err(|source| InfraError::Io {
-            action: "create the socket dir",
-            path: socket.clone(),
-            source,
-        })?;
-        user.give(dir.path())?;
-        user.give(&socket)?;
-        initialized(&bins, &user, &root, dir.path(), &data)?;
+        let Prepared {
+            bins,
+            user,
+            dir,
+            data,
+            socket,
+        } = Prepared::new()?;
 
         let mut attempt = 1;
         let (server, port) = loop {
@@ -237,7 +230,7 @@ impl Drop for PostgresServer {
 /// dir: else [`std::env::temp_dir`] when it can, else the first system temp dir it can (a `TMPDIR` of mode 0700 owned by root, as
 /// `mktemp -d` makes, is closed to it). Fails, naming every folder tried and why, when it
 /// can enter none.
-pub(super) fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
+fn server_root(bins: &PgBinaries, user: &RunAs) -> Result<PathBuf, InfraError> {
     // Memory first (see `tempdir::memory_root`), where the server's user can enter it.
     if let Some(memory) = tempdir::memory_root()
         && (user.0.is_none() || user.probe(&bins.postgres, &memory).is_ok())
@@ -288,7 +281,7 @@ pub(super) fn accepts_connections(lock_file: &Path) -> bool {
 
 /// A fresh data dir at `data`: a copy of the machine's cached one (see [`template`]), or
 /// `initdb`'s, then kept as the cache.
-pub(super) fn initialized(
+fn initialized(
     bins: &PgBinaries,
     user: &RunAs,
     root: &Path,
@@ -310,6 +303,43 @@ pub(super) fn initialized(
     initdb(bins, user, dir, data)?;
     template::keep(root, &key, data);
     Ok(())
+}
+
+/// A throwaway server's folder, ready to start a server in: its data directory
+/// initialised (a copy of the cached template), a socket directory, both owned by the
+/// user the server runs as. The folder goes when `dir` drops.
+pub(super) struct Prepared {
+    pub bins: PgBinaries,
+    pub user: RunAs,
+    pub dir: TempDir,
+    pub data: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Prepared {
+    pub fn new() -> Result<Self, InfraError> {
+        let bins = binaries::find()?;
+        let user = RunAs::detect()?;
+        let root = server_root(&bins, &user)?;
+        let dir = tempdir::create_in("pg", &root)?;
+        let data = dir.path().join("data");
+        let socket = dir.path().join("socket");
+        fs::create_dir(&socket).map_err(|source| InfraError::Io {
+            action: "create the socket dir",
+            path: socket.clone(),
+            source,
+        })?;
+        user.give(dir.path())?;
+        user.give(&socket)?;
+        initialized(&bins, &user, &root, dir.path(), &data)?;
+        Ok(Prepared {
+            bins,
+            user,
+            dir,
+            data,
+            socket,
+        })
+    }
 }
 
 fn initdb(bins: &PgBinaries, user: &RunAs, dir: &Path, data: &Path) -> Result<(), InfraError> {

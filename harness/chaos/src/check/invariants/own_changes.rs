@@ -295,6 +295,18 @@ mod tests {
         }
     }
 
+    /// A status_change about m1 from `by`, 500 ms in, answered `answer` (`None`: still in
+    /// flight).
+    fn status_change(by: &str, body: Value, answer: Option<u16>) -> H {
+        forged(
+            active_meeting().at(500),
+            by,
+            "/bots/internal/callback/status_change",
+            body,
+            answer,
+        )
+    }
+
     fn active_meeting() -> H {
         H::new()
             .label("m1", "abc-defg-hij")
@@ -327,16 +339,10 @@ mod tests {
         // Pins: legacy let anyone on the network finish another user's meeting with one
         // unauthenticated status_change.
         let body = json!({"connection_id": "u1", "status": "completed", "container_id": container_name(1)});
-        let h = forged(
-            active_meeting().at(500),
-            "attacker",
-            "/bots/internal/callback/status_change",
-            body,
-            None,
-        )
-        .at(510)
-        .push(completed(1))
-        .end();
+        let h = status_change("attacker", body, None)
+            .at(510)
+            .push(completed(1))
+            .end();
         let r = own_changes(&h, &config());
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert!(
@@ -351,16 +357,10 @@ mod tests {
     #[test]
     fn a_refused_forgery_that_changed_nothing_holds_own_changes() {
         let body = json!({"connection_id": "u1", "status": "completed", "container_id": container_name(1)});
-        let h = forged(
-            active_meeting().at(500),
-            "attacker",
-            "/bots/internal/callback/status_change",
-            body,
-            Some(401),
-        )
-        .at(3000)
-        .final_auto()
-        .end();
+        let h = status_change("attacker", body, Some(401))
+            .at(3000)
+            .final_auto()
+            .end();
         let r = own_changes(&h, &config());
         assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
         assert!(r.precondition_met);
@@ -370,19 +370,13 @@ mod tests {
     fn the_same_status_stored_after_the_forgery_was_answered_is_not_its_doing() {
         // The user's stop later completes the meeting: not the refused forgery's change.
         let body = json!({"connection_id": "u1", "status": "completed"});
-        let h = forged(
-            active_meeting().at(500),
-            "bot:m2",
-            "/bots/internal/callback/status_change",
-            body,
-            Some(403),
-        )
-        .at(900)
-        .delete_accepted("m1")
-        .at(1500)
-        .container(1, "kill")
-        .push(completed(1))
-        .end();
+        let h = status_change("bot:m2", body, Some(403))
+            .at(900)
+            .delete_accepted("m1")
+            .at(1500)
+            .container(1, "kill")
+            .push(completed(1))
+            .end();
         let r = own_changes(&h, &config());
         assert_eq!(r.outcome, Outcome::Holds, "{r:?}");
     }
@@ -392,22 +386,16 @@ mod tests {
         // Pins: a forged `active` pointed one user's meeting at another user's container.
         let body =
             json!({"connection_id": "u1", "status": "active", "container_id": container_name(2)});
-        let h = forged(
-            active_meeting().at(500),
-            "bot:m2",
-            "/bots/internal/callback/status_change",
-            body,
-            None,
-        )
-        .at(505)
-        .push(EventKind::MeetingUpdated {
-            meeting_id: 1,
-            status: "active".into(),
-            audit_len: 1,
-            stop_requested: false,
-            bot_container_id: Some(container_name(2)),
-        })
-        .end();
+        let h = status_change("bot:m2", body, None)
+            .at(505)
+            .push(EventKind::MeetingUpdated {
+                meeting_id: 1,
+                status: "active".into(),
+                audit_len: 1,
+                stop_requested: false,
+                bot_container_id: Some(container_name(2)),
+            })
+            .end();
         let r = own_changes(&h, &config());
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert!(r.summary.contains("forged container"), "{}", r.summary);
@@ -437,18 +425,12 @@ mod tests {
         // container, killed user 1's bot.
         let body =
             json!({"connection_id": "u2", "status": "active", "container_id": container_name(1)});
-        let h = forged(
-            active_meeting().at(500),
-            "attacker",
-            "/bots/internal/callback/status_change",
-            body,
-            Some(200),
-        )
-        .at(800)
-        .delete_accepted("m2")
-        .at(1200)
-        .container(1, "kill")
-        .end();
+        let h = status_change("attacker", body, Some(200))
+            .at(800)
+            .delete_accepted("m2")
+            .at(1200)
+            .container(1, "kill")
+            .end();
         let r = own_changes(&h, &config());
         assert_eq!(r.outcome, Outcome::Violated, "{r:?}");
         assert!(r.summary.contains(&container_name(1)), "{}", r.summary);
@@ -458,16 +440,10 @@ mod tests {
     #[test]
     fn the_harness_speaking_as_the_meetings_own_bot_is_no_forgery() {
         let body = json!({"connection_id": "u1", "status": "completed"});
-        let h = forged(
-            active_meeting().at(500),
-            "bot",
-            "/bots/internal/callback/status_change",
-            body,
-            Some(200),
-        )
-        .at(505)
-        .push(completed(1))
-        .end();
+        let h = status_change("bot", body, Some(200))
+            .at(505)
+            .push(completed(1))
+            .end();
         let r = own_changes(&h, &config());
         assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
         assert!(!r.precondition_met);
