@@ -72,9 +72,10 @@ bench: setup
 ## stopped; time to converge against the bound, lost stops, stuck meetings, orphans, each
 ## program's CPU and memory; reports/load-<id>/load.md, load.json, load.svg (release).
 LOAD_N ?= 100,300,1000
+LOAD_SEED ?= 20261201
 load: setup
 	$(CARGO) build --release --workspace --bins
-	target/release/chaos load --meetings $(LOAD_N) --profile legacy,fixed
+	target/release/chaos load --meetings $(LOAD_N) --profile legacy,fixed --seed $(LOAD_SEED)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -179,7 +179,10 @@ fn exchange_service(
                 // so a create that waits for its turn is not lost with its client.
                 let queued = tokio::spawn(async move {
                     let (parts, body) = request.into_parts();
-                    let body = read_body(body, CREATE_BODY_READ).await;
+                    let Some(body) = read_body(body, CREATE_BODY_READ).await else {
+                        // Its client broke off: what came is no whole request to act on.
+                        return Ok(axum::http::StatusCode::BAD_REQUEST.into_response());
+                    };
                     let _turn = creates
                         .acquire_owned()
                         .await
@@ -205,9 +208,9 @@ fn exchange_service(
 /// the handler.
 const CREATE_BODY_READ: usize = 64 * 1024 + 1;
 
-/// A request's body, read to its end or to `cap` bytes, whichever comes first. A body
-/// that breaks off gives what came (its handler refuses it).
-async fn read_body(mut body: WatchedBody, cap: usize) -> Bytes {
+/// A request's body, read to its end or to `cap` bytes, whichever comes first; `None`
+/// when it breaks off (a client gone before its `Content-Length` came).
+async fn read_body(mut body: WatchedBody, cap: usize) -> Option<Bytes> {
     use http_body_util::BodyExt;
     let mut read = Vec::new();
     while read.len() < cap {
@@ -217,10 +220,11 @@ async fn read_body(mut body: WatchedBody, cap: usize) -> Bytes {
                     read.extend_from_slice(&data);
                 }
             }
-            Some(Err(_)) | None => break,
+            Some(Err(_)) => return None,
+            None => break,
         }
     }
-    Bytes::from(read)
+    Some(Bytes::from(read))
 }
 
 /// What one connection has been doing: when a byte last moved either way, and how many

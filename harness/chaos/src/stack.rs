@@ -35,6 +35,8 @@ pub enum StackError {
         #[source]
         source: std::io::Error,
     },
+    #[error("list the runtime's containers: it answered {status} {body}")]
+    RuntimeListing { status: u16, body: String },
     #[error("read the runtime's address from {line:?}")]
     RuntimeAddress { line: String },
     #[error("call the runtime's {what}: {source}")]
@@ -1062,10 +1064,17 @@ impl Stack {
 
     /// Every container the runtime knows or knew (control API).
     pub async fn runtime_containers(&self) -> Result<Vec<Value>, StackError> {
-        let (_, body) = self
+        let (status, body) = self
             .runtime_call(reqwest::Method::GET, "/_runtime/containers", None)
             .await?;
-        Ok(body.as_array().cloned().unwrap_or_default())
+        // An error answer is no list: read as "no containers" it would hide every orphan.
+        match body {
+            Value::Array(containers) if status == 200 => Ok(containers),
+            body => Err(StackError::RuntimeListing {
+                status,
+                body: body.to_string(),
+            }),
+        }
     }
 }
 

@@ -4,16 +4,12 @@
 //! killed run, at the next start; with no daemon it runs on local servers and says why;
 //! `--infra containers` and `--infra env` refuse to run without what they need.
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{chaos, root, text};
-
-/// Bounds the runtime's start: a failure only.
-const DEADLINE: Duration = Duration::from_secs(30);
+use support::{chaos, listening_on, root, text};
 
 /// Scenarios of every kind of infra use: a plain run, Redis paused (a container's is
 /// paused through Docker), a link to the bot's Redis reset, and the service's link to
@@ -42,21 +38,7 @@ impl Daemon {
             .stderr(Stdio::null());
         infra::process::die_with_parent(&mut command);
         let mut child = command.spawn().expect("start the runtime");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(DEADLINE)
-            .expect("the runtime says where it listens");
-        let address = line
-            .trim()
-            .strip_prefix("runtime listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let address = listening_on(child.stdout.take().unwrap(), "runtime");
         Daemon {
             child,
             host: format!("tcp://{address}"),

@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !addr.ip().is_loopback() && !cli.allow_non_loopback_listen {
+    if !addr.ip().to_canonical().is_loopback() && !cli.allow_non_loopback_listen {
         eprintln!(
             "fault-proxy: failed to listen on {addr}: not a loopback address; the API has no \
              authentication (--allow-non-loopback-listen to listen there anyway)"

@@ -90,7 +90,7 @@ pub(crate) async fn bind(listen: &str) -> Result<Bound, ListenError> {
     if addrs.is_empty() {
         return Err(ListenError::NoAddress { address: shown() });
     }
-    if addrs.iter().any(|a| !a.ip().is_loopback()) {
+    if addrs.iter().any(|a| !a.ip().to_canonical().is_loopback()) {
         return Err(ListenError::NotLoopback { address: shown() });
     }
     let bind_error = |source| ListenError::Bind {

@@ -405,8 +405,14 @@ impl Ctx {
                     .labels
                     .bot_uid(meeting, &events)
                     .ok_or_else(|| format!("meeting {meeting:?} has no bot uid yet"))?;
-                let named = container.as_deref().unwrap_or(meeting);
-                let container = self.labels.container(named, &events).unwrap_or_default();
+                let container = match container {
+                    // Another meeting's container: the claim the step exists to make.
+                    Some(named) => self
+                        .labels
+                        .container(named, &events)
+                        .ok_or_else(|| format!("meeting {named:?} has no container yet"))?,
+                    None => self.labels.container(meeting, &events).unwrap_or_default(),
+                };
                 let body = if path == "exited" {
                     let mut b = json!({"connection_id": uid, "exit_code": exit_code.unwrap_or(0), "reason": "harness"});
                     if let Some(r) = completion_reason {
@@ -522,7 +528,7 @@ impl Ctx {
                 "read container {container}'s config: the runtime answered {status}"
             ));
         }
-        Ok(bot_secret_in(&body))
+        bot_secret_in(&body)
     }
 
     /// Every meeting row terminal and no container running for any of them.
@@ -546,15 +552,21 @@ impl Ctx {
     }
 }
 
-/// The `callbackSecret` in a container inspect's `BOT_CONFIG` variable.
-fn bot_secret_in(inspect: &Value) -> Option<String> {
-    let env = inspect["Config"]["Env"].as_array()?;
-    let config = env
-        .iter()
+/// The `callbackSecret` in a container inspect's `BOT_CONFIG` variable (`None`: a config
+/// without one, as a service without callback authentication gives). A container with
+/// no readable `BOT_CONFIG` is an error: a bot's request sent without its credentials
+/// would test nothing the step says.
+fn bot_secret_in(inspect: &Value) -> Result<Option<String>, String> {
+    let config = inspect["Config"]["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .filter_map(Value::as_str)
-        .find_map(|var| var.strip_prefix("BOT_CONFIG="))?;
-    let config: Value = serde_json::from_str(config).ok()?;
-    config["callbackSecret"].as_str().map(str::to_owned)
+        .find_map(|var| var.strip_prefix("BOT_CONFIG="))
+        .ok_or("its container has no BOT_CONFIG")?;
+    let config: Value = serde_json::from_str(config)
+        .map_err(|err| format!("its container's BOT_CONFIG is not JSON: {err}"))?;
+    Ok(config["callbackSecret"].as_str().map(str::to_owned))
 }
 
 /// Any answer counts as the action done (a 409 or 500 is the system's behaviour, kept in
@@ -574,17 +586,24 @@ mod tests {
     fn a_bots_secret_is_read_from_the_bot_config_its_container_was_given() {
         let config = json!({"meeting_id": 1, "callbackSecret": "s3cret"}).to_string();
         let inspect = json!({"Config": {"Env": ["A=1", format!("BOT_CONFIG={config}")]}});
-        assert_eq!(bot_secret_in(&inspect).as_deref(), Some("s3cret"));
+        assert_eq!(bot_secret_in(&inspect), Ok(Some("s3cret".to_owned())));
         let without =
             json!({"Config": {"Env": [format!("BOT_CONFIG={}", json!({"meeting_id": 1}))]}});
         assert_eq!(
             bot_secret_in(&without),
-            None,
+            Ok(None),
             "a service that gives no secret"
         );
-        assert_eq!(
-            bot_secret_in(&json!({"Config": {"Env": ["BOT_CONFIG=not json"]}})),
-            None
-        );
+    }
+
+    #[test]
+    fn a_container_without_a_readable_bot_config_is_an_error_not_a_bot_without_a_secret() {
+        // Pins: a missing or broken BOT_CONFIG read as "no secret", and the step sent the
+        // bot's request with no credentials: a 401 where the scenario meant to test a 403.
+        let broken = bot_secret_in(&json!({"Config": {"Env": ["BOT_CONFIG=not json"]}}));
+        assert!(broken.unwrap_err().contains("not JSON"));
+        let missing = bot_secret_in(&json!({"Config": {"Env": ["A=1"]}}));
+        assert!(missing.unwrap_err().contains("no BOT_CONFIG"));
+        assert!(bot_secret_in(&json!({})).is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! (Each test binary uses a part of it.)
 #![allow(dead_code)]
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -66,7 +67,6 @@ pub struct ExternalProxy {
 
 impl ExternalProxy {
     pub fn start(dir: &Path) -> ExternalProxy {
-        use std::io::BufRead;
         let log = dir.join("fault-proxy.log");
         let mut cmd = Command::new(infra::bins::workspace_bin("fault-proxy").unwrap());
         cmd.args(["--host", "127.0.0.1", "--port", "0", "--seed", "3"])
@@ -76,21 +76,7 @@ impl ExternalProxy {
         let mut child = infra::process::die_with_parent(&mut cmd).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let child = infra::process::ChildGuard::from_std(child, "fault-proxy");
-        // Its first line, within a deadline: a proxy that never says where it listens
-        // fails the test instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("fault-proxy says where it listens");
-        let addr = line
-            .trim()
-            .strip_prefix("fault-proxy listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let addr = listening_on(stdout, "fault-proxy");
         ExternalProxy {
             url: format!("http://{addr}"),
             _child: child,
@@ -100,6 +86,25 @@ impl ExternalProxy {
 }
 
 /// The pid of a process that has exited (and been reaped).
+/// Where `program` says it listens: the rest of its first line, `<program> listening on
+/// ADDR`, read within a deadline, so a program that never says fails the test instead
+/// of hanging it.
+pub fn listening_on(stdout: std::process::ChildStdout, program: &str) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{program} says where it listens"));
+    line.trim()
+        .strip_prefix(&format!("{program} listening on "))
+        .unwrap_or_else(|| panic!("unexpected first line of {program}: {line:?}"))
+        .to_owned()
+}
+
 pub fn dead_pid() -> u32 {
     let mut child = Command::new("true").spawn().unwrap();
     let pid = child.id();
