@@ -114,14 +114,14 @@ impl CallbackAuth {
             return Ok(());
         };
         let refuse = |why: &str| Err(ApiError::new(StatusCode::FORBIDDEN, why));
-        let Some(meeting) = meeting else {
-            return refuse("The callback is about no meeting of this service");
-        };
-        let Some(binding) = Binding::of(meeting) else {
-            return refuse("The callback's meeting has no callback secret on record");
+        // One answer until the secret is verified: which meetings exist, and which have a
+        // secret, is nothing for a caller without one to learn.
+        const NOT_ITS: &str = "The callback's secret is not that of the meeting it is about";
+        let Some(binding) = meeting.and_then(Binding::of) else {
+            return refuse(NOT_ITS);
         };
         if !binding.secret_matches(secret) {
-            return refuse("The callback's secret is not that of the meeting it is about");
+            return refuse(NOT_ITS);
         }
         if let Some(container) = container
             && !binding.names_container(container)

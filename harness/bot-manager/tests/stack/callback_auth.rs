@@ -247,7 +247,7 @@ async fn under_callback_auth_another_meetings_secret_is_403_and_changes_nothing(
             STATUS_CHANGE,
             json!({"connection_id": "a-uid-of-no-meeting", "status": "completed"}),
             theirs,
-            "about no meeting",
+            "secret is not that of the meeting",
         ),
     ];
     assert_refused(&stack, &[&victim, &attacker], 403, requests).await;
@@ -298,7 +298,7 @@ async fn under_callback_auth_a_forged_session_start_is_403_and_records_nothing()
             SESSION_START,
             start(attacker.id + 1000, "nowhere"),
             own.clone(),
-            "about no meeting",
+            "secret is not that of the meeting",
         ),
         (
             SESSION_START,
@@ -602,6 +602,11 @@ async fn bot_config_carries_a_secret_only_with_the_switch_on_and_no_answer_shows
                 "{what} shows {secret}: {text}"
             );
         }
+    }
+    // The log names the switch (`callback_auth: true`), never a secret or its digest.
+    let log = stack.service_log();
+    for secret in secrets.iter().skip(2) {
+        assert!(!log.contains(secret.as_str()), "the log shows {secret}");
     }
 }
 

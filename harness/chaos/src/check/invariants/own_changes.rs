@@ -24,8 +24,8 @@ use crate::check::timeline::{Exchange, Timeline, is_terminal, ms};
 use crate::check::{CheckConfig, CheckResult, Invariant};
 use crate::history::{Event, EventKind, History};
 
-/// Steps that act on a meeting's bot, whose container may then die by the harness's hand.
-const BOT_STEPS: &[&str] = &["kill_bot", "restart_bot", "pause_bot", "resume_bot"];
+/// Steps that end a meeting's bot by the harness's hand (a pause or a resume ends none).
+const BOT_STEPS: &[&str] = &["kill_bot", "restart_bot"];
 
 pub fn own_changes(history: &History, _config: &CheckConfig) -> CheckResult {
     let tl = Timeline::new(history);
@@ -63,7 +63,16 @@ pub fn own_changes(history: &History, _config: &CheckConfig) -> CheckResult {
                 ),
                 [exchange.invoke, change],
             ),
-            None => findings.held(),
+            // Refused or answered without its claim stored: held. With no answer (failed
+            // or timed out) nothing says it reached the service: not a pass.
+            None if exchange.status.is_some() => findings.held(),
+            None => findings.unknown(format!(
+                "The request forged by {} ({} {} at {}) got no answer and nothing it claims was stored: whether it reached the service is unknown.",
+                exchange.by.as_deref().unwrap_or("?"),
+                exchange.method,
+                exchange.path,
+                ms(exchange.from_us)
+            )),
         }
     }
     if !forged.is_empty() {
@@ -94,10 +103,8 @@ fn stored_claim<'h>(
     exchange: &Exchange<'h>,
     claim: &Claim,
 ) -> Option<(String, &'h Event)> {
-    let until = match exchange.status {
-        Some(_) => exchange.until_us,
-        None => tl.end_us,
-    };
+    // A request never answered is in flight to the end of the run (the timeline's own).
+    let until = exchange.until_us;
     let rows = tl.rows_for_label(&exchange.label, until);
     let own_container = own_container(tl, &rows, exchange.from_us);
     let mut container_of: BTreeMap<i64, Option<&str>> = BTreeMap::new();
@@ -204,6 +211,7 @@ impl Claim {
 fn stopped_by_others(tl: &Timeline<'_>, history: &History, findings: &mut Findings) {
     // What the harness does once the run is over (its cleanup) is no one's request.
     let end = tl.final_event.map_or(i64::MAX, |e| e.at_us);
+    // A step is recorded once done, after the kill it made: any time of the run counts.
     let touched: Vec<&str> = history
         .events
         .iter()
@@ -234,8 +242,14 @@ fn stopped_by_others(tl: &Timeline<'_>, history: &History, findings: &mut Findin
         if touched.contains(&label.as_str()) {
             continue;
         }
+        // A stop the service refused (a 4xx) asked for nothing; one with no answer may
+        // have been acted on.
         let asked = tl.exchanges.iter().any(|x| {
-            x.by.is_none() && x.method == "DELETE" && x.label == label && x.from_us <= e.at_us
+            x.by.is_none()
+                && x.method == "DELETE"
+                && x.label == label
+                && x.from_us <= e.at_us
+                && x.status.is_none_or(|s| (200..300).contains(&s))
         });
         let status = tl
             .meeting(*id)
@@ -352,6 +366,19 @@ mod tests {
         );
         assert!(r.summary.contains("attacker"), "{}", r.summary);
         assert_eq!(r.witness.len(), 2);
+    }
+
+    #[test]
+    fn a_forgery_that_got_no_answer_and_changed_nothing_is_unknown_not_held() {
+        // A request that failed may never have reached the service: it tested nothing.
+        let body = json!({"connection_id": "u1", "status": "completed"});
+        let h = status_change("attacker", body, None)
+            .at(3000)
+            .final_auto()
+            .end();
+        let r = own_changes(&h, &config());
+        assert_eq!(r.outcome, Outcome::Unknown, "{r:?}");
+        assert!(r.summary.contains("got no answer"), "{}", r.summary);
     }
 
     #[test]
