@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use super::server::{Prepared, RunAs, accepts_connections};
+use super::server::{Prepared, RunAs, SERVER_SETTINGS, accepts_connections};
 use crate::InfraError;
 use crate::process::{POLL_INTERVAL, die_with_parent_in_group};
 
@@ -188,11 +188,8 @@ async fn serve(
         .arg("-k")
         .arg(dir.join("socket"))
         .args(["-p", &args.port.to_string()])
-        .args(["-c", "listen_addresses=127.0.0.1"])
-        // A test server need not survive a crash: as the throwaway server.
-        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-        .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
-        .args(["-c", "dynamic_shared_memory_type=mmap"])
+        .args(SERVER_SETTINGS.iter().flat_map(|s| ["-c", s]))
+        // The caller's settings after, as later `-c`s win.
         .args(args.settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .current_dir(dir)
         .stdin(Stdio::null())

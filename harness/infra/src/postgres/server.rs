@@ -100,18 +100,7 @@ impl PostgresServer {
                 .arg("-k")
                 .arg(&socket)
                 .args(["-p", &port.to_string()])
-                .args(["-c", "listen_addresses=127.0.0.1"])
-                // A throwaway server need not survive a crash: skip the disk flushes.
-                .args(["-c", "fsync=off"])
-                .args(["-c", "synchronous_commit=off"])
-                .args(["-c", "full_page_writes=off"])
-                // Dynamic shared memory as files in the data dir, not in /dev/shm: a killed
-                // server's segments then go with its dir instead of staying forever.
-                .args(["-c", "dynamic_shared_memory_type=mmap"])
-                // Parallel tests each hold a pool of connections.
-                .args(["-c", "max_connections=300"])
-                // Its files may be in memory: recycle the WAL early instead of up to 1 GB.
-                .args(["-c", "max_wal_size=96MB", "-c", "min_wal_size=32MB"])
+                .args(SERVER_SETTINGS.iter().flat_map(|s| ["-c", s]))
                 .current_dir(dir.path());
             user.apply(&mut command);
             let spec = ServerSpec {
@@ -304,6 +293,23 @@ fn initialized(
     template::keep(root, &key, data);
     Ok(())
 }
+
+/// The settings of every throwaway server, the `postgres` image's included.
+pub(super) const SERVER_SETTINGS: [&str; 8] = [
+    "listen_addresses=127.0.0.1",
+    // A throwaway server need not survive a crash: skip the disk flushes.
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    // Dynamic shared memory as files in the data dir, not in /dev/shm: a killed server's
+    // segments then go with its dir instead of staying forever.
+    "dynamic_shared_memory_type=mmap",
+    // Parallel tests each hold a pool of connections.
+    "max_connections=300",
+    // Its files may be in memory: recycle the WAL early instead of up to 1 GB.
+    "max_wal_size=96MB",
+    "min_wal_size=32MB",
+];
 
 /// A throwaway server's folder, ready to start a server in: its data directory
 /// initialised (a copy of the cached template), a socket directory, both owned by the
