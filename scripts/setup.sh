@@ -14,9 +14,14 @@ containers_for_runs() {
   case "${STOPFLOW_INFRA:-auto}" in local|env) return 1 ;; esac
   command -v curl >/dev/null || return 1
   local host="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+  # Asked as whoever runs chaos: under sudo, root reaches a socket the caller may not.
+  local as=()
+  if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && command -v runuser >/dev/null; then
+    as=(runuser -u "$SUDO_USER" --)
+  fi
   case "$host" in
-    unix://*) curl -fsS --max-time 2 --unix-socket "${host#unix://}" http://docker/_ping >/dev/null 2>&1 ;;
-    tcp://*) curl -fsS --max-time 2 "http://${host#tcp://}/_ping" >/dev/null 2>&1 ;;
+    unix://*) "${as[@]}" curl -fsS --max-time 2 --unix-socket "${host#unix://}" http://docker/_ping >/dev/null 2>&1 ;;
+    tcp://*) "${as[@]}" curl -fsS --max-time 2 "http://${host#tcp://}/_ping" >/dev/null 2>&1 ;;
     *) return 1 ;;
   esac
 }
