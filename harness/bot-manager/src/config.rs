@@ -236,11 +236,10 @@ fn parse_bind_mount(raw: &str) -> Result<BindMount, String> {
     })
 }
 
-/// The longest timer the service takes, in ms (a day, as a scenario's and as the bot's
-/// `automaticLeave`): every deadline it derives must stay a time Postgres and tokio can
-/// hold (an unbounded delayed stop made a stop's deadline that Postgres refused, and the
-/// DELETE failed after marking the row).
-pub const MAX_TIMER_MS: u64 = 86_400_000;
+/// The longest timer the service takes, in ms: every deadline it derives must stay a
+/// time Postgres and tokio can hold (an unbounded delayed stop made a stop's deadline
+/// that Postgres refused, and the DELETE failed after marking the row).
+pub const MAX_TIMER_MS: u64 = protocol::MAX_TIMER_MS;
 /// The longest `current_uid` TTL, in seconds (a year; Redis takes an i64 of them).
 pub const MAX_TTL_S: u64 = 31_536_000;
 

@@ -344,9 +344,8 @@ impl Behaviour {
     pub const DEFAULT_START_DELAY_MS: u64 = 200;
     /// The largest `MOCK_BOT_START_DELAY_MS` (10 minutes, the longest scripted time).
     pub const MAX_START_DELAY_MS: u64 = 600_000;
-    /// The largest time any other `MOCK_BOT_*_MS` variable may give: a day, longer than
-    /// any run, and far from overflowing a clock whatever it is added to.
-    pub const MAX_MS: u64 = 86_400_000;
+    /// The largest time any other `MOCK_BOT_*_MS` variable may give (a day).
+    pub const MAX_MS: u64 = protocol::MAX_TIMER_MS;
     /// The largest count (`MOCK_BOT_AWAITING_ADMISSION_REPEATS`,
     /// `MOCK_BOT_DUPLICATE_TERMINAL`, `MOCK_BOT_RECONNECTS`).
     pub const MAX_COUNT: u32 = 1000;

@@ -4,6 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Platform;
 
+/// The longest stop-flow timer anyone gives or takes, in ms: a day. The service's timers
+/// become the bot's `automaticLeave`, so the service, the bot and a scenario's
+/// `[service]` share this bound; a day is longer than any run and far from overflowing a
+/// clock or a database timestamp whatever it is added to.
+pub const MAX_TIMER_MS: u64 = 86_400_000;
+
 /// Keys whose value is null are left out, as production removes them before
 /// serialising; a missing optional key reads as `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ pub use api::{
     ConfigUpdateRequest, CreateBotRequest, MeetingJson, MeetingsResponse, MessageResponse,
     RunningBot, RunningBotsResponse, Task, normalized_status,
 };
-pub use bot_config::{AutomaticLeave, BotConfig, BotConfigError};
+pub use bot_config::{AutomaticLeave, BotConfig, BotConfigError, MAX_TIMER_MS};
 pub use callbacks::{
     CallbackStatus, ExitedPayload, ExitedResponse, SessionStartPayload, StatusChangePayload,
 };

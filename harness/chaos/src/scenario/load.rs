@@ -14,8 +14,8 @@ use crate::verdict::Expectation;
 /// The longest time a scenario may script (a wait, a fault, a window): ten minutes. A
 /// run as a whole is bounded by its deadline besides (`RunSpec::deadline`).
 pub const MAX_SCENARIO_MS: u64 = 600_000;
-/// The longest timer the service may be given, in ms: a day.
-pub const MAX_SERVICE_MS: u64 = 86_400_000;
+/// The longest timer the service may be given, in ms (a day, as the service takes).
+pub const MAX_SERVICE_MS: u64 = protocol::MAX_TIMER_MS;
 /// The longest a forged session may claim to have started before now.
 const MAX_EARLIER_MS: u64 = 31_536_000_000;
 

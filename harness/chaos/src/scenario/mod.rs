@@ -314,11 +314,6 @@ impl Sender {
             Sender::Attacker => "attacker".into(),
         }
     }
-
-    /// Not the meeting's own bot: a forged request.
-    pub fn is_forged(&self) -> bool {
-        !matches!(self, Sender::OwnBot)
-    }
 }
 
 impl Step {
@@ -472,7 +467,6 @@ focus = ["INV-TERMINAL"]
         };
         assert_eq!(from, &Sender::Bot("m2".into()));
         assert_eq!(from.by(), "bot:m2");
-        assert!(from.is_forged());
         assert_eq!(container.as_deref(), Some("m2"));
 
         let own = parse(
@@ -488,7 +482,7 @@ focus = ["INV-TERMINAL"]
             &Sender::OwnBot,
             "a callback is the bot's own unless it says"
         );
-        assert!(!from.is_forged());
+        assert_eq!(from.by(), "bot");
 
         let session = parse(
             Path::new("s.toml"),
