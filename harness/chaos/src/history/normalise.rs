@@ -138,13 +138,10 @@ pub fn normalise(history: &History) -> BTreeMap<String, Vec<String>> {
             } => {
                 let path = n.text(path);
                 // A forged request is the attacker's lane, not the user's.
-                let who = by
-                    .as_deref()
-                    .map_or("client".to_owned(), |by| format!("{by} (forged)"));
-                let who = if by.as_deref() == Some("bot") {
-                    "harness as the bot".to_owned()
-                } else {
-                    who
+                let who = match by.as_deref() {
+                    None => "client".to_owned(),
+                    Some("bot") => "harness as the bot".to_owned(),
+                    Some(by) => format!("{by} (forged)"),
                 };
                 let detail = match (status, body, error) {
                     (Some(s), Some(b), _) => format!("{s} {}", n.value(&answer_gist(b))),
