@@ -23,20 +23,6 @@ fn early_bot(profile: &str, lag_ms: u64) -> StackOptions {
     }
 }
 
-/// The container's state as `docker inspect` gives it.
-async fn inspect(stack: &Stack, meeting_id: i64) -> Value {
-    let name = stack.container_name(meeting_id).await;
-    stack
-        .http
-        .get(format!("{}/containers/{name}/json", stack.runtime_url))
-        .send()
-        .await
-        .expect("inspect")
-        .json()
-        .await
-        .expect("inspect JSON")
-}
-
 /// When the connectionId session row was written, and when the container started, as
 /// microseconds since the epoch (one machine, one clock).
 async fn row_and_start_times(stack: &Stack, meeting_id: i64, uid: &str) -> (i64, i64) {
@@ -49,7 +35,7 @@ async fn row_and_start_times(stack: &Stack, meeting_id: i64, uid: &str) -> (i64,
     .fetch_one(&stack.pool)
     .await
     .expect("session row");
-    let started = inspect(stack, meeting_id).await["State"]["StartedAt"]
+    let started = stack.inspect(meeting_id).await["State"]["StartedAt"]
         .as_str()
         .expect("StartedAt")
         .parse::<chrono::DateTime<chrono::Utc>>()
@@ -278,7 +264,7 @@ async fn the_create_request_carries_productions_environment_and_bot_config() {
     let (_, meeting) = stack
         .bot_at(&[("MOCK_BOT_JOIN_DELAY_MS", "600000")], "joining")
         .await;
-    let container = inspect(&stack, meeting.id).await;
+    let container = stack.inspect(meeting.id).await;
     let env: Vec<&str> = container["Config"]["Env"]
         .as_array()
         .expect("Env")
@@ -327,7 +313,7 @@ async fn the_create_request_carries_productions_environment_and_bot_config() {
     let (code, body) = stack.post_bot_as(DEV_TOKEN, &request).await;
     assert_eq!(code, 201, "{body}");
     let id = body["id"].as_i64().expect("id");
-    let container = inspect(&stack, id).await;
+    let container = stack.inspect(id).await;
     let bot_config = container["Config"]["Env"][0]
         .as_str()
         .and_then(|e| e.strip_prefix("BOT_CONFIG="))

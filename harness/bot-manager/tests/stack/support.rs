@@ -286,28 +286,35 @@ impl Stack {
         status_and_json(request.send().await.expect("POST a callback")).await
     }
 
-    /// The `BOT_CONFIG` the service gave the meeting's bot, as its container's create
-    /// request carried it (Docker's inspect): the container must still exist.
-    pub async fn bot_config(&self, meeting_id: i64) -> protocol::BotConfig {
+    /// The meeting's container as `docker inspect` gives it.
+    pub async fn inspect(&self, meeting_id: i64) -> Value {
         let name = self.container_name(meeting_id).await;
-        let inspect: Value = self
-            .http
+        self.http
             .get(format!("{}/containers/{name}/json", self.runtime_url))
             .send()
             .await
             .expect("inspect the container")
             .json()
             .await
-            .expect("inspect JSON");
+            .expect("inspect JSON")
+    }
+
+    /// The `BOT_CONFIG` the service gave the meeting's bot, as its container's create
+    /// request carried it (Docker's inspect): the container must still exist.
+    pub async fn bot_config(&self, meeting_id: i64) -> protocol::BotConfig {
+        let inspect = self.inspect(meeting_id).await;
         let raw = inspect["Config"]["Env"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
             .find_map(|e| e.strip_prefix("BOT_CONFIG="))
-            .unwrap_or_else(|| panic!("no BOT_CONFIG in the Env of {name}: {inspect}"))
+            .unwrap_or_else(|| {
+                panic!("no BOT_CONFIG in the Env of meeting {meeting_id}'s container: {inspect}")
+            })
             .to_owned();
-        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("BOT_CONFIG of {name}: {e}: {raw}"))
+        serde_json::from_str(&raw)
+            .unwrap_or_else(|e| panic!("BOT_CONFIG of meeting {meeting_id}: {e}: {raw}"))
     }
 
     /// The callback secret the service gave the meeting's bot; panics without one (the
