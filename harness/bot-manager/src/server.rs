@@ -204,9 +204,8 @@ fn exchange_service(
 }
 
 /// How much of a create's body is read before its turn: one byte past the API's body
-/// limit (64 KiB), so a body over it is still refused with 413, as it was when read by
-/// the handler.
-const CREATE_BODY_READ: usize = 64 * 1024 + 1;
+/// limit, so a body over it is still refused with 413, as it was when read by the handler.
+const CREATE_BODY_READ: usize = crate::api::BODY_LIMIT + 1;
 
 /// A request's body, read to its end or to `cap` bytes, whichever comes first; `None`
 /// when it breaks off (a client gone before its `Content-Length` came).

@@ -80,7 +80,7 @@ fn judged(invariant: Invariant, run: &str) -> CheckResult {
     "net-service-postgres-slow-during-exit-callback-finalize-after-forced-stop",
     "a transition record was lost"
 )]
-#[case::own_changes_container(
+#[case::own_changes_forged_active(
     Invariant::OwnChanges,
     "sec-forged-active-steals-container-legacy",
     "forged status active"
@@ -117,7 +117,10 @@ fn recorded_run_that_breaks_an_invariant_is_judged_violated_with_a_witness(
     "net-service-postgres-slow-during-exit-callback-finalize-after-forced-stop+row-locks"
 )]
 #[case::leave_routed(Invariant::LeaveRouted, "h2-restart-new-uid-fixed")]
-#[case::own_changes_container(Invariant::OwnChanges, "sec-forged-active-steals-container-fixed")]
+#[case::own_changes_forged_active(
+    Invariant::OwnChanges,
+    "sec-forged-active-steals-container-fixed"
+)]
 #[case::own_changes_session(Invariant::OwnChanges, "sec-forged-session-redirects-leave-fixed")]
 #[case::status_agrees(Invariant::StatusAgrees, "h1-leave-hangs-fixed")]
 #[case::status_agrees_two_live_rows(Invariant::StatusAgrees, "two-live-rows-legacy")]

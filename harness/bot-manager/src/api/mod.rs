@@ -17,7 +17,7 @@ use axum::routing::{delete, get, post, put};
 use crate::app::AppState;
 
 /// Request bodies are small JSON documents; anything larger is refused with 413.
-const BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
